@@ -1,0 +1,223 @@
+//! [`Allocation`]: a pending request for a connection, and its [`RequestId`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::pool::Shared;
+
+/// Identifies one request, for [`Manager::deallocate`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = keepalive::Manager::new();
+/// let a = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
+/// let b = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
+/// assert_ne!(a.id(), b.id());
+/// # }
+/// ```
+///
+/// [`Manager::deallocate`]: crate::Manager::deallocate
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+/// Slot number of requests the pool never stored.
+const NO_SLOT: u32 = u32::MAX;
+
+impl RequestId {
+    /// A fresh id for the pool's request slot `slot`: the slot in the low
+    /// half, a process-wide counter in the high half, so that an id is not
+    /// confused with a later request in the same slot.
+    pub(crate) fn new(slot: usize) -> RequestId {
+        static GENERATION: AtomicU32 = AtomicU32::new(0);
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let slot = u32::try_from(slot).unwrap_or(NO_SLOT);
+        RequestId((u64::from(generation) << 32) | u64::from(slot))
+    }
+
+    /// An id for a request that never waits: served at once, or failed.
+    fn unstored() -> RequestId {
+        RequestId::new(NO_SLOT as usize)
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        self.0 as u32 as usize
+    }
+
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> RequestId {
+        RequestId(raw)
+    }
+}
+
+/// A pending request for a connection: a future of
+/// `Result<Connection, Error>`.
+///
+/// The request starts when [`Manager::allocate`] is called, not when the
+/// future is first polled: lookups and connects proceed in the background,
+/// and the timeout counts from `allocate()`.
+///
+/// # Cancel safety
+///
+/// Dropping an `Allocation` before it completes cancels the request at
+/// once: it loses its place in the queue, its interest in a name lookup, and
+/// its connect attempt, which is aborted so that its slot goes to the next
+/// request. A socket that was already connected for it goes to the idle
+/// pool.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let port = listener.local_addr()?.port();
+/// let manager = keepalive::Manager::new();
+/// let allocation = manager
+///     .allocate(keepalive::Target::new("http", "127.0.0.1", port))
+///     .timeout(Duration::from_secs(5));
+/// let conn = allocation.await?;
+/// # drop(conn);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`Manager::allocate`]: crate::Manager::allocate
+#[must_use = "dropping an Allocation cancels the request"]
+pub struct Allocation {
+    id: RequestId,
+    start: Instant,
+    inner: Inner,
+}
+
+enum Inner {
+    /// Decided inside `allocate`; taken by the first poll.
+    Ready(Option<Result<Connection, Error>>),
+    /// Waiting for the pool.
+    Waiting {
+        rx: oneshot::Receiver<Result<Connection, Error>>,
+        shared: Arc<Shared>,
+    },
+}
+
+impl Allocation {
+    pub(crate) fn ready(result: Result<Connection, Error>) -> Allocation {
+        Allocation {
+            id: RequestId::unstored(),
+            start: Instant::now(),
+            inner: Inner::Ready(Some(result)),
+        }
+    }
+
+    pub(crate) fn waiting(
+        id: RequestId,
+        start: Instant,
+        rx: oneshot::Receiver<Result<Connection, Error>>,
+        shared: Arc<Shared>,
+    ) -> Allocation {
+        Allocation {
+            id,
+            start,
+            inner: Inner::Waiting { rx, shared },
+        }
+    }
+
+    /// This request's id, for [`Manager::deallocate`](crate::Manager::deallocate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::new();
+    /// let allocation = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
+    /// let id = allocation.id();
+    /// # drop(allocation); let _ = id;
+    /// # }
+    /// ```
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// Sets this request's timeout, counted from `allocate()`; it replaces
+    /// the builder's. A timeout already past fails the request promptly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::new();
+    /// // 192.0.2.1 (TEST-NET-1) is never routed: the request cannot succeed in time.
+    /// let result = manager
+    ///     .allocate(keepalive::Target::new("http", "192.0.2.1", 80))
+    ///     .timeout(Duration::from_millis(20))
+    ///     .await;
+    /// # let _ = result;
+    /// # }
+    /// ```
+    pub fn timeout(self, d: Duration) -> Allocation {
+        if let Inner::Waiting { shared, .. } = &self.inner {
+            let (id, deadline) = (self.id, self.start + d);
+            shared.act(|state, out| state.set_deadline(id, deadline, d, out));
+        }
+        self
+    }
+}
+
+impl Future for Allocation {
+    type Output = Result<Connection, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let result = match &mut this.inner {
+            Inner::Ready(result) => result.take().unwrap_or(Err(Error::Cancelled)),
+            Inner::Waiting { rx, .. } => match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => result.unwrap_or(Err(Error::Shutdown)),
+            },
+        };
+        this.inner = Inner::Ready(None);
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        if let Inner::Waiting { shared, .. } = &self.inner {
+            let id = self.id;
+            // The responder comes back while the lock is held; it is dropped
+            // after `act` returns, outside the lock.
+            let responder = shared.act(|state, out| state.cancel(id, out));
+            drop(responder);
+        }
+    }
+}
+
+impl fmt::Debug for Allocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.inner {
+            Inner::Ready(Some(_)) => "ready",
+            Inner::Ready(None) => "done",
+            Inner::Waiting { .. } => "waiting",
+        };
+        f.debug_struct("Allocation").field("id", &self.id).field("state", &state).finish()
+    }
+}

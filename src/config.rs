@@ -1,0 +1,235 @@
+//! [`Builder`], the validated private [`Config`], and the defaults.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::manager::Manager;
+use crate::resolver::{Resolve, SystemResolver};
+
+/// Sockets per connection key, idle + in use + connecting (the original's 4).
+pub const DEFAULT_MAX_PER_HOST: usize = 4;
+/// Sockets of the whole manager (the original's 128).
+pub const DEFAULT_MAX_OPEN: usize = 128;
+/// How long a pooled socket may stay idle (the original's 15 s).
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long an allocation may take, from `allocate()` to its result (the
+/// original's 120 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Settings for a [`Manager`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = keepalive::Manager::builder()
+///     .max_per_host(8)
+///     .max_open(256)
+///     .keep_alive(Duration::from_secs(30))
+///     .timeout(Duration::from_secs(10))
+///     .build();
+/// assert_eq!(manager.stats().open, 0);
+/// # }
+/// ```
+#[must_use = "a Builder does nothing until build() is called"]
+pub struct Builder {
+    config: Config,
+}
+
+/// The settings a manager runs with, checked by [`Builder::build`].
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) max_per_host: usize,
+    pub(crate) max_open: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) bind_address: Option<IpAddr>,
+    pub(crate) max_queued: usize,
+    pub(crate) resolver: Arc<dyn Resolve>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_per_host: DEFAULT_MAX_PER_HOST,
+            max_open: DEFAULT_MAX_OPEN,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            timeout: DEFAULT_TIMEOUT,
+            bind_address: None,
+            max_queued: usize::MAX,
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+}
+
+impl Config {
+    /// Panics, naming the setting, on a zero limit or duration.
+    #[track_caller]
+    fn check(&self) {
+        let zero = [
+            ("max_per_host", self.max_per_host == 0),
+            ("max_open", self.max_open == 0),
+            ("keep_alive", self.keep_alive.is_zero()),
+            ("timeout", self.timeout.is_zero()),
+            ("max_queued", self.max_queued == 0),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            panic!("keepalive::Builder: {name} must not be zero");
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("max_per_host", &self.max_per_host)
+            .field("max_open", &self.max_open)
+            .field("keep_alive", &self.keep_alive)
+            .field("timeout", &self.timeout)
+            .field("bind_address", &self.bind_address)
+            .field("max_queued", &self.max_queued)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub(crate) fn new() -> Builder {
+        Builder { config: Config::default() }
+    }
+
+    /// The most sockets per connection key, counting idle, in use and
+    /// connecting ones. Defaults to [`DEFAULT_MAX_PER_HOST`] (4).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().max_per_host(1);
+    /// # drop(builder);
+    /// ```
+    pub fn max_per_host(mut self, n: usize) -> Self {
+        self.config.max_per_host = n;
+        self
+    }
+
+    /// The most sockets of the whole manager: idle + in use + connecting.
+    /// When it is reached and a request for another key waits, the least
+    /// recently used idle socket is closed to make room. Defaults to
+    /// [`DEFAULT_MAX_OPEN`] (128).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().max_open(16);
+    /// # drop(builder);
+    /// ```
+    pub fn max_open(mut self, n: usize) -> Self {
+        self.config.max_open = n;
+        self
+    }
+
+    /// How long a pooled socket may stay unused before it is closed.
+    /// Defaults to [`DEFAULT_KEEP_ALIVE`] (15 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().keep_alive(std::time::Duration::from_secs(5));
+    /// # drop(builder);
+    /// ```
+    pub fn keep_alive(mut self, d: Duration) -> Self {
+        self.config.keep_alive = d;
+        self
+    }
+
+    /// How long an allocation may take, from `allocate()` to its result,
+    /// unless the request sets its own with
+    /// [`Allocation::timeout`](crate::Allocation::timeout). Defaults to
+    /// [`DEFAULT_TIMEOUT`] (120 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().timeout(std::time::Duration::from_secs(3));
+    /// # drop(builder);
+    /// ```
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.config.timeout = d;
+        self
+    }
+
+    /// The local address every socket binds to before connecting. Defaults
+    /// to none: the system picks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().bind_address([127, 0, 0, 2].into());
+    /// # drop(builder);
+    /// ```
+    pub fn bind_address(mut self, ip: IpAddr) -> Self {
+        self.config.bind_address = Some(ip);
+        self
+    }
+
+    /// The most requests that may wait (for a name lookup or for a socket)
+    /// at once; more fail with [`Error::is_queue_full`]. This bounds memory
+    /// when a host is down. Defaults to unlimited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().max_queued(10_000);
+    /// # drop(builder);
+    /// ```
+    ///
+    /// [`Error::is_queue_full`]: crate::Error::is_queue_full
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.config.max_queued = n;
+        self
+    }
+
+    /// The name resolver. Defaults to [`SystemResolver`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().resolver(keepalive::SystemResolver);
+    /// # drop(builder);
+    /// ```
+    pub fn resolver(mut self, r: impl Resolve) -> Self {
+        self.config.resolver = Arc::new(r);
+        self
+    }
+
+    /// Builds the manager and starts its background task.
+    ///
+    /// # Panics
+    ///
+    /// When a limit or duration is zero (the message names the setting), or
+    /// when called outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::builder().max_open(8).build();
+    /// # drop(manager);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn build(self) -> Manager {
+        self.config.check();
+        Manager::start(self.config)
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Builder").field(&self.config).finish()
+    }
+}

@@ -1,0 +1,312 @@
+//! [`Connection`]: a socket on loan, returned to the pool when dropped.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+use crate::pool::state::SocketId;
+use crate::pool::{PooledSocket, Shared};
+use crate::target::Target;
+
+/// How an allocation got its socket.
+///
+/// # Examples
+///
+/// ```
+/// use keepalive::FromCache;
+/// assert_ne!(FromCache::Fresh, FromCache::Immediate);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)] // The three cases of the original; a published contract.
+pub enum FromCache {
+    /// Newly connected for this request.
+    Fresh,
+    /// An idle pooled socket was ready when `allocate` was called.
+    Immediate,
+    /// The request waited, then got a socket another user returned.
+    Deferred,
+}
+
+/// Whether the socket may go back to the pool when the connection drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Nothing seen that rules reuse out.
+    Eligible,
+    /// The peer ended the stream, or the user shut it down or discarded it.
+    Finished,
+    /// An I/O error: counted as a stale discard.
+    Failed,
+}
+
+/// A connected socket on loan from a [`Manager`](crate::Manager).
+///
+/// Read and write it with Tokio's `AsyncReadExt` / `AsyncWriteExt`. Dropping
+/// it is the original's `free()`: the socket goes back to the pool for the
+/// next request for an equal [`Target`], unless it is closed, has unread
+/// data waiting, saw an I/O error or end of stream, was shut down for
+/// writing, or the manager is shut down; then it is closed.
+///
+/// Only drop it back into the pool after a complete exchange: a socket
+/// holding half a response looks, to the next user, like garbage. The pool
+/// discards sockets with unread bytes, but it cannot see a request you wrote
+/// whose answer has not arrived yet. Call [`Connection::discard`] when in
+/// doubt.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let port = listener.local_addr()?.port();
+/// # tokio::spawn(async move {
+/// #     let (mut s, _) = listener.accept().await.unwrap();
+/// #     let mut b = [0; 4];
+/// #     s.read_exact(&mut b).await.unwrap();
+/// #     s.write_all(b"pong").await.unwrap();
+/// #     std::future::pending::<()>().await;
+/// # });
+/// let manager = keepalive::Manager::new();
+/// let mut conn = manager.allocate(keepalive::Target::new("tcp", "127.0.0.1", port)).await?;
+/// conn.write_all(b"ping").await?;
+/// let mut answer = [0; 4];
+/// conn.read_exact(&mut answer).await?;
+/// assert_eq!(&answer, b"pong");
+/// drop(conn); // back to the pool
+/// assert_eq!(manager.stats().idle, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Connection {
+    /// `None` only while dropping.
+    socket: Option<PooledSocket>,
+    id: SocketId,
+    target: Target,
+    from_cache: FromCache,
+    reuse: Reuse,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        socket: PooledSocket,
+        id: SocketId,
+        target: Target,
+        from_cache: FromCache,
+    ) -> Connection {
+        Connection {
+            socket: Some(socket),
+            id,
+            target,
+            from_cache,
+            reuse: Reuse::Eligible,
+            shared,
+        }
+    }
+
+    /// How this connection was obtained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let conn = manager.allocate(target.clone()).await?;
+    /// assert_eq!(conn.from_cache(), keepalive::FromCache::Fresh);
+    /// drop(conn);
+    /// let conn = manager.allocate(target).await?;
+    /// assert_eq!(conn.from_cache(), keepalive::FromCache::Immediate);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_cache(&self) -> FromCache {
+        self.from_cache
+    }
+
+    /// The target this connection was allocated for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target.clone()).await?;
+    /// assert_eq!(conn.target(), &target);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername(2)`: after the peer reset the connection, say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target).await?;
+    /// assert_eq!(conn.peer_addr()?, listener.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream().tcp().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target).await?;
+    /// assert!(conn.local_addr()?.ip().is_loopback());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream().tcp().local_addr()
+    }
+
+    /// Closes the connection; the socket is never reused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// manager.allocate(target).await?.discard();
+    /// assert_eq!(manager.stats().open, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn discard(mut self) {
+        self.reuse = Reuse::Finished;
+    }
+
+    fn stream(&self) -> &crate::stream::Stream {
+        &self.socket.as_ref().expect("a live connection holds its socket").stream
+    }
+
+    fn stream_pin(&mut self) -> Pin<&mut crate::stream::Stream> {
+        Pin::new(&mut self.socket.as_mut().expect("a live connection holds its socket").stream)
+    }
+
+    /// Notes an I/O result's bearing on reuse.
+    fn note<T>(&mut self, result: &io::Result<T>) {
+        if result.is_err() {
+            self.reuse = Reuse::Failed;
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = ready!(this.stream_pin().poll_read(cx, buf));
+        this.note(&result);
+        if result.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
+            this.reuse = Reuse::Finished;
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = ready!(this.stream_pin().poll_write(cx, buf));
+        this.note(&result);
+        Poll::Ready(result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = ready!(this.stream_pin().poll_write_vectored(cx, bufs));
+        this.note(&result);
+        Poll::Ready(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream().is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = ready!(this.stream_pin().poll_flush(cx));
+        this.note(&result);
+        Poll::Ready(result)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.reuse = Reuse::Finished;
+        this.stream_pin().poll_shutdown(cx)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        let (id, reuse) = (self.id, self.reuse);
+        if reuse == Reuse::Eligible {
+            let now = Instant::now();
+            self.shared.act(|state, out| state.put_back(id, socket, now, out));
+        } else {
+            // Closed before its slot is released, so the count of open
+            // sockets never runs behind the real one.
+            socket.close(false);
+            self.shared
+                .act(|state, out| state.discard(id, reuse == Reuse::Failed, out));
+        }
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target)
+            .field("from_cache", &self.from_cache)
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}

@@ -1,0 +1,198 @@
+//! [`Error`]: the one error type of the crate.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an allocation failed.
+///
+/// Every error names the step that failed ([`Error::function`], the
+/// original's `function` field: `"resolve"`, `"connect"`, `"tls"` or
+/// `"allocate"`) and, where the system gave one, the errno
+/// ([`Error::raw_os_error`]). The underlying `io::Error`, if any, is the
+/// [`source`](std::error::Error::source).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = keepalive::Manager::new();
+/// let err = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 0)).await.unwrap_err();
+/// assert!(err.is_invalid_target());
+/// assert_eq!(err.function(), "allocate");
+/// # }
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The target has an empty scheme or host, port 0, a bad literal, a host
+    /// that is no DNS name, or the text was no URL.
+    #[error("invalid target {input}: {reason}")]
+    InvalidTarget {
+        /// The target or text as given.
+        input: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The name lookup failed.
+    #[error("resolve {host} failed")]
+    Resolve {
+        /// The host that was looked up.
+        host: String,
+        /// The resolver's error; shared by every request that waited on the
+        /// same lookup.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The name lookup succeeded but gave no address to connect to.
+    #[error("{host} has no address{detail}")]
+    NoAddress {
+        /// The host that was looked up.
+        host: String,
+        /// Why none of the answers could be used, if some were given.
+        detail: String,
+    },
+    /// Connecting failed.
+    #[error("connect to {target} failed{}", addr.map(|a| format!(" (address {a})")).unwrap_or_default())]
+    Connect {
+        /// The target being connected.
+        target: String,
+        /// The address that failed, when one was tried.
+        addr: Option<SocketAddr>,
+        /// The system's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The request had no connection when its timeout expired.
+    #[error("allocation for {target} timed out after {after:?}")]
+    Timeout {
+        /// The target requested.
+        target: String,
+        /// The request's timeout.
+        after: Duration,
+    },
+    /// The TLS layer is missing or failed.
+    #[error("tls for {target} failed: {reason}")]
+    Tls {
+        /// The target requested.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
+    #[error("allocation cancelled")]
+    Cancelled,
+    /// The manager is shut down.
+    #[error("connection manager is shut down")]
+    Shutdown,
+    /// `max_queued` requests are already waiting.
+    #[error("queue full: {limit} requests are already waiting")]
+    QueueFull {
+        /// The configured `max_queued`.
+        limit: usize,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid_target(input: String, reason: String) -> Error {
+        Error::InvalidTarget { input, reason }
+    }
+
+    /// The step that failed: `"resolve"`, `"connect"`, `"tls"` or
+    /// `"allocate"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(keepalive::Error::Cancelled.function(), "allocate");
+    /// ```
+    pub fn function(&self) -> &'static str {
+        match self {
+            Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
+            Error::Connect { .. } | Error::Timeout { .. } => "connect",
+            Error::Tls { .. } => "tls",
+            Error::InvalidTarget { .. }
+            | Error::Cancelled
+            | Error::Shutdown
+            | Error::QueueFull { .. } => "allocate",
+        }
+    }
+
+    /// The errno behind the error, if any: `ECONNREFUSED` for a refused
+    /// connection, `ETIMEDOUT` for a timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = keepalive::Error::Timeout { target: "http://a:80".into(), after: std::time::Duration::from_secs(1) };
+    /// assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    /// ```
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Resolve { source, .. } | Error::Connect { source, .. } => source.raw_os_error(),
+            Error::Timeout { .. } => Some(libc::ETIMEDOUT),
+            _ => None,
+        }
+    }
+
+    /// True when the request had no connection by its deadline. As in the
+    /// original, this is function `"connect"` with `ETIMEDOUT`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!keepalive::Error::Shutdown.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// True when the request was cancelled by
+    /// [`Manager::deallocate`](crate::Manager::deallocate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(keepalive::Error::Cancelled.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
+    }
+
+    /// True when the manager was shut down before or while the request
+    /// waited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(keepalive::Error::Shutdown.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, Error::Shutdown)
+    }
+
+    /// True when `max_queued` requests were already waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(keepalive::Error::QueueFull { limit: 1 }.is_queue_full());
+    /// ```
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, Error::QueueFull { .. })
+    }
+
+    /// True when the target itself was bad: empty scheme or host, port 0, a
+    /// bad literal, a host that is no DNS name, or text that is no URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!("ftp//x".parse::<keepalive::Target>().unwrap_err().is_invalid_target());
+    /// ```
+    pub fn is_invalid_target(&self) -> bool {
+        matches!(self, Error::InvalidTarget { .. })
+    }
+}

@@ -1,0 +1,282 @@
+//! [`Manager`]: the cheap, cloneable handle users allocate through, and
+//! [`Stats`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::allocation::{Allocation, RequestId};
+use crate::config::{Builder, Config};
+use crate::connection::{Connection, FromCache};
+use crate::error::Error;
+use crate::pool::state::NewRequest;
+use crate::pool::Shared;
+use crate::target::Target;
+
+/// A connection manager: pooled keep-alive sockets, per-host and total
+/// limits, a queue, shared name lookups, and liveness checks.
+///
+/// Cloning gives another handle to the same pool. The pool, its background
+/// task and its sockets end when the last `Manager`, [`Allocation`] and
+/// [`Connection`] are dropped.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+/// let manager = keepalive::Manager::new();
+/// let conn = manager.allocate(target.clone()).await?;
+/// let port = conn.local_addr()?.port();
+/// drop(conn);
+/// let again = manager.allocate(target).await?;
+/// assert_eq!(again.local_addr()?.port(), port); // the same socket
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Manager {
+    shared: Arc<Shared>,
+}
+
+/// A snapshot of a manager's counts, from [`Manager::stats`].
+///
+/// The gauges (`open` to `queued`) add up at every moment the pool's lock
+/// is free: `open == idle + in_use + connecting`, never above `max_open`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let stats = keepalive::Manager::new().stats();
+/// assert_eq!((stats.open, stats.connects), (0, 0));
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Sockets connected or connecting: idle + in use + connecting.
+    pub open: usize,
+    /// Sockets in the pool, ready for reuse.
+    pub idle: usize,
+    /// Sockets on loan as [`Connection`]s.
+    pub in_use: usize,
+    /// Sockets in TCP connect (or TLS handshake).
+    pub connecting: usize,
+    /// Requests neither served nor connecting: waiting for a name lookup or
+    /// for a slot.
+    pub queued: usize,
+    /// Sockets connected since the manager started.
+    pub connects: u64,
+    /// Allocations served from the pool (immediate + deferred).
+    pub reuses: u64,
+    /// Sockets found closed, reset, carrying unread data, or after an I/O
+    /// error, and dropped instead of reused.
+    pub stale_discarded: u64,
+    /// Calls of [`Resolve::resolve`](crate::Resolve::resolve).
+    pub dns_lookups: u64,
+}
+
+impl Manager {
+    /// A manager with every default.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (current-thread or multi-thread).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::new();
+    /// # drop(manager);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn new() -> Manager {
+        Builder::new().build()
+    }
+
+    /// A builder for a manager with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::builder().max_per_host(2).build();
+    /// # drop(manager);
+    /// # }
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    #[track_caller]
+    pub(crate) fn start(config: Config) -> Manager {
+        Manager {
+            shared: Shared::start(config),
+        }
+    }
+
+    /// Asks for a connection to `target`.
+    ///
+    /// A live idle socket for an equal target is handed out at once
+    /// ([`FromCache::Immediate`]) without a lookup or a task. Otherwise the
+    /// request looks the host up (names only; literals never reach the
+    /// resolver), then connects if the per-host and total limits allow, or
+    /// waits for a socket another user returns ([`FromCache::Deferred`]) or
+    /// for a slot.
+    ///
+    /// # Errors
+    ///
+    /// The returned future fails with an [`Error`]: an invalid target, a
+    /// lookup or connect failure, a timeout, a full queue, cancellation or
+    /// shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let manager = keepalive::Manager::new();
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = manager.allocate(target).await?;
+    /// assert_eq!(conn.from_cache(), keepalive::FromCache::Fresh);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn allocate(&self, target: Target) -> Allocation {
+        if let Err(error) = target.validate() {
+            return Allocation::ready(Err(error));
+        }
+        let shared = &self.shared;
+        let start = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let timeout = shared.config.timeout;
+        let outcome = shared.act(|state, out| {
+            if let Some((socket, id)) = state.checkout(&target, out)? {
+                return Ok(Err((socket, id)));
+            }
+            let addrs = target.literal().map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
+            let new = NewRequest {
+                responder: tx,
+                deadline: start + timeout,
+                timeout,
+                addrs,
+            };
+            state.request(&target, new, out).map(Ok)
+        });
+        match outcome {
+            Ok(Ok(id)) => Allocation::waiting(id, start, rx, shared.clone()),
+            Ok(Err((socket, id))) => {
+                let conn = Connection::new(shared.clone(), socket, id, target, FromCache::Immediate);
+                Allocation::ready(Ok(conn))
+            }
+            Err(error) => Allocation::ready(Err(error)),
+        }
+    }
+
+    /// Cancels a pending request from anywhere. Its [`Allocation`] then
+    /// completes with an error for which [`Error::is_cancelled`] is true.
+    ///
+    /// Returns `true` when a pending request was cancelled, `false` when
+    /// the id is unknown or its request already completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let manager = keepalive::Manager::builder().resolver(Never).build();
+    /// # #[derive(Debug)] struct Never;
+    /// # impl keepalive::Resolve for Never {
+    /// #     fn resolve(&self, _: &str, _: u16) -> keepalive::ResolveFuture { Box::pin(std::future::pending()) }
+    /// # }
+    /// let allocation = manager.allocate(keepalive::Target::new("http", "slow.example", 80));
+    /// assert!(manager.deallocate(allocation.id()));
+    /// assert!(allocation.await.unwrap_err().is_cancelled());
+    /// # }
+    /// ```
+    pub fn deallocate(&self, id: RequestId) -> bool {
+        let responder = self.shared.act(|state, out| state.cancel(id, out));
+        match responder {
+            Some(responder) => {
+                let _ = responder.send(Err(Error::Cancelled));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Shuts the manager down: every pending allocation fails with
+    /// [`Error::is_shutdown`], every idle socket is closed, in-flight
+    /// lookups and connects are aborted, and later allocations fail the
+    /// same way. Connections still on loan are closed when dropped.
+    ///
+    /// It returns when the aborted tasks have ended, so no socket of the
+    /// manager is open then but those on loan.
+    ///
+    /// # Cancel safety
+    ///
+    /// The shutdown itself happens before the first `.await`; cancelling
+    /// the call only skips waiting for aborted tasks to end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::new();
+    /// manager.shutdown().await;
+    /// let err = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 80)).await.unwrap_err();
+    /// assert!(err.is_shutdown());
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        let mut actions = crate::pool::state::Actions::new();
+        self.shared.lock().shutdown(&mut actions);
+        for task in self.shared.run(actions) {
+            let _ = task.await;
+        }
+    }
+
+    /// A snapshot of the counts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert_eq!(keepalive::Manager::new().stats(), keepalive::Stats::default());
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats()
+    }
+}
+
+impl Default for Manager {
+    /// Same as [`Manager::new`].
+    #[track_caller]
+    fn default() -> Manager {
+        Manager::new()
+    }
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,154 @@
+//! The pool's shared state and the one place its lock is taken.
+//!
+//! [`Shared`] is owned jointly by every `Manager` clone, pending
+//! `Allocation` and `Connection`. Its `State` decides; [`Shared::run`]
+//! carries the decisions out after the lock is dropped: sending results,
+//! spawning lookups and connects, closing sockets, aborting tasks.
+
+mod idle;
+mod lists;
+pub(crate) mod state;
+mod tasks;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) use idle::{PooledSocket, Signal};
+use state::{Action, Actions, Limits, Plumbing, State, TaskOwner};
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::error::Error;
+
+/// What completes an allocation.
+pub(crate) type Responder = oneshot::Sender<Result<Connection, Error>>;
+
+/// The real types behind [`State`].
+#[derive(Debug)]
+pub(crate) struct Live;
+
+impl Plumbing for Live {
+    type Socket = PooledSocket;
+    type Responder = Responder;
+    type Task = JoinHandle<()>;
+}
+
+/// The state every handle of one manager shares.
+pub(crate) struct Shared {
+    state: Mutex<State<Live>>,
+    pub(crate) config: Config,
+    pub(crate) signal: Arc<Signal>,
+    /// The runtime the manager was built in: tasks are spawned there even
+    /// when a `Connection` is dropped on another thread.
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Creates the shared state and starts the background task.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    #[track_caller]
+    pub(crate) fn start(config: Config) -> Arc<Shared> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .expect("keepalive::Manager must be created inside a Tokio runtime");
+        let limits = Limits {
+            max_per_host: config.max_per_host,
+            max_open: config.max_open,
+            keep_alive: config.keep_alive,
+            max_queued: config.max_queued,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(limits)),
+            config,
+            signal: Arc::new(Signal::default()),
+            runtime,
+        });
+        shared
+            .runtime
+            .spawn(tasks::drive(Arc::downgrade(&shared), shared.signal.clone()));
+        shared
+    }
+
+    /// The lock. A panic while it was held cannot leave `State` half
+    /// updated in a way that matters more than stopping every user of the
+    /// pool would, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries out decisions made under the lock, which must be released.
+    /// Returns the handles of aborted tasks, for `shutdown` to await.
+    pub(crate) fn run(self: &Arc<Self>, actions: Actions<Live>) -> Vec<JoinHandle<()>> {
+        if actions.rearm {
+            self.signal.notify.notify_one();
+        }
+        let mut aborted = Vec::new();
+        let mut started = Vec::new();
+        for action in actions.list {
+            match action {
+                Action::Deliver { responder, socket, id, target, from } => {
+                    let conn = Connection::new(self.clone(), socket, id, target, from);
+                    // A receiver that is gone drops the connection here,
+                    // which returns it to the pool.
+                    let _ = responder.send(Ok(conn));
+                }
+                Action::Fail { responder, error } => {
+                    let _ = responder.send(Err(error));
+                }
+                Action::Connect { request, target, addrs } => {
+                    let task = tasks::connect(Arc::downgrade(self), request, target, addrs);
+                    started.push((TaskOwner::Connect(request), self.runtime.spawn(task)));
+                }
+                Action::Resolve { lookup, host, port } => {
+                    let task = tasks::resolve(Arc::downgrade(self), lookup, host, port);
+                    started.push((TaskOwner::Lookup(lookup), self.runtime.spawn(task)));
+                }
+                Action::Close { socket, reset } => socket.close(reset),
+                Action::Abort(task) => {
+                    task.abort();
+                    aborted.push(task);
+                }
+            }
+        }
+        if !started.is_empty() {
+            let orphans: Vec<_> = {
+                let mut state = self.lock();
+                started
+                    .into_iter()
+                    .filter_map(|(owner, task)| state.attach(owner, task))
+                    .collect()
+            };
+            for task in orphans {
+                task.abort();
+            }
+        }
+        aborted
+    }
+
+    /// Locks, lets `f` decide, unlocks, and carries the decisions out.
+    pub(crate) fn act<R>(self: &Arc<Self>, f: impl FnOnce(&mut State<Live>, &mut Actions<Live>) -> R) -> R {
+        let mut actions = Actions::new();
+        let result = f(&mut self.lock(), &mut actions);
+        if actions.rearm || !actions.list.is_empty() {
+            self.run(actions);
+        }
+        result
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Ends the background task, which holds only a weak reference.
+        self.signal.close();
+    }
+}
