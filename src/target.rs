@@ -325,7 +325,15 @@ impl FromStr for Target {
         let uri: http::Uri = s.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme"))?;
         let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
-        let port = match (uri.port_u16(), scheme.to_ascii_lowercase().as_str()) {
+        // The port as written: `Uri::port` hides ports that overflow u16.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+        let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+        let explicit = match after_host.rsplit_once(':') {
+            Some((_, digits)) => Some(digits.parse::<u16>().map_err(|_| bad("port is not a number from 0 to 65535"))?),
+            None => None,
+        };
+        let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
             (Some(port), _) => port,
             (None, "http") => 80,
             (None, "https") => 443,
@@ -375,7 +383,7 @@ mod tests {
         assert_eq!((t.scheme(), t.host(), t.port()), ("https", "example.com", 443));
         let t: Target = "postgres://db.internal:5432".parse().unwrap();
         assert_eq!(t.port(), 5432);
-        for bad in ["ftp//x", "ftp://x", "http://", "http://a b", "://x:1", "http://[::1:80"] {
+        for bad in ["ftp//x", "ftp://x", "http://", "http://a b", "://x:1", "http://[::1:80", "http://a:99999", "http://a:0"] {
             let err = bad.parse::<Target>().unwrap_err();
             assert!(err.is_invalid_target(), "{bad}: {err}");
         }
