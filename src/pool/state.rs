@@ -426,7 +426,9 @@ impl<P: Plumbing> State<P> {
     /// Takes the newest idle socket of `key` that is still usable, closing
     /// stale ones on the way. The caller counts it as in use.
     fn take_idle(&mut self, key: usize, out: &mut Actions<P>) -> Option<(P::Socket, SocketId)> {
-        while let Some(idx) = self.keys[key].idle.tail() {
+        // Closing the key's last socket forgets the key when no request
+        // names it (a checkout's), hence `get`.
+        while let Some(idx) = self.keys.get(key).and_then(|k| k.idle.tail()) {
             let (mut socket, _) = self.unidle(idx);
             let health = socket.check();
             if health == Health::Usable {
