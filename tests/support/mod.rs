@@ -171,17 +171,29 @@ impl Blackhole {
 
 /// A resolver that counts calls and answers with loopback after the test
 /// releases it, and reports when a lookup future is dropped unfinished.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Gate {
     pub calls: Arc<AtomicUsize>,
     pub dropped: Arc<AtomicUsize>,
-    release: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::watch::Sender<bool>>,
     pub hosts: Arc<Mutex<HashSet<String>>>,
 }
 
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            calls: Default::default(),
+            dropped: Default::default(),
+            release: Arc::new(tokio::sync::watch::channel(false).0),
+            hosts: Default::default(),
+        }
+    }
+}
+
 impl Gate {
+    /// Lets every lookup, present and future, answer.
     pub fn release(&self) {
-        self.release.notify_waiters();
+        self.release.send_replace(true);
     }
 }
 
@@ -203,10 +215,10 @@ impl Resolve for Gate {
     fn resolve(&self, host: &str, port: u16) -> ResolveFuture {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.hosts.lock().unwrap().insert(host.to_owned());
-        let release = self.release.clone();
+        let mut release = self.release.subscribe();
         let mut flag = DropFlag { dropped: self.dropped.clone(), finished: false };
         Box::pin(async move {
-            release.notified().await;
+            let _ = release.wait_for(|open| *open).await;
             flag.finished = true;
             drop(flag);
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])

@@ -1,0 +1,32 @@
+//! The public types are Send + Sync + Unpin and implement Debug.
+
+use keepalive::{Allocation, Builder, Connection, Error, FromCache, Manager, RequestId, Stats, Target};
+
+fn assert_traits<T: Send + Sync + Unpin + std::fmt::Debug>() {}
+
+#[test]
+fn public_types_are_send_sync_unpin_debug() {
+    assert_traits::<Manager>();
+    assert_traits::<Builder>();
+    assert_traits::<Allocation>();
+    assert_traits::<Connection>();
+    assert_traits::<Target>();
+    assert_traits::<Error>();
+    assert_traits::<RequestId>();
+    assert_traits::<FromCache>();
+    assert_traits::<Stats>();
+}
+
+#[test]
+#[should_panic(expected = "max_open must not be zero")]
+fn a_zero_limit_panics_naming_the_setting() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _guard = rt.enter();
+    let _ = Manager::builder().max_open(0).build();
+}
+
+#[test]
+#[should_panic(expected = "inside a Tokio runtime")]
+fn a_manager_outside_a_runtime_panics_with_a_clear_message() {
+    let _ = Manager::new();
+}
