@@ -218,6 +218,9 @@ impl fmt::Debug for Allocation {
             Inner::Ready(None) => "done",
             Inner::Waiting { .. } => "waiting",
         };
-        f.debug_struct("Allocation").field("id", &self.id).field("state", &state).finish()
+        f.debug_struct("Allocation")
+            .field("id", &self.id)
+            .field("state", &state)
+            .finish()
     }
 }

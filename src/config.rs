@@ -98,7 +98,9 @@ impl fmt::Debug for Config {
 
 impl Builder {
     pub(crate) fn new() -> Builder {
-        Builder { config: Config::default() }
+        Builder {
+            config: Config::default(),
+        }
     }
 
     /// The most sockets per connection key, counting idle, in use and

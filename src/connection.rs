@@ -216,11 +216,21 @@ impl Connection {
     }
 
     fn stream(&self) -> &crate::stream::Stream {
-        &self.socket.as_ref().expect("a live connection holds its socket").stream
+        &self
+            .socket
+            .as_ref()
+            .expect("a live connection holds its socket")
+            .stream
     }
 
     fn stream_pin(&mut self) -> Pin<&mut crate::stream::Stream> {
-        Pin::new(&mut self.socket.as_mut().expect("a live connection holds its socket").stream)
+        Pin::new(
+            &mut self
+                .socket
+                .as_mut()
+                .expect("a live connection holds its socket")
+                .stream,
+        )
     }
 
     /// Notes an I/O result's bearing on reuse.

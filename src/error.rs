@@ -113,10 +113,9 @@ impl Error {
             Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
             Error::Connect { .. } | Error::Timeout { .. } => "connect",
             Error::Tls { .. } => "tls",
-            Error::InvalidTarget { .. }
-            | Error::Cancelled
-            | Error::Shutdown
-            | Error::QueueFull { .. } => "allocate",
+            Error::InvalidTarget { .. } | Error::Cancelled | Error::Shutdown | Error::QueueFull { .. } => {
+                "allocate"
+            }
         }
     }
 

@@ -72,6 +72,7 @@
 //!   (`pool/lists.rs`), the tasks that carry decisions out
 //!   (`pool/tasks.rs`), and the idle liveness checks (`pool/idle.rs`).
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod allocation;
 mod config;

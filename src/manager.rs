@@ -12,8 +12,8 @@ use crate::allocation::{Allocation, RequestId};
 use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
 use crate::error::Error;
-use crate::pool::state::NewRequest;
-use crate::pool::Shared;
+use crate::pool::state::{NewRequest, SocketId};
+use crate::pool::{PooledSocket, Shared};
 use crate::target::Target;
 
 /// A connection manager: pooled keep-alive sockets, per-host and total
@@ -160,27 +160,31 @@ impl Manager {
         }
         let shared = &self.shared;
         let start = Instant::now();
-        let (tx, rx) = oneshot::channel();
         let timeout = shared.config.timeout;
         let outcome = shared.act(|state, out| {
             if let Some((socket, id)) = state.checkout(&target, out)? {
-                return Ok(Err((socket, id)));
+                return Ok(Outcome::Hit(socket, id));
             }
-            let addrs = target.literal().map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
+            // Only a miss pays for a channel: the warm path allocates nothing.
+            let (responder, rx) = oneshot::channel();
+            let addrs = target
+                .literal()
+                .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
             let new = NewRequest {
-                responder: tx,
+                responder,
                 deadline: start + timeout,
                 timeout,
                 addrs,
             };
-            state.request(&target, new, out).map(Ok)
+            let id = state.request(&target, new, out)?;
+            Ok(Outcome::Waiting(id, rx))
         });
         match outcome {
-            Ok(Ok(id)) => Allocation::waiting(id, start, rx, shared.clone()),
-            Ok(Err((socket, id))) => {
+            Ok(Outcome::Hit(socket, id)) => {
                 let conn = Connection::new(shared.clone(), socket, id, target, FromCache::Immediate);
                 Allocation::ready(Ok(conn))
             }
+            Ok(Outcome::Waiting(id, rx)) => Allocation::waiting(id, start, rx, shared.clone()),
             Err(error) => Allocation::ready(Err(error)),
         }
     }
@@ -262,6 +266,14 @@ impl Manager {
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats()
     }
+}
+
+/// What `allocate` found under the lock.
+enum Outcome {
+    /// A live idle socket.
+    Hit(PooledSocket, SocketId),
+    /// A request that waits for the pool.
+    Waiting(RequestId, oneshot::Receiver<Result<Connection, Error>>),
 }
 
 impl Default for Manager {

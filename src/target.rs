@@ -77,7 +77,10 @@ impl Endpoint {
         let (host, kind) = classify_host(host);
         let kind = if scheme.is_empty() {
             Err("empty scheme".into())
-        } else if !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+        } else if !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
             Err(format!("scheme {scheme:?} has characters a URL scheme cannot have").into())
         } else if port == 0 {
             Err("port 0".into())
@@ -98,7 +101,10 @@ fn classify_host(host: String) -> (String, Result<HostKind, Arc<str>>) {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return match inner.parse::<Ipv6Addr>() {
             Ok(ip) => (inner.to_owned(), Ok(HostKind::Literal(IpAddr::V6(ip)))),
-            Err(_) => (host.clone(), Err(format!("{host:?} is not an IPv6 literal").into())),
+            Err(_) => (
+                host.clone(),
+                Err(format!("{host:?} is not an IPv6 literal").into()),
+            ),
         };
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -322,15 +328,24 @@ impl FromStr for Target {
         if !s.contains("://") {
             return Err(bad("not a URL of the form scheme://host[:port]"));
         }
-        let uri: http::Uri = s.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let uri: http::Uri = s
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
         let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme"))?;
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
         // The port as written: `Uri::port` hides ports that overflow u16.
         let authority = uri.authority().map_or("", |a| a.as_str());
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
         let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
         let explicit = match after_host.rsplit_once(':') {
-            Some((_, digits)) => Some(digits.parse::<u16>().map_err(|_| bad("port is not a number from 0 to 65535"))?),
+            Some((_, digits)) => Some(
+                digits
+                    .parse::<u16>()
+                    .map_err(|_| bad("port is not a number from 0 to 65535"))?,
+            ),
             None => None,
         };
         let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
@@ -369,7 +384,10 @@ mod tests {
             (Target::new("http", "-a.example", 1), "'-'"),
             (Target::new("http", "[1.2.3.4]", 1), "IPv6"),
             (Target::new("http", "1.2.3", 1), "IPv4"),
-            (Target::new("http", "a.example", 1).for_target("x", "", 2), "empty host"),
+            (
+                Target::new("http", "a.example", 1).for_target("x", "", 2),
+                "empty host",
+            ),
         ] {
             let err = t.validate().unwrap_err();
             assert!(err.is_invalid_target(), "{t:?}");
@@ -383,7 +401,16 @@ mod tests {
         assert_eq!((t.scheme(), t.host(), t.port()), ("https", "example.com", 443));
         let t: Target = "postgres://db.internal:5432".parse().unwrap();
         assert_eq!(t.port(), 5432);
-        for bad in ["ftp//x", "ftp://x", "http://", "http://a b", "://x:1", "http://[::1:80", "http://a:99999", "http://a:0"] {
+        for bad in [
+            "ftp//x",
+            "ftp://x",
+            "http://",
+            "http://a b",
+            "://x:1",
+            "http://[::1:80",
+            "http://a:99999",
+            "http://a:0",
+        ] {
             let err = bad.parse::<Target>().unwrap_err();
             assert!(err.is_invalid_target(), "{bad}: {err}");
         }

@@ -18,7 +18,9 @@ async fn drop_returns_the_socket_and_the_next_allocate_reuses_it() {
     let manager = Manager::new();
     let target = Target::new("http", "127.0.0.1", server.port());
 
-    let mut conn = within("allocate", manager.allocate(target.clone())).await.unwrap();
+    let mut conn = within("allocate", manager.allocate(target.clone()))
+        .await
+        .unwrap();
     assert_eq!(conn.from_cache(), FromCache::Fresh);
     assert_eq!(manager.stats(), stats(1, 0, 1, 1, 0));
     let port = conn.local_addr().unwrap().port();
@@ -52,7 +54,10 @@ async fn targets_that_differ_do_not_share_sockets() {
     }
     // Equal spellings do share.
     let same = Target::new("HTTP", "127.0.0.1", server.port()).for_target("http", "127.0.0.1", server.port());
-    assert_eq!(manager.allocate(same).await.unwrap().from_cache(), FromCache::Immediate);
+    assert_eq!(
+        manager.allocate(same).await.unwrap().from_cache(),
+        FromCache::Immediate
+    );
     assert_eq!(manager.stats().connects, 3);
 }
 
@@ -65,13 +70,23 @@ async fn ipv6_literals_with_and_without_brackets() {
     drop(listener);
     let mut server = Server::start("::1").await;
     let manager = Manager::new();
-    let conn = manager.allocate(Target::new("http", "[::1]", server.port())).await.unwrap();
+    let conn = manager
+        .allocate(Target::new("http", "[::1]", server.port()))
+        .await
+        .unwrap();
     assert_eq!(conn.peer_addr().unwrap(), server.addr);
     assert_eq!(server.accepted().await.peer, conn.local_addr().unwrap());
     drop(conn);
-    let again = manager.allocate(Target::new("http", "::1", server.port())).await.unwrap();
+    let again = manager
+        .allocate(Target::new("http", "::1", server.port()))
+        .await
+        .unwrap();
     assert_eq!(again.from_cache(), FromCache::Immediate);
-    assert_eq!(manager.stats().dns_lookups, 0, "literals never reach the resolver");
+    assert_eq!(
+        manager.stats().dns_lookups,
+        0,
+        "literals never reach the resolver"
+    );
 }
 
 #[tokio::test]
@@ -81,11 +96,17 @@ async fn bind_address_is_the_local_address_of_every_socket() {
     let target = Target::new("http", "127.0.0.1", server.port());
     let (a, b) = tokio::join!(manager.allocate(target.clone()), manager.allocate(target));
     for conn in [a.unwrap(), b.unwrap()] {
-        assert_eq!(conn.local_addr().unwrap().ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(
+            conn.local_addr().unwrap().ip(),
+            std::net::IpAddr::from([127, 0, 0, 2])
+        );
         let _ = conn;
     }
     for _ in 0..2 {
-        assert_eq!(server.accepted().await.peer.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(
+            server.accepted().await.peer.ip(),
+            std::net::IpAddr::from([127, 0, 0, 2])
+        );
     }
 }
 
@@ -93,9 +114,15 @@ async fn bind_address_is_the_local_address_of_every_socket() {
 async fn bind_address_of_the_other_family_is_a_clear_error() {
     let server = Server::start("127.0.0.1").await;
     let manager = Manager::builder().bind_address("::1".parse().unwrap()).build();
-    let err = manager.allocate(Target::new("http", "127.0.0.1", server.port())).await.unwrap_err();
+    let err = manager
+        .allocate(Target::new("http", "127.0.0.1", server.port()))
+        .await
+        .unwrap_err();
     assert_eq!(err.function(), "connect");
-    assert!(format!("{:?}", std::error::Error::source(&err)).contains("family"), "{err:?}");
+    assert!(
+        format!("{:?}", std::error::Error::source(&err)).contains("family"),
+        "{err:?}"
+    );
     assert_eq!(manager.stats().open, 0);
 }
 
@@ -118,7 +145,14 @@ async fn bad_input_is_an_error_never_a_panic() {
         assert_eq!(err.function(), "allocate");
         assert!(err.to_string().starts_with("invalid target"), "{err}");
     }
-    for text in ["ftp//x", "", "http://", "gopher://host", "http://host:99999", "http://[::1"] {
+    for text in [
+        "ftp//x",
+        "",
+        "http://",
+        "gopher://host",
+        "http://host:99999",
+        "http://[::1",
+    ] {
         let err = text.parse::<Target>().unwrap_err();
         assert!(err.is_invalid_target(), "{text:?}: {err}");
     }
@@ -129,7 +163,12 @@ async fn bad_input_is_an_error_never_a_panic() {
 async fn a_refused_connection_fails_at_once_with_econnrefused() {
     let port = support::refused_port().await;
     let manager = Manager::new();
-    let err = within("refusal", manager.allocate(Target::new("http", "127.0.0.1", port))).await.unwrap_err();
+    let err = within(
+        "refusal",
+        manager.allocate(Target::new("http", "127.0.0.1", port)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.function(), "connect");
     assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
     assert!(!err.is_timeout());

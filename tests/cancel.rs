@@ -14,11 +14,19 @@ async fn a_queued_request_times_out_and_leaves_the_queue() {
     let manager = Manager::builder().max_per_host(1).build();
     let target = Target::new("http", "127.0.0.1", server.port());
     let held = manager.allocate(target.clone()).await.unwrap();
-    let err = within("the timeout", manager.allocate(target.clone()).timeout(Duration::from_millis(50)))
-        .await
-        .unwrap_err();
+    let err = within(
+        "the timeout",
+        manager
+            .allocate(target.clone())
+            .timeout(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    assert_eq!((err.function(), err.raw_os_error()), ("connect", Some(libc::ETIMEDOUT)));
+    assert_eq!(
+        (err.function(), err.raw_os_error()),
+        ("connect", Some(libc::ETIMEDOUT))
+    );
     let s = manager.stats();
     assert_eq!((s.open, s.in_use, s.queued), (1, 1, 0));
     drop(held);
@@ -29,16 +37,25 @@ async fn a_queued_request_times_out_and_leaves_the_queue() {
 async fn a_hanging_connect_times_out_with_the_builder_default_and_frees_its_slot() {
     let hole = Blackhole::start();
     let server = Server::start("127.0.0.1").await;
-    let manager = Manager::builder().max_open(1).timeout(Duration::from_millis(100)).build();
-    let err = within("the timeout", manager.allocate(Target::new("http", "127.0.0.1", hole.port)))
-        .await
-        .unwrap_err();
+    let manager = Manager::builder()
+        .max_open(1)
+        .timeout(Duration::from_millis(100))
+        .build();
+    let err = within(
+        "the timeout",
+        manager.allocate(Target::new("http", "127.0.0.1", hole.port)),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(manager.stats(), Stats::default());
     // The aborted connect's socket is closed, and its slot serves another key.
-    let conn = within("the freed slot", manager.allocate(Target::new("http", "127.0.0.1", server.port())))
-        .await
-        .unwrap();
+    let conn = within(
+        "the freed slot",
+        manager.allocate(Target::new("http", "127.0.0.1", server.port())),
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.from_cache(), FromCache::Fresh);
 }
 
@@ -85,12 +102,14 @@ async fn dropping_a_resolving_allocation_drops_the_lookup_only_when_nobody_else_
     assert_eq!((s.queued, s.dns_lookups), (2, 1), "one shared lookup");
     drop(first);
     assert_eq!(manager.stats().queued, 1);
-    until("the resolver to be called", || gate.calls.load(Ordering::SeqCst) == 1).await;
+    until("the resolver to be called", || {
+        gate.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
     gate.release();
     let conn = within("the shared lookup", &mut second).await.unwrap();
     assert_eq!(conn.from_cache(), FromCache::Fresh);
     assert_eq!(gate.dropped.load(Ordering::SeqCst), 0, "the lookup finished");
-
 }
 
 #[tokio::test]
@@ -98,11 +117,17 @@ async fn the_last_request_to_leave_a_lookup_drops_it() {
     let gate = Gate::default();
     let manager = Manager::builder().resolver(gate.clone()).build();
     let lonely = manager.allocate(Target::new("http", "b.example", 80));
-    until("the resolver to be called", || gate.calls.load(Ordering::SeqCst) == 1).await;
+    until("the resolver to be called", || {
+        gate.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
     drop(lonely);
     let s = manager.stats();
     assert_eq!((s.queued, s.open, s.dns_lookups), (0, 0, 1));
-    until("the lookup future to be dropped", || gate.dropped.load(Ordering::SeqCst) == 1).await;
+    until("the lookup future to be dropped", || {
+        gate.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -117,7 +142,11 @@ async fn dropping_a_connecting_allocation_aborts_the_connect_and_frees_the_slot_
     assert_eq!(manager.stats().queued, 1);
     drop(connecting);
     let s = manager.stats();
-    assert_eq!((s.open, s.connecting, s.queued), (1, 1, 0), "the slot went to the next request at once");
+    assert_eq!(
+        (s.open, s.connecting, s.queued),
+        (1, 1, 0),
+        "the slot went to the next request at once"
+    );
     within("the freed slot", &mut next).await.unwrap();
     server.accepted().await;
 }
@@ -133,7 +162,10 @@ async fn a_socket_connected_for_a_cancelled_request_goes_to_the_pool() {
     drop(allocation); // never polled
     let s = manager.stats();
     assert_eq!((s.open, s.idle, s.in_use), (1, 1, 0));
-    assert_eq!(manager.allocate(target).await.unwrap().from_cache(), FromCache::Immediate);
+    assert_eq!(
+        manager.allocate(target).await.unwrap().from_cache(),
+        FromCache::Immediate
+    );
 }
 
 #[tokio::test]

@@ -23,9 +23,15 @@ async fn every_fault_path_gives_back_its_descriptors() {
             .build();
         let hanging = Target::new("http", "127.0.0.1", hole.port);
         // A connect that times out, one that is cancelled, one refused.
-        assert!(within("timeout", manager.allocate(hanging.clone())).await.unwrap_err().is_timeout());
+        assert!(within("timeout", manager.allocate(hanging.clone()))
+            .await
+            .unwrap_err()
+            .is_timeout());
         drop(manager.allocate(hanging));
-        assert!(manager.allocate(Target::new("http", "127.0.0.1", refused)).await.is_err());
+        assert!(manager
+            .allocate(Target::new("http", "127.0.0.1", refused))
+            .await
+            .is_err());
         // A lookup that is abandoned.
         drop(manager.allocate(Target::new("http", "a.example", 80)));
         // Idle sockets closed by the server, reset, and written to.
@@ -40,7 +46,12 @@ async fn every_fault_path_gives_back_its_descriptors() {
         assert_eq!(manager.stats().stale_discarded, 3);
         // One idle and one loaned socket when the manager goes.
         let loaned = manager.allocate(target.clone()).await.unwrap();
-        drop(manager.allocate(Target::new("tcp", "127.0.0.1", server.port())).await.unwrap());
+        drop(
+            manager
+                .allocate(Target::new("tcp", "127.0.0.1", server.port()))
+                .await
+                .unwrap(),
+        );
         drop(manager);
         drop(loaned);
     }

@@ -27,7 +27,10 @@ async fn a_waiter_gets_the_returned_socket_first_come_first_served() {
         assert_eq!(conn.from_cache(), FromCache::Deferred);
         assert_eq!(conn.local_addr().unwrap().port(), port, "the same socket");
         let s = manager.stats();
-        assert_eq!((s.open, s.in_use, s.queued, s.reuses), (1, 1, 2 - i, i as u64 + 1));
+        assert_eq!(
+            (s.open, s.in_use, s.queued, s.reuses),
+            (1, 1, 2 - i, i as u64 + 1)
+        );
     }
     drop(waiters);
     let s = manager.stats();
@@ -61,7 +64,10 @@ async fn max_per_host_holds_for_a_thousand_concurrent_allocations() {
     let s = manager.stats();
     assert!(s.connects <= MAX as u64 && s.connects >= 1, "{s:?}");
     assert_eq!(s.reuses + s.connects, 1000, "{s:?}");
-    assert_eq!((s.open, s.idle, s.in_use, s.queued), (s.connects as usize, s.connects as usize, 0, 0));
+    assert_eq!(
+        (s.open, s.idle, s.in_use, s.queued),
+        (s.connects as usize, s.connects as usize, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -69,9 +75,20 @@ async fn the_for_target_triple_is_part_of_the_per_host_key() {
     let server = Server::start("127.0.0.1").await;
     let manager = Manager::builder().max_per_host(1).build();
     let proxy = Target::new("http", "127.0.0.1", server.port());
-    let a = manager.allocate(proxy.clone().for_target("http", "a.example", 80)).await.unwrap();
-    let b = within("a second key", manager.allocate(proxy.for_target("http", "b.example", 80))).await.unwrap();
-    assert_eq!((a.from_cache(), b.from_cache()), (FromCache::Fresh, FromCache::Fresh));
+    let a = manager
+        .allocate(proxy.clone().for_target("http", "a.example", 80))
+        .await
+        .unwrap();
+    let b = within(
+        "a second key",
+        manager.allocate(proxy.for_target("http", "b.example", 80)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (a.from_cache(), b.from_cache()),
+        (FromCache::Fresh, FromCache::Fresh)
+    );
     assert_eq!(manager.stats().open, 2);
 }
 
@@ -92,7 +109,9 @@ async fn max_open_closes_the_least_recently_used_idle_socket() {
     // Touch t1's socket: now t2's is the least recently used.
     drop(manager.allocate(t1.clone()).await.unwrap());
 
-    let c3 = within("room made by eviction", manager.allocate(t3)).await.unwrap();
+    let c3 = within("room made by eviction", manager.allocate(t3))
+        .await
+        .unwrap();
     assert_eq!(c3.from_cache(), FromCache::Fresh);
     a2.client_closed().await; // t2's socket was the one closed
     let s = manager.stats();
@@ -106,7 +125,10 @@ async fn max_open_closes_the_least_recently_used_idle_socket() {
 async fn a_request_blocked_only_by_max_open_is_served_when_a_slot_frees() {
     let (s1, mut s2) = (Server::start("127.0.0.1").await, Server::start("127.0.0.1").await);
     let manager = Manager::builder().max_open(1).build();
-    let (t1, t2) = (Target::new("http", "127.0.0.1", s1.port()), Target::new("http", "127.0.0.1", s2.port()));
+    let (t1, t2) = (
+        Target::new("http", "127.0.0.1", s1.port()),
+        Target::new("http", "127.0.0.1", s2.port()),
+    );
 
     // A slot freed by a discard.
     let held = manager.allocate(t1.clone()).await.unwrap();
@@ -121,7 +143,9 @@ async fn a_request_blocked_only_by_max_open_is_served_when_a_slot_frees() {
     let mut waiting = manager.allocate(t1);
     assert_eq!(manager.stats().queued, 1);
     drop(c2);
-    let c1 = within("eviction of the returned socket", &mut waiting).await.unwrap();
+    let c1 = within("eviction of the returned socket", &mut waiting)
+        .await
+        .unwrap();
     assert_eq!(c1.from_cache(), FromCache::Fresh);
     let s = manager.stats();
     assert_eq!((s.open, s.idle, s.in_use, s.queued, s.connects), (1, 0, 1, 0, 3));
@@ -144,7 +168,10 @@ async fn max_open_holds_across_keys_under_load() {
             tokio::spawn(async move {
                 let mut conn = manager.allocate(target).await.unwrap();
                 let s = manager.stats();
-                assert!(s.open <= OPEN && s.open == s.idle + s.in_use + s.connecting, "{s:?}");
+                assert!(
+                    s.open <= OPEN && s.open == s.idle + s.in_use + s.connecting,
+                    "{s:?}"
+                );
                 conn.write_all(b"x").await.unwrap();
                 let mut b = [0; 1];
                 conn.read_exact(&mut b).await.unwrap();
@@ -170,10 +197,17 @@ async fn an_idle_socket_is_closed_after_keep_alive() {
     let mut accepted = server.accepted().await;
     assert_eq!(manager.stats().idle, 1);
     accepted.client_closed().await;
-    assert!(returned.elapsed() >= keep_alive, "closed early: {:?}", returned.elapsed());
+    assert!(
+        returned.elapsed() >= keep_alive,
+        "closed early: {:?}",
+        returned.elapsed()
+    );
     let s = manager.stats();
     assert_eq!((s.open, s.idle, s.stale_discarded), (0, 0, 0));
-    assert_eq!(manager.allocate(target).await.unwrap().from_cache(), FromCache::Fresh);
+    assert_eq!(
+        manager.allocate(target).await.unwrap().from_cache(),
+        FromCache::Fresh
+    );
 }
 
 #[tokio::test]
@@ -189,7 +223,12 @@ async fn reuse_postpones_keep_alive() {
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let conn = manager.allocate(target.clone()).await.unwrap();
-        assert_eq!(conn.from_cache(), FromCache::Immediate, "after {:?}", start.elapsed());
+        assert_eq!(
+            conn.from_cache(),
+            FromCache::Immediate,
+            "after {:?}",
+            start.elapsed()
+        );
     }
     accepted.client_closed().await;
     assert_eq!(manager.stats().open, 0);

@@ -12,7 +12,10 @@ use support::{until, within, Blackhole, Gate, Server};
 async fn shutdown_fails_pending_closes_idle_and_refuses_new_work() {
     let mut server = Server::start("127.0.0.1").await;
     let hole = Blackhole::start();
-    let manager = Manager::builder().max_per_host(1).resolver(Gate::default()).build();
+    let manager = Manager::builder()
+        .max_per_host(1)
+        .resolver(Gate::default())
+        .build();
     let target = Target::new("http", "127.0.0.1", server.port());
 
     let loaned = manager.allocate(target.clone()).await.unwrap();
@@ -21,12 +24,15 @@ async fn shutdown_fails_pending_closes_idle_and_refuses_new_work() {
     drop(manager.allocate(idle_target.clone()).await.unwrap());
     let mut idle_side = server.accepted().await;
     let pending = [
-        manager.allocate(target.clone()),                                // queued behind max_per_host
-        manager.allocate(Target::new("http", "a.example", 80)),          // resolving
-        manager.allocate(Target::new("http", "127.0.0.1", hole.port)),   // connecting
+        manager.allocate(target.clone()), // queued behind max_per_host
+        manager.allocate(Target::new("http", "a.example", 80)), // resolving
+        manager.allocate(Target::new("http", "127.0.0.1", hole.port)), // connecting
     ];
     let s = manager.stats();
-    assert_eq!((s.open, s.idle, s.in_use, s.connecting, s.queued), (3, 1, 1, 1, 2));
+    assert_eq!(
+        (s.open, s.idle, s.in_use, s.connecting, s.queued),
+        (3, 1, 1, 1, 2)
+    );
 
     within("shutdown", manager.shutdown()).await;
     for allocation in pending {
@@ -35,7 +41,10 @@ async fn shutdown_fails_pending_closes_idle_and_refuses_new_work() {
     }
     idle_side.client_closed().await;
     let s = manager.stats();
-    assert_eq!((s.open, s.idle, s.in_use, s.connecting, s.queued), (1, 0, 1, 0, 0));
+    assert_eq!(
+        (s.open, s.idle, s.in_use, s.connecting, s.queued),
+        (1, 0, 1, 0, 0)
+    );
     assert!(manager.allocate(idle_target).await.unwrap_err().is_shutdown());
 
     drop(loaned); // closed, not pooled
@@ -56,7 +65,12 @@ async fn the_last_handle_ends_every_task_and_socket() {
             .build();
         let target = Target::new("http", "127.0.0.1", server.port());
         let conn = manager.allocate(target.clone()).await.unwrap();
-        drop(manager.allocate(Target::new("tcp", "127.0.0.1", server.port())).await.unwrap());
+        drop(
+            manager
+                .allocate(Target::new("tcp", "127.0.0.1", server.port()))
+                .await
+                .unwrap(),
+        );
         let resolving = manager.allocate(Target::new("http", "a.example", 80));
         assert!(metrics.num_alive_tasks() > tasks);
         drop(manager);

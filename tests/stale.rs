@@ -27,7 +27,10 @@ async fn an_idle_socket_the_server_closes_is_dropped_without_a_checkout() {
     accepted.client_closed().await;
     let s = manager.stats();
     assert_eq!((s.open, s.idle, s.stale_discarded), (0, 0, 1));
-    assert_eq!(manager.allocate(target).await.unwrap().from_cache(), FromCache::Fresh);
+    assert_eq!(
+        manager.allocate(target).await.unwrap().from_cache(),
+        FromCache::Fresh
+    );
 }
 
 #[tokio::test]
@@ -41,7 +44,10 @@ async fn an_idle_socket_the_server_resets_is_dropped_without_a_checkout() {
     accepted.client_closed().await; // the server's side is gone
     until("the pool to drop the reset socket", || manager.stats().open == 0).await;
     assert_eq!(manager.stats().stale_discarded, 1);
-    assert_eq!(manager.allocate(target).await.unwrap().from_cache(), FromCache::Fresh);
+    assert_eq!(
+        manager.allocate(target).await.unwrap().from_cache(),
+        FromCache::Fresh
+    );
 }
 
 #[tokio::test]
@@ -83,7 +89,10 @@ async fn the_checkout_check_sees_a_fin_the_runtime_has_not_polled() {
     let _server_side = server.join().unwrap();
     let deadline = std::time::Instant::now() + support::DEADLINE;
     while support::tcp_state(local).as_deref() != Some(support::CLOSE_WAIT) {
-        assert!(std::time::Instant::now() < deadline, "FIN never reached the client socket");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "FIN never reached the client socket"
+        );
         std::thread::yield_now();
     }
     let allocation = manager.allocate(target);
@@ -109,7 +118,10 @@ async fn a_connection_dropped_with_unread_bytes_is_closed_not_pooled() {
     accepted.client_closed().await;
     let s = manager.stats();
     assert_eq!((s.open, s.idle, s.stale_discarded), (0, 0, 1));
-    assert_eq!(manager.allocate(target).await.unwrap().from_cache(), FromCache::Fresh);
+    assert_eq!(
+        manager.allocate(target).await.unwrap().from_cache(),
+        FromCache::Fresh
+    );
 }
 
 #[tokio::test]
@@ -132,7 +144,10 @@ async fn a_connection_dropped_after_an_io_error_is_closed_not_pooled() {
 async fn a_connection_that_read_end_of_stream_is_closed_not_pooled() {
     let mut server = Server::start("127.0.0.1").await;
     let manager = manager();
-    let mut conn = manager.allocate(Target::new("http", "127.0.0.1", server.port())).await.unwrap();
+    let mut conn = manager
+        .allocate(Target::new("http", "127.0.0.1", server.port()))
+        .await
+        .unwrap();
     let mut accepted = server.accepted().await;
     accepted.send(Cmd::HalfClose);
     let mut buf = [0; 8];

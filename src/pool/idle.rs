@@ -69,7 +69,11 @@ impl Wake for SocketWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.idle.load(Ordering::Acquire) {
-            self.signal.ready.lock().unwrap_or_else(PoisonError::into_inner).push(self.token);
+            self.signal
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(self.token);
             self.signal.notify.notify_one();
         }
     }

@@ -47,7 +47,9 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +98,13 @@ impl Shared {
         let mut started = Vec::new();
         for action in actions.list {
             match action {
-                Action::Deliver { responder, socket, id, target, from } => {
+                Action::Deliver {
+                    responder,
+                    socket,
+                    id,
+                    target,
+                    from,
+                } => {
                     let conn = Connection::new(self.clone(), socket, id, target, from);
                     // A receiver that is gone drops the connection here,
                     // which returns it to the pool.
@@ -105,7 +113,11 @@ impl Shared {
                 Action::Fail { responder, error } => {
                     let _ = responder.send(Err(error));
                 }
-                Action::Connect { request, target, addrs } => {
+                Action::Connect {
+                    request,
+                    target,
+                    addrs,
+                } => {
                     let task = tasks::connect(Arc::downgrade(self), request, target, addrs);
                     started.push((TaskOwner::Connect(request), self.runtime.spawn(task)));
                 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::time::Instant;
 
-use super::lists::{self, Chain, Ends, Links, Linked};
+use super::lists::{self, Chain, Ends, Linked, Links};
 use crate::allocation::RequestId;
 use crate::connection::FromCache;
 use crate::error::Error;
@@ -508,7 +508,13 @@ impl<P: Plumbing> State<P> {
     }
 
     /// A `Connection` came back with a socket worth keeping.
-    pub(crate) fn put_back(&mut self, sid: SocketId, mut socket: P::Socket, now: Instant, out: &mut Actions<P>) {
+    pub(crate) fn put_back(
+        &mut self,
+        sid: SocketId,
+        mut socket: P::Socket,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
         let Some(key) = self.live_socket(sid) else {
             out.push(Action::Close { socket, reset: false });
             return;
@@ -587,7 +593,11 @@ impl<P: Plumbing> State<P> {
     /// deadline. Returns when to call again.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Actions<P>) -> Option<Instant> {
         while let Some(idx) = self.lru.head() {
-            let since = self.sockets[idx].idle.as_ref().expect("sockets on the LRU list are idle").1;
+            let since = self.sockets[idx]
+                .idle
+                .as_ref()
+                .expect("sockets on the LRU list are idle")
+                .1;
             if since + self.limits.keep_alive > now {
                 break;
             }
@@ -610,7 +620,11 @@ impl<P: Plumbing> State<P> {
             });
         }
         self.pump(out);
-        let idle_due = self.lru.head().and_then(|i| self.sockets[i].idle.as_ref()).map(|(_, since)| *since + self.limits.keep_alive);
+        let idle_due = self
+            .lru
+            .head()
+            .and_then(|i| self.sockets[i].idle.as_ref())
+            .map(|(_, since)| *since + self.limits.keep_alive);
         let request_due = self.deadlines.first().map(|&(d, _)| d);
         self.armed = idle_due.into_iter().chain(request_due).min();
         self.armed
@@ -627,7 +641,13 @@ impl<P: Plumbing> State<P> {
     }
 
     /// Moves a pending request's deadline.
-    pub(crate) fn set_deadline(&mut self, id: RequestId, deadline: Instant, timeout: Duration, out: &mut Actions<P>) {
+    pub(crate) fn set_deadline(
+        &mut self,
+        id: RequestId,
+        deadline: Instant,
+        timeout: Duration,
+        out: &mut Actions<P>,
+    ) {
         let Some(slot) = self.live_request(id) else {
             return;
         };
@@ -646,7 +666,11 @@ impl<P: Plumbing> State<P> {
         answer: std::io::Result<Vec<SocketAddr>>,
         out: &mut Actions<P>,
     ) {
-        let Some(l) = self.lookups.get(lookup.index).filter(|l| l.generation == lookup.generation) else {
+        let Some(l) = self
+            .lookups
+            .get(lookup.index)
+            .filter(|l| l.generation == lookup.generation)
+        else {
             return;
         };
         self.lookup_index.remove(&(l.host.clone(), l.port));
@@ -760,7 +784,14 @@ impl<P: Plumbing> State<P> {
 
     /// Completes a request with a socket the caller already counts in
     /// `in_use`.
-    fn deliver(&mut self, id: RequestId, socket: P::Socket, sid: SocketId, from: FromCache, out: &mut Actions<P>) {
+    fn deliver(
+        &mut self,
+        id: RequestId,
+        socket: P::Socket,
+        sid: SocketId,
+        from: FromCache,
+        out: &mut Actions<P>,
+    ) {
         let req = self.finish(id);
         out.push(Action::Deliver {
             responder: req.responder,
@@ -813,7 +844,10 @@ impl<P: Plumbing> State<P> {
         lists::unlink(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
         lists::unlink(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
         self.idle -= 1;
-        self.sockets[idx].idle.take().expect("a socket on the idle lists holds its socket")
+        self.sockets[idx]
+            .idle
+            .take()
+            .expect("a socket on the idle lists holds its socket")
     }
 
     /// Closes a socket that is neither idle nor counted in use any more.
@@ -850,7 +884,10 @@ impl<P: Plumbing> State<P> {
             if self.open() >= self.limits.max_open && !self.evict_lru(out) {
                 break;
             }
-            let id = self.keys[key].waiters.pop_front().expect("an eligible key has waiters");
+            let id = self.keys[key]
+                .waiters
+                .pop_front()
+                .expect("an eligible key has waiters");
             self.queued -= 1;
             self.start_connect(id, out);
             self.refresh(key);
@@ -922,7 +959,11 @@ impl<P: Plumbing> State<P> {
         };
         self.lookup_index.insert((host.clone(), port), lid);
         self.dns_lookups += 1;
-        out.push(Action::Resolve { lookup: lid, host, port });
+        out.push(Action::Resolve {
+            lookup: lid,
+            host,
+            port,
+        });
         lid
     }
 

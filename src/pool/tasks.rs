@@ -50,8 +50,14 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
 }
 
 /// The first address that accepts, or the first failure.
-async fn connect_any(target: &Target, addrs: &[SocketAddr], bind: Option<IpAddr>) -> Result<TcpStream, Error> {
-    let candidates = addrs.iter().filter(|a| bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()));
+async fn connect_any(
+    target: &Target,
+    addrs: &[SocketAddr],
+    bind: Option<IpAddr>,
+) -> Result<TcpStream, Error> {
+    let candidates = addrs
+        .iter()
+        .filter(|a| bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()));
     let mut first_error = None;
     for &addr in candidates {
         match connect_one(addr, bind).await {

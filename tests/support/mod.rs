@@ -91,7 +91,11 @@ impl Server {
                 p.fetch_max(now, Ordering::SeqCst);
                 let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
                 let (closed_tx, closed_rx) = oneshot::channel();
-                let _ = tx.send(Accepted { peer, cmd: cmd_tx, closed: Some(closed_rx) });
+                let _ = tx.send(Accepted {
+                    peer,
+                    cmd: cmd_tx,
+                    closed: Some(closed_rx),
+                });
                 let l = l.clone();
                 tokio::spawn(async move {
                     serve(stream, cmd_rx).await;
@@ -100,7 +104,12 @@ impl Server {
                 });
             }
         });
-        Server { addr, accepted, live, peak }
+        Server {
+            addr,
+            accepted,
+            live,
+            peak,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -109,7 +118,9 @@ impl Server {
 
     /// The next accepted connection.
     pub async fn accepted(&mut self) -> Accepted {
-        within("the server to accept", self.accepted.recv()).await.expect("server alive")
+        within("the server to accept", self.accepted.recv())
+            .await
+            .expect("server alive")
     }
 
     /// How many connections were accepted and not yet taken with
@@ -158,14 +169,20 @@ impl Blackhole {
     pub fn start() -> Blackhole {
         use socket2::{Domain, Socket, Type};
         let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
         listener.listen(0).unwrap();
         let addr = listener.local_addr().unwrap().as_socket().unwrap();
         // With backlog 0 Linux queues one finished handshake; fill that
         // place so that later SYNs are dropped.
         let filler = std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("first connect is queued");
         let fillers = vec![filler];
-        Blackhole { port: addr.port(), _listener: listener, _fillers: fillers }
+        Blackhole {
+            port: addr.port(),
+            _listener: listener,
+            _fillers: fillers,
+        }
     }
 }
 
@@ -216,7 +233,10 @@ impl Resolve for Gate {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.hosts.lock().unwrap().insert(host.to_owned());
         let mut release = self.release.subscribe();
-        let mut flag = DropFlag { dropped: self.dropped.clone(), finished: false };
+        let mut flag = DropFlag {
+            dropped: self.dropped.clone(),
+            finished: false,
+        };
         Box::pin(async move {
             let _ = release.wait_for(|open| *open).await;
             flag.finished = true;
