@@ -1,1 +1,536 @@
+//! `State` on its own, with fake sockets and a clock the tests move: the
+//! decisions for each situation, then random sequences of every event with
+//! the invariants checked after each step.
 
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::*;
+
+/// Fake plumbing: responders and tasks are numbers, sockets carry a health
+/// the test sets.
+struct Fake;
+
+impl Plumbing for Fake {
+    type Socket = FakeSocket;
+    type Responder = u32;
+    type Task = RequestOrLookup;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestOrLookup {
+    Request(RequestId),
+    Lookup(LookupId),
+}
+
+struct FakeSocket {
+    name: u32,
+    health: Rc<Cell<Health>>,
+}
+
+impl Poolable for FakeSocket {
+    fn check(&mut self) -> Health {
+        self.health.get()
+    }
+
+    fn watch(&mut self, _token: u64) -> Health {
+        self.health.get()
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Got { socket: u32, from: FromCache },
+    Failed(&'static str),
+}
+
+/// The state plus everything its actions did.
+struct Sim {
+    state: State<Fake>,
+    now: Instant,
+    next_name: u32,
+    /// Connect tasks running, by request, and lookups running.
+    connecting: Vec<(RequestId, Target)>,
+    resolving: Vec<LookupId>,
+    aborted: Vec<RequestOrLookup>,
+    outcomes: HashMap<u32, Outcome>,
+    /// Sockets on loan: name -> (id, health).
+    loaned: HashMap<u32, (SocketId, Rc<Cell<Health>>)>,
+    /// Health of every socket the pool may hold, by name.
+    healths: HashMap<u32, Rc<Cell<Health>>>,
+    closed: Vec<u32>,
+    /// Request ids by responder label.
+    ids: HashMap<u32, RequestId>,
+}
+
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn target(i: usize) -> Target {
+    Target::new("http", "127.0.0.1", 1000 + i as u16)
+}
+
+fn named(i: usize) -> Target {
+    Target::new("http", format!("h{i}.example"), 80)
+}
+
+impl Sim {
+    fn new(max_per_host: usize, max_open: usize) -> Sim {
+        Sim {
+            state: State::new(Limits {
+                max_per_host,
+                max_open,
+                keep_alive: KEEP_ALIVE,
+                max_queued: usize::MAX,
+            }),
+            now: Instant::now(),
+            next_name: 0,
+            connecting: vec![],
+            resolving: vec![],
+            aborted: vec![],
+            outcomes: HashMap::new(),
+            loaned: HashMap::new(),
+            healths: HashMap::new(),
+            closed: vec![],
+            ids: HashMap::new(),
+        }
+    }
+
+    fn apply(&mut self, actions: Actions<Fake>) {
+        for action in actions.list {
+            match action {
+                Action::Deliver {
+                    responder,
+                    socket,
+                    id,
+                    from,
+                    ..
+                } => {
+                    self.loaned.insert(socket.name, (id, socket.health.clone()));
+                    let got = Outcome::Got {
+                        socket: socket.name,
+                        from,
+                    };
+                    assert!(self.outcomes.insert(responder, got).is_none(), "answered twice");
+                }
+                Action::Fail { responder, error } => {
+                    let why = match error {
+                        Error::Timeout { .. } => "timeout",
+                        Error::Shutdown => "shutdown",
+                        Error::Connect { .. } => "connect",
+                        Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
+                        _ => "other",
+                    };
+                    assert!(self.outcomes.insert(responder, Outcome::Failed(why)).is_none());
+                }
+                Action::Connect { request, target, .. } => {
+                    assert!(self.state.attach(TaskOwner::Connect(request), RequestOrLookup::Request(request)).is_none());
+                    self.connecting.push((request, target));
+                }
+                Action::Resolve { lookup, .. } => {
+                    assert!(self.state.attach(TaskOwner::Lookup(lookup), RequestOrLookup::Lookup(lookup)).is_none());
+                    self.resolving.push(lookup);
+                }
+                Action::Close { socket, .. } => self.closed.push(socket.name),
+                Action::Abort(task) => {
+                    self.aborted.push(task);
+                    match task {
+                        RequestOrLookup::Request(r) => self.connecting.retain(|(c, _)| *c != r),
+                        RequestOrLookup::Lookup(l) => self.resolving.retain(|x| *x != l),
+                    }
+                }
+            }
+        }
+        self.check();
+    }
+
+    /// `allocate`: checkout, else a request. Returns the label.
+    fn allocate(&mut self, target: &Target, label: u32) {
+        let mut out = Actions::new();
+        match self.state.checkout(target, &mut out) {
+            Ok(Some((socket, id))) => {
+                self.loaned.insert(socket.name, (id, socket.health.clone()));
+                let got = Outcome::Got {
+                    socket: socket.name,
+                    from: FromCache::Immediate,
+                };
+                self.outcomes.insert(label, got);
+            }
+            Ok(None) => {
+                let addrs = target
+                    .literal()
+                    .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
+                let new = NewRequest {
+                    responder: label,
+                    deadline: self.now + TIMEOUT,
+                    timeout: TIMEOUT,
+                    addrs,
+                };
+                match self.state.request(target, new, &mut out) {
+                    Ok(id) => {
+                        self.ids.insert(label, id);
+                    }
+                    Err(_) => {
+                        self.outcomes.insert(label, Outcome::Failed("refused"));
+                    }
+                }
+            }
+            Err(_) => {
+                self.outcomes.insert(label, Outcome::Failed("shutdown"));
+            }
+        }
+        self.apply(out);
+    }
+
+    /// Finishes the connect started for `request`.
+    fn connect(&mut self, i: usize, ok: bool) {
+        let (request, target) = self.connecting.remove(i);
+        let mut out = Actions::new();
+        if ok {
+            let health = Rc::new(Cell::new(Health::Usable));
+            self.next_name += 1;
+            self.healths.insert(self.next_name, health.clone());
+            let socket = FakeSocket {
+                name: self.next_name,
+                health,
+            };
+            self.state.connected(request, &target, socket, self.now, &mut out);
+        } else {
+            let error = Error::Connect {
+                target: target.to_string(),
+                addr: None,
+                source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
+            };
+            self.state.connect_failed(request, error, &mut out);
+        }
+        self.apply(out);
+    }
+
+    fn resolve(&mut self, i: usize, ok: bool) {
+        let lookup = self.resolving.remove(i);
+        let answer = if ok {
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], 80))])
+        } else {
+            Err(std::io::ErrorKind::NotFound.into())
+        };
+        let mut out = Actions::new();
+        self.state.resolved(lookup, answer, &mut out);
+        self.apply(out);
+    }
+
+    /// Drops the connection holding socket `name`.
+    fn give_back(&mut self, name: u32) {
+        let (id, health) = self.loaned.remove(&name).expect("on loan");
+        let mut out = Actions::new();
+        self.state.put_back(id, FakeSocket { name, health }, self.now, &mut out);
+        self.apply(out);
+    }
+
+    fn discard(&mut self, name: u32) {
+        let (id, _) = self.loaned.remove(&name).expect("on loan");
+        let mut out = Actions::new();
+        self.state.discard(id, false, &mut out);
+        self.closed.push(name);
+        self.apply(out);
+    }
+
+    fn cancel(&mut self, label: u32) -> bool {
+        let Some(&id) = self.ids.get(&label) else {
+            return false;
+        };
+        let mut out = Actions::new();
+        let responder = self.state.cancel(id, &mut out);
+        self.apply(out);
+        if responder.is_some() {
+            self.outcomes.insert(label, Outcome::Failed("cancelled"));
+        }
+        responder.is_some()
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        let mut out = Actions::new();
+        self.state.expire(self.now, &mut out);
+        self.apply(out);
+    }
+
+    /// The server closes idle socket `name`; the reactor reports it.
+    fn server_closes(&mut self, name: u32) {
+        self.healths[&name].set(Health::Closed);
+        let Some(idx) = self.state.sockets.iter().find_map(|(i, e)| {
+            e.idle
+                .as_ref()
+                .filter(|(s, _)| s.name == name)
+                .map(|_| i)
+        }) else {
+            return;
+        };
+        let token = self.state.socket_id(idx).token();
+        let mut out = Actions::new();
+        self.state.idle_event(token, &mut out);
+        self.apply(out);
+    }
+
+    fn outcome(&self, label: u32) -> Option<&Outcome> {
+        self.outcomes.get(&label)
+    }
+
+    /// Every invariant of `State`, from its module docs.
+    fn check(&self) {
+        let s = &self.state;
+        let l = s.limits;
+        assert_eq!(s.open(), s.idle + s.in_use + s.connecting);
+        assert!(s.open() <= l.max_open, "open {} > max_open {}", s.open(), l.max_open);
+        let per_key: usize = s.keys.iter().map(|(_, k)| k.open).sum();
+        assert_eq!(per_key, s.open());
+        assert_eq!(s.in_use, self.loaned.len(), "in use = on loan");
+        assert_eq!(s.connecting, self.connecting.len(), "connecting = connect tasks");
+        let mut waiting = 0;
+        for (key, k) in &s.keys {
+            assert!(k.open <= l.max_per_host, "key over max_per_host");
+            assert_eq!(s.key_index[&k.target], key);
+            waiting += k.waiters.len();
+            if !k.waiters.is_empty() {
+                assert!(k.idle.is_empty(), "a waiter while its key has an idle socket");
+                let room = k.open < l.max_per_host && (s.open() < l.max_open || !s.lru.is_empty());
+                assert!(!room, "a request waits while a slot it could use is free");
+            }
+            assert_eq!(k.eligible.is_some(), !k.waiters.is_empty() && k.open < l.max_per_host);
+            let pending = s.requests.iter().filter(|(_, r)| r.key == key).count();
+            assert_eq!(k.pending, pending);
+        }
+        let resolving = s
+            .requests
+            .iter()
+            .filter(|(_, r)| matches!(r.phase, Phase::Resolving(_)))
+            .count();
+        assert_eq!(s.queued, waiting + resolving);
+        let idle_entries = s.sockets.iter().filter(|(_, e)| e.idle.is_some()).count();
+        assert_eq!(s.idle, idle_entries);
+        assert_eq!(s.deadlines.len(), s.requests.len());
+        assert_eq!(s.lookups.len(), s.lookup_index.len());
+        assert_eq!(s.lookups.len(), self.resolving.len());
+    }
+}
+
+#[test]
+fn a_returned_socket_is_reused_immediately() {
+    let mut sim = Sim::new(2, 10);
+    sim.allocate(&target(0), 1);
+    sim.connect(0, true);
+    assert_eq!(sim.outcome(1), Some(&Outcome::Got { socket: 1, from: FromCache::Fresh }));
+    sim.give_back(1);
+    sim.allocate(&target(0), 2);
+    assert_eq!(sim.outcome(2), Some(&Outcome::Got { socket: 1, from: FromCache::Immediate }));
+    assert_eq!((sim.state.connects, sim.state.reuses), (1, 1));
+}
+
+#[test]
+fn waiters_are_served_in_order_with_the_returned_socket() {
+    let mut sim = Sim::new(1, 10);
+    sim.allocate(&target(0), 1);
+    sim.connect(0, true);
+    for label in 2..=4 {
+        sim.allocate(&target(0), label);
+    }
+    assert_eq!(sim.state.queued, 3);
+    for label in 2..=4 {
+        let holder = label - 1;
+        let Some(Outcome::Got { socket, .. }) = sim.outcome(holder).cloned() else {
+            panic!("{holder} holds the socket");
+        };
+        sim.give_back(socket);
+        assert_eq!(sim.outcome(label), Some(&Outcome::Got { socket: 1, from: FromCache::Deferred }));
+    }
+}
+
+#[test]
+fn max_open_evicts_the_least_recently_used_idle_socket() {
+    let mut sim = Sim::new(4, 2);
+    for (label, key) in [(1, 0), (2, 1)] {
+        sim.allocate(&target(key), label);
+        sim.connect(0, true);
+    }
+    sim.give_back(1); // key 0's socket idles first
+    sim.give_back(2);
+    sim.allocate(&target(2), 3);
+    assert_eq!(sim.closed, [1], "the least recently used socket");
+    assert_eq!(sim.connecting.len(), 1);
+}
+
+#[test]
+fn requests_blocked_by_max_open_are_served_oldest_first_across_keys() {
+    let mut sim = Sim::new(4, 1);
+    sim.allocate(&target(0), 1);
+    sim.connect(0, true);
+    sim.allocate(&target(1), 2);
+    sim.allocate(&target(2), 3);
+    sim.allocate(&target(1), 4);
+    assert_eq!(sim.state.queued, 3);
+    sim.discard(1);
+    assert_eq!(sim.connecting[0].1, target(1), "the oldest waiter, label 2");
+    sim.connect(0, false);
+    assert_eq!(sim.outcome(2), Some(&Outcome::Failed("connect")));
+    assert_eq!(sim.connecting[0].1, target(2), "then label 3");
+}
+
+#[test]
+fn a_timed_out_connect_is_aborted_and_its_slot_reused() {
+    let mut sim = Sim::new(1, 10);
+    sim.allocate(&target(0), 1);
+    sim.advance(TIMEOUT / 2);
+    sim.allocate(&target(0), 2);
+    sim.advance(TIMEOUT / 2);
+    assert_eq!(sim.outcome(1), Some(&Outcome::Failed("timeout")));
+    assert_eq!(sim.aborted, [RequestOrLookup::Request(sim.ids[&1])]);
+    assert_eq!(sim.connecting[0].0, sim.ids[&2], "the waiter connects in its place");
+}
+
+#[test]
+fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
+    let mut sim = Sim::new(1, 10);
+    sim.allocate(&target(0), 1);
+    let (request, t) = sim.connecting[0].clone();
+    assert!(sim.cancel(1));
+    // The task's report raced with the cancellation.
+    let mut out = Actions::new();
+    let health = Rc::new(Cell::new(Health::Usable));
+    sim.state.connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
+    sim.apply(out);
+    assert_eq!((sim.state.idle, sim.state.connects), (1, 1));
+}
+
+#[test]
+fn one_lookup_serves_every_request_for_a_name() {
+    let mut sim = Sim::new(1, 10);
+    for label in 1..=3 {
+        sim.allocate(&named(0), label);
+    }
+    assert_eq!((sim.state.dns_lookups, sim.resolving.len(), sim.state.queued), (1, 1, 3));
+    sim.resolve(0, true);
+    assert_eq!((sim.connecting.len(), sim.state.queued), (1, 2));
+    sim.allocate(&named(1), 4);
+    sim.resolve(0, false);
+    assert_eq!(sim.outcome(4), Some(&Outcome::Failed("resolve")));
+}
+
+#[test]
+fn stale_idle_sockets_are_closed_on_report_and_at_checkout() {
+    let mut sim = Sim::new(2, 10);
+    for label in [1, 2] {
+        sim.allocate(&target(0), label);
+        sim.connect(0, true);
+    }
+    sim.give_back(1);
+    sim.give_back(2);
+    sim.server_closes(1);
+    assert_eq!((sim.state.idle, sim.state.stale_discarded), (1, 1));
+    sim.healths[&2].set(Health::Unread); // not reported yet
+    sim.allocate(&target(0), 3);
+    assert_eq!(sim.outcome(3), None, "the stale socket was not handed out");
+    assert_eq!((sim.state.stale_discarded, sim.connecting.len()), (2, 1));
+}
+
+#[test]
+fn shutdown_fails_everything_pending_and_closes_idle_sockets() {
+    let mut sim = Sim::new(1, 10);
+    sim.allocate(&target(0), 1);
+    sim.connect(0, true);
+    sim.allocate(&target(1), 2);
+    sim.connect(0, true);
+    sim.give_back(2);
+    sim.allocate(&target(0), 3);
+    sim.allocate(&named(0), 4);
+    let mut out = Actions::new();
+    sim.state.shutdown(&mut out);
+    sim.apply(out);
+    assert_eq!(sim.outcome(3), Some(&Outcome::Failed("shutdown")));
+    assert_eq!(sim.outcome(4), Some(&Outcome::Failed("shutdown")));
+    assert_eq!(sim.closed, [2]);
+    sim.give_back(1);
+    assert_eq!(sim.closed, [2, 1], "returned after shutdown: closed");
+    assert_eq!(sim.state.open(), 0);
+}
+
+/// A small deterministic generator, so failures replay from their seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_event_sequences_keep_every_invariant() {
+    for seed in 1..=300u64 {
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut sim = Sim::new(1 + rng.below(3), 1 + rng.below(4));
+        let mut label = 0;
+        for _ in 0..300 {
+            match rng.below(10) {
+                0 | 1 => {
+                    label += 1;
+                    let key = rng.below(3);
+                    let t = if rng.below(4) == 0 { named(key) } else { target(key) };
+                    sim.allocate(&t, label);
+                }
+                2 if !sim.connecting.is_empty() => {
+                    let i = rng.below(sim.connecting.len());
+                    sim.connect(i, rng.below(5) != 0);
+                }
+                3 if !sim.resolving.is_empty() => {
+                    let i = rng.below(sim.resolving.len());
+                    sim.resolve(i, rng.below(5) != 0);
+                }
+                4 | 5 if !sim.loaned.is_empty() => {
+                    let mut names: Vec<u32> = sim.loaned.keys().copied().collect();
+                    names.sort_unstable();
+                    let name = names[rng.below(names.len())];
+                    match rng.below(4) {
+                        0 => sim.discard(name),
+                        1 => {
+                            sim.healths[&name].set(Health::Unread);
+                            sim.give_back(name);
+                        }
+                        _ => sim.give_back(name),
+                    }
+                }
+                6 if label > 0 => {
+                    sim.cancel(1 + rng.below(label as usize) as u32);
+                }
+                7 => sim.advance(Duration::from_secs(rng.below(12) as u64)),
+                8 if !sim.healths.is_empty() => {
+                    let name = 1 + rng.below(sim.next_name as usize) as u32;
+                    if !sim.loaned.contains_key(&name) && sim.healths.contains_key(&name) {
+                        sim.server_closes(name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Every socket and request is accounted for: give everything back
+        // (waiters may receive what is returned), fail what is in flight,
+        // let time pass, and the pool is empty.
+        loop {
+            if let Some(&name) = sim.loaned.keys().min() {
+                sim.give_back(name);
+            } else if !sim.connecting.is_empty() {
+                sim.connect(0, false);
+            } else if !sim.resolving.is_empty() {
+                sim.resolve(0, false);
+            } else {
+                break;
+            }
+        }
+        sim.advance(TIMEOUT + KEEP_ALIVE);
+        let s = sim.state.stats();
+        assert_eq!((s.open, s.queued), (0, 0), "seed {seed}: {s:?}");
+        assert!(sim.state.keys.is_empty(), "seed {seed}: keys linger");
+    }
+}
