@@ -163,14 +163,16 @@ impl Allocation {
     /// ```
     /// use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let manager = keepalive::Manager::new();
-    /// // 192.0.2.1 (TEST-NET-1) is never routed: the request cannot succeed in time.
-    /// let result = manager
-    ///     .allocate(keepalive::Target::new("http", "192.0.2.1", 80))
-    ///     .timeout(Duration::from_millis(20))
-    ///     .await;
-    /// # let _ = result;
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::builder().max_per_host(1).build();
+    /// let held = manager.allocate(target.clone()).await?;
+    /// // The only socket is on loan: this request waits, then gives up.
+    /// let err = manager.allocate(target).timeout(Duration::from_millis(10)).await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # drop(held);
+    /// # Ok(())
     /// # }
     /// ```
     pub fn timeout(self, d: Duration) -> Allocation {

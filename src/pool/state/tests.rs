@@ -126,11 +126,17 @@ impl Sim {
                     assert!(self.outcomes.insert(responder, Outcome::Failed(why)).is_none());
                 }
                 Action::Connect { request, target, .. } => {
-                    assert!(self.state.attach(TaskOwner::Connect(request), RequestOrLookup::Request(request)).is_none());
+                    assert!(self
+                        .state
+                        .attach(TaskOwner::Connect(request), RequestOrLookup::Request(request))
+                        .is_none());
                     self.connecting.push((request, target));
                 }
                 Action::Resolve { lookup, .. } => {
-                    assert!(self.state.attach(TaskOwner::Lookup(lookup), RequestOrLookup::Lookup(lookup)).is_none());
+                    assert!(self
+                        .state
+                        .attach(TaskOwner::Lookup(lookup), RequestOrLookup::Lookup(lookup))
+                        .is_none());
                     self.resolving.push(lookup);
                 }
                 Action::Close { socket, .. } => self.closed.push(socket.name),
@@ -224,7 +230,8 @@ impl Sim {
     fn give_back(&mut self, name: u32) {
         let (id, health) = self.loaned.remove(&name).expect("on loan");
         let mut out = Actions::new();
-        self.state.put_back(id, FakeSocket { name, health }, self.now, &mut out);
+        self.state
+            .put_back(id, FakeSocket { name, health }, self.now, &mut out);
         self.apply(out);
     }
 
@@ -259,12 +266,12 @@ impl Sim {
     /// The server closes idle socket `name`; the reactor reports it.
     fn server_closes(&mut self, name: u32) {
         self.healths[&name].set(Health::Closed);
-        let Some(idx) = self.state.sockets.iter().find_map(|(i, e)| {
-            e.idle
-                .as_ref()
-                .filter(|(s, _)| s.name == name)
-                .map(|_| i)
-        }) else {
+        let Some(idx) = self
+            .state
+            .sockets
+            .iter()
+            .find_map(|(i, e)| e.idle.as_ref().filter(|(s, _)| s.name == name).map(|_| i))
+        else {
             return;
         };
         let token = self.state.socket_id(idx).token();
@@ -282,7 +289,12 @@ impl Sim {
         let s = &self.state;
         let l = s.limits;
         assert_eq!(s.open(), s.idle + s.in_use + s.connecting);
-        assert!(s.open() <= l.max_open, "open {} > max_open {}", s.open(), l.max_open);
+        assert!(
+            s.open() <= l.max_open,
+            "open {} > max_open {}",
+            s.open(),
+            l.max_open
+        );
         let per_key: usize = s.keys.iter().map(|(_, k)| k.open).sum();
         assert_eq!(per_key, s.open());
         assert_eq!(s.in_use, self.loaned.len(), "in use = on loan");
@@ -297,7 +309,10 @@ impl Sim {
                 let room = k.open < l.max_per_host && (s.open() < l.max_open || !s.lru.is_empty());
                 assert!(!room, "a request waits while a slot it could use is free");
             }
-            assert_eq!(k.eligible.is_some(), !k.waiters.is_empty() && k.open < l.max_per_host);
+            assert_eq!(
+                k.eligible.is_some(),
+                !k.waiters.is_empty() && k.open < l.max_per_host
+            );
             let pending = s.requests.iter().filter(|(_, r)| r.key == key).count();
             assert_eq!(k.pending, pending);
         }
@@ -320,10 +335,22 @@ fn a_returned_socket_is_reused_immediately() {
     let mut sim = Sim::new(2, 10);
     sim.allocate(&target(0), 1);
     sim.connect(0, true);
-    assert_eq!(sim.outcome(1), Some(&Outcome::Got { socket: 1, from: FromCache::Fresh }));
+    assert_eq!(
+        sim.outcome(1),
+        Some(&Outcome::Got {
+            socket: 1,
+            from: FromCache::Fresh
+        })
+    );
     sim.give_back(1);
     sim.allocate(&target(0), 2);
-    assert_eq!(sim.outcome(2), Some(&Outcome::Got { socket: 1, from: FromCache::Immediate }));
+    assert_eq!(
+        sim.outcome(2),
+        Some(&Outcome::Got {
+            socket: 1,
+            from: FromCache::Immediate
+        })
+    );
     assert_eq!((sim.state.connects, sim.state.reuses), (1, 1));
 }
 
@@ -342,7 +369,13 @@ fn waiters_are_served_in_order_with_the_returned_socket() {
             panic!("{holder} holds the socket");
         };
         sim.give_back(socket);
-        assert_eq!(sim.outcome(label), Some(&Outcome::Got { socket: 1, from: FromCache::Deferred }));
+        assert_eq!(
+            sim.outcome(label),
+            Some(&Outcome::Got {
+                socket: 1,
+                from: FromCache::Deferred
+            })
+        );
     }
 }
 
@@ -385,7 +418,10 @@ fn a_timed_out_connect_is_aborted_and_its_slot_reused() {
     sim.advance(TIMEOUT / 2);
     assert_eq!(sim.outcome(1), Some(&Outcome::Failed("timeout")));
     assert_eq!(sim.aborted, [RequestOrLookup::Request(sim.ids[&1])]);
-    assert_eq!(sim.connecting[0].0, sim.ids[&2], "the waiter connects in its place");
+    assert_eq!(
+        sim.connecting[0].0, sim.ids[&2],
+        "the waiter connects in its place"
+    );
 }
 
 #[test]
@@ -397,7 +433,8 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     // The task's report raced with the cancellation.
     let mut out = Actions::new();
     let health = Rc::new(Cell::new(Health::Usable));
-    sim.state.connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
+    sim.state
+        .connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
     sim.apply(out);
     assert_eq!((sim.state.idle, sim.state.connects), (1, 1));
 }
@@ -408,7 +445,10 @@ fn one_lookup_serves_every_request_for_a_name() {
     for label in 1..=3 {
         sim.allocate(&named(0), label);
     }
-    assert_eq!((sim.state.dns_lookups, sim.resolving.len(), sim.state.queued), (1, 1, 3));
+    assert_eq!(
+        (sim.state.dns_lookups, sim.resolving.len(), sim.state.queued),
+        (1, 1, 3)
+    );
     sim.resolve(0, true);
     assert_eq!((sim.connecting.len(), sim.state.queued), (1, 2));
     sim.allocate(&named(1), 4);
@@ -477,7 +517,11 @@ fn random_event_sequences_keep_every_invariant() {
                 0 | 1 => {
                     label += 1;
                     let key = rng.below(3);
-                    let t = if rng.below(4) == 0 { named(key) } else { target(key) };
+                    let t = if rng.below(4) == 0 {
+                        named(key)
+                    } else {
+                        target(key)
+                    };
                     sim.allocate(&t, label);
                 }
                 2 if !sim.connecting.is_empty() => {
