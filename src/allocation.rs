@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,22 +33,18 @@ use crate::pool::Shared;
 pub struct RequestId(u64);
 
 /// Slot number of requests the pool never stored.
-const NO_SLOT: u32 = u32::MAX;
+pub(crate) const NO_SLOT: usize = u32::MAX as usize;
 
 impl RequestId {
-    /// A fresh id for the pool's request slot `slot`: the slot in the low
-    /// half, a process-wide counter in the high half, so that an id is not
-    /// confused with a later request in the same slot.
-    pub(crate) fn new(slot: usize) -> RequestId {
-        static GENERATION: AtomicU32 = AtomicU32::new(0);
-        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
-        let slot = u32::try_from(slot).unwrap_or(NO_SLOT);
-        RequestId((u64::from(generation) << 32) | u64::from(slot))
-    }
+    /// The id of a request that failed before the pool saw it.
+    const NONE: RequestId = RequestId(NO_SLOT as u64);
 
-    /// An id for a request that never waits: served at once, or failed.
-    fn unstored() -> RequestId {
-        RequestId::new(NO_SLOT as usize)
+    /// The id for the pool's request slot `slot`: the slot in the low half,
+    /// a generation in the high half, so that an id is not confused with a
+    /// later request in the same slot.
+    pub(crate) fn new(slot: usize, generation: u32) -> RequestId {
+        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+        RequestId((u64::from(generation) << 32) | u64::from(slot))
     }
 
     pub(crate) fn slot(self) -> usize {
@@ -117,9 +112,11 @@ enum Inner {
 }
 
 impl Allocation {
-    pub(crate) fn ready(result: Result<Connection, Error>) -> Allocation {
+    /// A request decided at once: served from the pool under `id`, or
+    /// failed before the pool saw it (`id` is `None`).
+    pub(crate) fn ready(id: Option<RequestId>, result: Result<Connection, Error>) -> Allocation {
         Allocation {
-            id: RequestId::unstored(),
+            id: id.unwrap_or(RequestId::NONE),
             start: Instant::now(),
             inner: Inner::Ready(Some(result)),
         }

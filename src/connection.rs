@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::pool::state::SocketId;
+use crate::pool::state::{Poolable, SocketId};
 use crate::pool::{PooledSocket, Shared};
 use crate::target::Target;
 
@@ -293,13 +293,15 @@ impl AsyncWrite for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        let Some(socket) = self.socket.take() else {
+        let Some(mut socket) = self.socket.take() else {
             return;
         };
         let (id, reuse) = (self.id, self.reuse);
         if reuse == Reuse::Eligible {
+            // Checked, and watched for events, before taking the lock.
+            let health = socket.watch(id.token());
             let now = Instant::now();
-            self.shared.act(|state, out| state.put_back(id, socket, now, out));
+            self.shared.act(|state, out| state.put_back(id, socket, health, now, out));
         } else {
             // Closed before its slot is released, so the count of open
             // sockets never runs behind the real one.

@@ -12,8 +12,9 @@ use crate::allocation::{Allocation, RequestId};
 use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
 use crate::error::Error;
-use crate::pool::state::{NewRequest, SocketId};
-use crate::pool::{PooledSocket, Shared};
+use crate::allocation::NO_SLOT;
+use crate::pool::state::{Actions, Health, NewRequest, Poolable, SocketId, State};
+use crate::pool::{Live, PooledSocket, Shared};
 use crate::target::Target;
 
 /// A connection manager: pooled keep-alive sockets, per-host and total
@@ -156,37 +157,53 @@ impl Manager {
     /// ```
     pub fn allocate(&self, target: Target) -> Allocation {
         if let Err(error) = target.validate() {
-            return Allocation::ready(Err(error));
+            return Allocation::ready(None, Err(error));
         }
         let shared = &self.shared;
         let start = Instant::now();
-        let timeout = shared.config.timeout;
-        let outcome = shared.act(|state, out| {
-            if let Some((socket, id)) = state.checkout(&target, out)? {
-                return Ok(Outcome::Hit(socket, id));
+        loop {
+            match shared.act(|state, out| Self::begin(state, &target, start, shared.config.timeout, out)) {
+                Ok(Outcome::Hit(mut socket, sid, id)) => {
+                    // Asked outside the lock, so checkouts do not queue
+                    // behind each other's system calls.
+                    match socket.check() {
+                        Health::Usable => {
+                            let conn = Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
+                            return Allocation::ready(Some(id), Ok(conn));
+                        }
+                        stale => shared.act(|state, out| state.revoke(sid, socket, stale, out)),
+                    }
+                }
+                Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
+                Err(error) => return Allocation::ready(None, Err(error)),
             }
-            // Only a miss pays for a channel: the warm path allocates nothing.
-            let (responder, rx) = oneshot::channel();
-            let addrs = target
-                .literal()
-                .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
-            let new = NewRequest {
-                responder,
-                deadline: start + timeout,
-                timeout,
-                addrs,
-            };
-            let id = state.request(&target, new, out)?;
-            Ok(Outcome::Waiting(id, rx))
-        });
-        match outcome {
-            Ok(Outcome::Hit(socket, id)) => {
-                let conn = Connection::new(shared.clone(), socket, id, target, FromCache::Immediate);
-                Allocation::ready(Ok(conn))
-            }
-            Ok(Outcome::Waiting(id, rx)) => Allocation::waiting(id, start, rx, shared.clone()),
-            Err(error) => Allocation::ready(Err(error)),
         }
+    }
+
+    /// Under the lock: an idle socket, or a new request.
+    fn begin(
+        state: &mut State<Live>,
+        target: &Target,
+        start: Instant,
+        timeout: std::time::Duration,
+        out: &mut Actions<Live>,
+    ) -> Result<Outcome, Error> {
+        if let Some((socket, sid)) = state.checkout(target)? {
+            return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
+        }
+        // Only a miss pays for a channel: the warm path allocates nothing.
+        let (responder, rx) = oneshot::channel();
+        let addrs = target
+            .literal()
+            .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
+        let new = NewRequest {
+            responder,
+            deadline: start + timeout,
+            timeout,
+            addrs,
+        };
+        let id = state.request(target, new, out)?;
+        Ok(Outcome::Waiting(id, rx))
     }
 
     /// Cancels a pending request from anywhere. Its [`Allocation`] then
@@ -246,7 +263,7 @@ impl Manager {
     /// # }
     /// ```
     pub async fn shutdown(&self) {
-        let mut actions = crate::pool::state::Actions::new();
+        let mut actions = Actions::new();
         self.shared.lock().shutdown(&mut actions);
         for task in self.shared.run(actions) {
             let _ = task.await;
@@ -270,8 +287,8 @@ impl Manager {
 
 /// What `allocate` found under the lock.
 enum Outcome {
-    /// A live idle socket.
-    Hit(PooledSocket, SocketId),
+    /// An idle socket, still to be checked, and the request's id.
+    Hit(PooledSocket, SocketId, RequestId),
     /// A request that waits for the pool.
     Waiting(RequestId, oneshot::Receiver<Result<Connection, Error>>),
 }

@@ -194,6 +194,9 @@ struct SocketEntry<S> {
     links: [Links; 2],
     /// The socket and the time it went idle, while it is in the pool.
     idle: Option<(S, Instant)>,
+    /// A readiness report arrived while the socket was not idle: it may
+    /// have raced with the socket's return, so the return asks the kernel.
+    event: bool,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -309,30 +312,40 @@ impl<P: Plumbing> State<P> {
         }
     }
 
-    /// `allocate`'s fast path: the most recently used live idle socket of
-    /// `target`'s key, or `None`.
+    /// `allocate`'s fast path: the most recently used idle socket of
+    /// `target`'s key, counted as in use and reused, or `None`. The caller
+    /// checks it with [`Poolable::check`] after dropping the lock, so that
+    /// the system call does not serialise checkouts, and gives a stale one
+    /// back with [`State::revoke`].
     ///
     /// # Errors
     ///
     /// `Error::Shutdown` once the manager is shut down.
-    pub(crate) fn checkout(
-        &mut self,
-        target: &Target,
-        out: &mut Actions<P>,
-    ) -> Result<Option<(P::Socket, SocketId)>, Error> {
+    pub(crate) fn checkout(&mut self, target: &Target) -> Result<Option<(P::Socket, SocketId)>, Error> {
         if self.shut_down {
             return Err(Error::Shutdown);
         }
-        let Some(&key) = self.key_index.get(target) else {
+        let Some(idx) = self.key_index.get(target).and_then(|&key| self.keys[key].idle.tail()) else {
             return Ok(None);
         };
-        let hit = self.take_idle(key, out);
-        if hit.is_some() {
-            self.in_use += 1;
-            self.reuses += 1;
-        }
+        let (socket, _) = self.unidle(idx);
+        self.in_use += 1;
+        self.reuses += 1;
+        Ok(Some((socket, self.socket_id(idx))))
+    }
+
+    /// Undoes a `checkout` whose socket turned out stale: it is closed and
+    /// counted in `stale_discarded` instead of `reuses`.
+    pub(crate) fn revoke(&mut self, sid: SocketId, socket: P::Socket, health: Health, out: &mut Actions<P>) {
+        let Some(_) = self.live_socket(sid) else {
+            out.push(Action::Close { socket, reset: false });
+            return;
+        };
+        self.in_use -= 1;
+        self.reuses -= 1;
+        self.stale_discarded += 1;
+        self.close(sid.index as usize, socket, health, out);
         self.pump(out);
-        Ok(hit)
     }
 
     /// Registers a request that `checkout` could not serve. It looks the
@@ -359,7 +372,7 @@ impl<P: Plumbing> State<P> {
                 limit: self.limits.max_queued,
             });
         }
-        let id = RequestId::new(self.requests.vacant_key());
+        let id = self.request_id(self.requests.vacant_key());
         let seq = self.next_seq;
         self.next_seq += 1;
         self.keys[key].pending += 1;
@@ -461,7 +474,7 @@ impl<P: Plumbing> State<P> {
         &mut self,
         request: RequestId,
         target: &Target,
-        socket: P::Socket,
+        mut socket: P::Socket,
         now: Instant,
         out: &mut Actions<P>,
     ) {
@@ -483,7 +496,8 @@ impl<P: Plumbing> State<P> {
                 self.keys[key].open += 1;
                 self.in_use += 1;
                 let sid = self.new_socket(key);
-                self.put_back(sid, socket, now, out);
+                let health = socket.watch(sid.token());
+                self.put_back(sid, socket, health, now, out);
             } else {
                 out.push(Action::Close { socket, reset: false });
                 self.forget_key_if_unused(key);
@@ -507,11 +521,14 @@ impl<P: Plumbing> State<P> {
         self.pump(out);
     }
 
-    /// A `Connection` came back with a socket worth keeping.
+    /// A `Connection` came back with a socket worth keeping. `health` is
+    /// what [`Poolable::watch`] said, called by the caller before taking the
+    /// lock; a waiter gets the socket only after a fresh `check`.
     pub(crate) fn put_back(
         &mut self,
         sid: SocketId,
         mut socket: P::Socket,
+        mut health: Health,
         now: Instant,
         out: &mut Actions<P>,
     ) {
@@ -522,11 +539,15 @@ impl<P: Plumbing> State<P> {
         let idx = sid.index as usize;
         self.in_use -= 1;
         let waiter = self.keys[key].waiters.front().copied();
-        let health = match (self.shut_down, waiter) {
-            (true, _) => Health::Closed,
-            (false, Some(_)) => socket.check(),
-            (false, None) => socket.watch(sid.token()),
-        };
+        // An event reported between `watch` and now found the socket not yet
+        // idle; ask the kernel instead of losing it.
+        let missed_event = std::mem::take(&mut self.sockets[idx].event);
+        if health == Health::Usable && (waiter.is_some() || missed_event) {
+            health = socket.check();
+        }
+        if self.shut_down {
+            health = Health::Closed;
+        }
         match (health, waiter) {
             (Health::Usable, Some(waiter)) => {
                 self.keys[key].waiters.pop_front();
@@ -578,6 +599,7 @@ impl<P: Plumbing> State<P> {
         }
         let idx = sid.index as usize;
         let Some((socket, _)) = self.sockets[idx].idle.as_mut() else {
+            self.sockets[idx].event = true;
             return;
         };
         let health = socket.watch(token);
@@ -820,6 +842,13 @@ impl<P: Plumbing> State<P> {
         (entry.generation == sid.generation).then_some(entry.key)
     }
 
+    /// A new id for request slot `slot`; also used for requests served at
+    /// once, which are never stored.
+    pub(crate) fn request_id(&mut self, slot: usize) -> RequestId {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        RequestId::new(slot, self.next_generation)
+    }
+
     fn socket_id(&self, idx: usize) -> SocketId {
         SocketId {
             index: idx as u32,
@@ -834,6 +863,7 @@ impl<P: Plumbing> State<P> {
             generation: self.next_generation,
             links: Default::default(),
             idle: None,
+            event: false,
         });
         self.socket_id(idx)
     }

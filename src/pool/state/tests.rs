@@ -155,7 +155,19 @@ impl Sim {
     /// `allocate`: checkout, else a request. Returns the label.
     fn allocate(&mut self, target: &Target, label: u32) {
         let mut out = Actions::new();
-        match self.state.checkout(target, &mut out) {
+        let mut hit = self.state.checkout(target);
+        // As `Manager::allocate` does: check outside the lock, revoke a
+        // stale socket, try again.
+        while let Ok(Some((mut socket, id))) = hit {
+            let health = socket.check();
+            if health == Health::Usable {
+                hit = Ok(Some((socket, id)));
+                break;
+            }
+            self.state.revoke(id, socket, health, &mut out);
+            hit = self.state.checkout(target);
+        }
+        match hit {
             Ok(Some((socket, id))) => {
                 self.loaned.insert(socket.name, (id, socket.health.clone()));
                 let got = Outcome::Got {
@@ -230,8 +242,9 @@ impl Sim {
     fn give_back(&mut self, name: u32) {
         let (id, health) = self.loaned.remove(&name).expect("on loan");
         let mut out = Actions::new();
-        self.state
-            .put_back(id, FakeSocket { name, health }, self.now, &mut out);
+        let mut socket = FakeSocket { name, health };
+        let seen = socket.watch(id.token());
+        self.state.put_back(id, socket, seen, self.now, &mut out);
         self.apply(out);
     }
 
