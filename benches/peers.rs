@@ -22,7 +22,9 @@ use tokio::net::TcpStream;
 /// completes the handshakes, and no server code runs during the bench.
 fn silent_listener() -> std::net::TcpListener {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
     socket.listen(1024).unwrap();
     socket.into()
 }
@@ -64,7 +66,11 @@ impl deadpool::managed::Manager for Tcp {
         TcpStream::connect(self.0).await
     }
 
-    async fn recycle(&self, conn: &mut TcpStream, _: &deadpool::managed::Metrics) -> deadpool::managed::RecycleResult<io::Error> {
+    async fn recycle(
+        &self,
+        conn: &mut TcpStream,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<io::Error> {
         Ok(alive(conn)?)
     }
 }
@@ -90,7 +96,10 @@ impl Pools {
             .build(Tcp(addr))
             .await
             .unwrap();
-        let deadpool = deadpool::managed::Pool::builder(Tcp(addr)).max_size(size).build().unwrap();
+        let deadpool = deadpool::managed::Pool::builder(Tcp(addr))
+            .max_size(size)
+            .build()
+            .unwrap();
         // Warm every pool to `size` sockets.
         let mut held = vec![];
         for _ in 0..size {
@@ -105,7 +114,12 @@ impl Pools {
             held_dp.push(deadpool.get().await.unwrap());
         }
         drop((held, held_bb8, held_dp));
-        Pools { keepalive, target, bb8, deadpool }
+        Pools {
+            keepalive,
+            target,
+            bb8,
+            deadpool,
+        }
     }
 
     async fn keepalive_once(&self) {
@@ -122,7 +136,10 @@ impl Pools {
 }
 
 fn single(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let listener = silent_listener();
     let pools = rt.block_on(Pools::new(listener.local_addr().unwrap(), 1));
     let mut group = c.benchmark_group("peers_single");
@@ -135,9 +152,17 @@ fn single(c: &mut Criterion) {
 }
 
 /// Runs `iters` checkouts split over 16 tasks and returns the time taken.
-fn contend<F>(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, rt: &tokio::runtime::Runtime, name: &str, pools: &'static Pools, once: F)
-where
-    F: Fn(&'static Pools) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Copy + Send + 'static,
+fn contend<F>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    pools: &'static Pools,
+    once: F,
+) where
+    F: Fn(&'static Pools) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Copy
+        + Send
+        + 'static,
 {
     const TASKS: u64 = 16;
     group.bench_function(name, |b| {
@@ -162,14 +187,24 @@ where
 }
 
 fn contended(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let listener = silent_listener();
-    let pools: &'static Pools = Box::leak(Box::new(rt.block_on(Pools::new(listener.local_addr().unwrap(), 4))));
+    let pools: &'static Pools = Box::leak(Box::new(
+        rt.block_on(Pools::new(listener.local_addr().unwrap(), 4)),
+    ));
     let mut group = c.benchmark_group("peers_contended");
     group.throughput(Throughput::Elements(1));
-    contend(&mut group, &rt, "keepalive", pools, |p| Box::pin(p.keepalive_once()));
+    contend(&mut group, &rt, "keepalive", pools, |p| {
+        Box::pin(p.keepalive_once())
+    });
     contend(&mut group, &rt, "bb8", pools, |p| Box::pin(p.bb8_once()));
-    contend(&mut group, &rt, "deadpool", pools, |p| Box::pin(p.deadpool_once()));
+    contend(&mut group, &rt, "deadpool", pools, |p| {
+        Box::pin(p.deadpool_once())
+    });
     group.finish();
     assert!(pools.keepalive.stats().open <= 4);
 }

@@ -23,7 +23,6 @@ use crate::target::Target;
 /// assert_ne!(FromCache::Fresh, FromCache::Immediate);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(clippy::exhaustive_enums)] // The three cases of the original; a published contract.
 pub enum FromCache {
     /// Newly connected for this request.
     Fresh,
@@ -301,7 +300,8 @@ impl Drop for Connection {
             // Checked, and watched for events, before taking the lock.
             let health = socket.watch(id.token());
             let now = Instant::now();
-            self.shared.act(|state, out| state.put_back(id, socket, health, now, out));
+            self.shared
+                .act(|state, out| state.put_back(id, socket, health, now, out));
         } else {
             // Closed before its slot is released, so the count of open
             // sockets never runs behind the real one.

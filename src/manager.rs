@@ -8,11 +8,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::allocation::NO_SLOT;
 use crate::allocation::{Allocation, RequestId};
 use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
 use crate::error::Error;
-use crate::allocation::NO_SLOT;
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, SocketId, State};
 use crate::pool::{Live, PooledSocket, Shared};
 use crate::target::Target;
@@ -168,7 +168,8 @@ impl Manager {
                     // behind each other's system calls.
                     match socket.check() {
                         Health::Usable => {
-                            let conn = Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
+                            let conn =
+                                Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
                             return Allocation::ready(Some(id), Ok(conn));
                         }
                         stale => shared.act(|state, out| state.revoke(sid, socket, stale, out)),

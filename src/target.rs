@@ -292,6 +292,32 @@ impl Hash for Target {
     }
 }
 
+/// A map keyed by [`Target`] that uses the hash each target computed once,
+/// with a per-process random key, instead of hashing it again.
+pub(crate) type TargetMap<V> = std::collections::HashMap<Target, V, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// The hasher of [`TargetMap`]: passes `Target`'s precomputed hash through.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    /// Only `write_u64` is used by `Target`; other input is still mixed in
+    /// rather than ignored.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
 impl fmt::Display for Target {
     /// `scheme://host:port`, with `for scheme://host:port` appended when the
     /// target has a different final destination.

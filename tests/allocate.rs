@@ -174,3 +174,29 @@ async fn a_refused_connection_fails_at_once_with_econnrefused() {
     assert!(!err.is_timeout());
     assert_eq!(manager.stats(), Stats::default());
 }
+
+#[tokio::test]
+async fn names_go_through_the_system_resolver() {
+    let server = Server::start("127.0.0.1").await;
+    let manager = Manager::new();
+    // `localhost` may resolve to ::1 first, where nothing listens: the
+    // connect moves on to the next address.
+    let conn = within(
+        "localhost",
+        manager.allocate(Target::new("http", "localhost", server.port())),
+    )
+    .await
+    .unwrap();
+    assert!(conn.peer_addr().unwrap().ip().is_loopback());
+    assert_eq!(manager.stats().dns_lookups, 1);
+    drop(conn);
+    let again = manager
+        .allocate(Target::new("http", "LOCALHOST", server.port()))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.from_cache(),
+        FromCache::Immediate,
+        "names are case-insensitive"
+    );
+}

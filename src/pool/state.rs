@@ -28,7 +28,7 @@ use crate::allocation::RequestId;
 use crate::connection::FromCache;
 use crate::error::Error;
 use crate::manager::Stats;
-use crate::target::Target;
+use crate::target::{Target, TargetMap};
 
 /// The concrete types `State` works with.
 pub(crate) trait Plumbing {
@@ -239,7 +239,7 @@ struct Lookup<P: Plumbing> {
 pub(crate) struct State<P: Plumbing> {
     limits: Limits,
     keys: Slab<Key>,
-    key_index: HashMap<Target, usize>,
+    key_index: TargetMap<usize>,
     sockets: Slab<SocketEntry<P::Socket>>,
     /// Every idle socket, least recently used first.
     lru: Ends,
@@ -271,7 +271,7 @@ impl<P: Plumbing> State<P> {
         State {
             limits,
             keys: Slab::new(),
-            key_index: HashMap::new(),
+            key_index: TargetMap::default(),
             sockets: Slab::new(),
             lru: Ends::default(),
             requests: Slab::new(),
@@ -325,7 +325,11 @@ impl<P: Plumbing> State<P> {
         if self.shut_down {
             return Err(Error::Shutdown);
         }
-        let Some(idx) = self.key_index.get(target).and_then(|&key| self.keys[key].idle.tail()) else {
+        let Some(idx) = self
+            .key_index
+            .get(target)
+            .and_then(|&key| self.keys[key].idle.tail())
+        else {
             return Ok(None);
         };
         let (socket, _) = self.unidle(idx);
