@@ -67,10 +67,12 @@
 //! * `error`: [`Error`].
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
 //! * `stream`: the byte stream under a connection (TCP; TLS to come).
-//! * `pool`: the shared state behind one lock (`pool/mod.rs`), every
-//!   decision as pure data (`pool/state.rs`), the idle lists
-//!   (`pool/lists.rs`), the tasks that carry decisions out
-//!   (`pool/tasks.rs`), and the idle liveness checks (`pool/idle.rs`).
+//! * `pool`: the shared state behind one lock (`pool/mod.rs`); every
+//!   decision as pure data (`pool/state.rs`, with `state/sockets.rs` and
+//!   `state/requests.rs`), and the types at its boundary
+//!   (`pool/plumbing.rs`); the idle lists (`pool/lists.rs`); the tasks that
+//!   carry decisions out (`pool/tasks.rs`); the idle liveness checks
+//!   (`pool/idle.rs`).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 

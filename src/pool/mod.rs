@@ -7,6 +7,7 @@
 
 mod idle;
 mod lists;
+mod plumbing;
 pub(crate) mod state;
 mod tasks;
 

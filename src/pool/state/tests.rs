@@ -6,7 +6,10 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use std::net::SocketAddr;
+
 use super::*;
+use crate::connection::FromCache;
 
 /// Fake plumbing: responders and tasks are numbers, sockets carry a health
 /// the test sets.

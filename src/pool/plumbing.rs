@@ -1,0 +1,153 @@
+//! The types at `State`'s boundary: what it needs of sockets, the ids it
+//! hands out, and the decisions it asks its caller to carry out.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::allocation::RequestId;
+use crate::connection::FromCache;
+use crate::error::Error;
+use crate::target::Target;
+
+/// The concrete types `State` works with.
+pub(crate) trait Plumbing {
+    /// A connected socket.
+    type Socket: Poolable;
+    /// The sending half that completes one request.
+    type Responder;
+    /// A handle to an in-flight lookup or connect task, to abort it.
+    type Task;
+}
+
+/// What the pool needs to know about a socket.
+pub(crate) trait Poolable {
+    /// What the kernel knows right now, without waiting for the runtime to
+    /// notice: used whenever a socket is handed out.
+    fn check(&mut self) -> Health;
+    /// Like `check`, and arranges for `token` to reach
+    /// [`State::idle_event`] when the socket becomes readable while idle.
+    fn watch(&mut self, token: u64) -> Health;
+}
+
+/// The state of a socket that is not in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// Open, nothing to read: may be handed out.
+    Usable,
+    /// The peer closed or reset it, or it has a pending error.
+    Closed,
+    /// Bytes nobody asked for are waiting: close it with a reset.
+    Unread,
+}
+
+/// The addresses a request connects to, in order of preference.
+pub(crate) type Addrs = Arc<[SocketAddr]>;
+
+/// The pool's limits, from the builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_per_host: usize,
+    pub(crate) max_open: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) max_queued: usize,
+}
+
+/// A socket's place in the pool: its slab index and a generation, so that
+/// a stale readiness report for a reused index is recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SocketId {
+    pub(super) index: u32,
+    pub(super) generation: u32,
+}
+
+impl SocketId {
+    /// The value a socket's readiness report carries.
+    pub(crate) fn token(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    pub(super) fn from_token(token: u64) -> SocketId {
+        SocketId {
+            index: token as u32,
+            generation: (token >> 32) as u32,
+        }
+    }
+}
+
+/// A name lookup's place in the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LookupId {
+    pub(super) index: usize,
+    pub(super) generation: u32,
+}
+
+/// Who a spawned task belongs to, for [`State::attach`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TaskOwner {
+    Connect(RequestId),
+    Lookup(LookupId),
+}
+
+/// A decision for the caller to carry out once the lock is dropped.
+pub(crate) enum Action<P: Plumbing> {
+    /// Hand `socket` to the request behind `responder`.
+    Deliver {
+        responder: P::Responder,
+        socket: P::Socket,
+        id: SocketId,
+        target: Target,
+        from: FromCache,
+    },
+    /// Complete a request with an error.
+    Fail { responder: P::Responder, error: Error },
+    /// Start connecting for `request`; report with `connected` or
+    /// `connect_failed`, and `attach` the task.
+    Connect {
+        request: RequestId,
+        target: Target,
+        addrs: Addrs,
+    },
+    /// Start looking `host` up; report with `resolved`, and `attach` the task.
+    Resolve {
+        lookup: LookupId,
+        host: Arc<str>,
+        port: u16,
+    },
+    /// Close a socket; `reset` closes it with SO_LINGER 0.
+    Close { socket: P::Socket, reset: bool },
+    /// Abort a task whose work nobody wants any more.
+    Abort(P::Task),
+}
+
+/// The decisions of one call, plus whether the background task must wake
+/// earlier than it planned.
+pub(crate) struct Actions<P: Plumbing> {
+    pub(crate) list: Vec<Action<P>>,
+    pub(crate) rearm: bool,
+}
+
+impl<P: Plumbing> Actions<P> {
+    /// No decisions yet; allocates nothing until one is pushed.
+    pub(crate) fn new() -> Actions<P> {
+        Actions {
+            list: Vec::new(),
+            rearm: false,
+        }
+    }
+
+    pub(super) fn push(&mut self, action: Action<P>) {
+        self.list.push(action);
+    }
+}
+
+/// A new request, as `allocate` hands it over.
+pub(crate) struct NewRequest<P: Plumbing> {
+    pub(crate) responder: P::Responder,
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    /// `None` when the host is a name that must be looked up first.
+    pub(crate) addrs: Option<Addrs>,
+}

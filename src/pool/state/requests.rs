@@ -1,0 +1,352 @@
+//! Request decisions: new requests, placement, lookups, cancellation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    Action, Actions, Addrs, Lookup, LookupId, NewRequest, Phase, Plumbing, Request, SocketId, State,
+    TaskOwner,
+};
+use crate::allocation::RequestId;
+use crate::connection::FromCache;
+use crate::error::Error;
+use crate::target::Target;
+
+impl<P: Plumbing> State<P> {
+    /// Registers a request that `checkout` could not serve. It looks the
+    /// host up, connects, or waits, as limits allow.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Shutdown` once shut down; `Error::QueueFull` when it would
+    /// wait and `max_queued` requests already do.
+    pub(crate) fn request(
+        &mut self,
+        target: &Target,
+        new: NewRequest<P>,
+        out: &mut Actions<P>,
+    ) -> Result<RequestId, Error> {
+        if self.shut_down {
+            return Err(Error::Shutdown);
+        }
+        let key = self.intern(target);
+        let would_wait = new.addrs.is_none() || !self.can_start(key);
+        if would_wait && self.queued >= self.limits.max_queued {
+            self.forget_key_if_unused(key);
+            return Err(Error::QueueFull {
+                limit: self.limits.max_queued,
+            });
+        }
+        let id = self.request_id(self.requests.vacant_key());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.keys[key].pending += 1;
+        self.deadlines.insert((new.deadline, id.raw()));
+        self.arm(new.deadline, out);
+        let phase = match new.addrs {
+            Some(addrs) => Phase::Queued(addrs),
+            None => {
+                self.queued += 1;
+                let (host, port) = (Arc::from(target.host()), target.port());
+                Phase::Resolving(self.join_lookup(host, port, id, out))
+            }
+        };
+        let queued = matches!(phase, Phase::Queued(_));
+        self.requests.insert(Request {
+            id,
+            key,
+            seq,
+            deadline: new.deadline,
+            timeout: new.timeout,
+            responder: new.responder,
+            phase,
+        });
+        if queued {
+            self.place(id, out);
+        }
+        self.pump(out);
+        Ok(id)
+    }
+
+    /// Whether a request for `key` would get a socket without waiting.
+    fn can_start(&self, key: usize) -> bool {
+        let k = &self.keys[key];
+        k.waiters.is_empty()
+            && (!k.idle.is_empty()
+                || (k.open < self.limits.max_per_host
+                    && (self.open() < self.limits.max_open || !self.lru.is_empty())))
+    }
+
+    /// Serves a request that has its addresses: an idle socket of its key,
+    /// else a new connection if limits allow, else a place in the queue.
+    /// The request must not be counted in `queued` yet.
+    pub(super) fn place(&mut self, id: RequestId, out: &mut Actions<P>) {
+        let key = self.requests[id.slot()].key;
+        if self.keys[key].waiters.is_empty() {
+            if let Some((socket, sid)) = self.take_idle(key, out) {
+                self.in_use += 1;
+                self.reuses += 1;
+                self.deliver(id, socket, sid, FromCache::Deferred, out);
+                return;
+            }
+            if self.keys[key].open < self.limits.max_per_host
+                && (self.open() < self.limits.max_open || self.evict_lru(out))
+            {
+                self.start_connect(id, out);
+                return;
+            }
+        }
+        self.queued += 1;
+        self.keys[key].waiters.push_back(id);
+        self.refresh(key);
+    }
+
+    /// Starts a connect for a request that has room under both limits.
+    pub(super) fn start_connect(&mut self, id: RequestId, out: &mut Actions<P>) {
+        let req = &mut self.requests[id.slot()];
+        let Phase::Queued(addrs) = std::mem::replace(&mut req.phase, Phase::Connecting(None)) else {
+            unreachable!("only a request with addresses is connected");
+        };
+        let key = req.key;
+        self.keys[key].open += 1;
+        self.connecting += 1;
+        out.push(Action::Connect {
+            request: id,
+            target: self.keys[key].target.clone(),
+            addrs,
+        });
+    }
+
+    /// A connect task's failure: the request fails with `error`, its slot
+    /// goes to the next waiter.
+    pub(crate) fn connect_failed(&mut self, request: RequestId, error: Error, out: &mut Actions<P>) {
+        if let Some(key) = self.connecting_key(request) {
+            self.connecting -= 1;
+            let req = self.finish(request);
+            out.push(Action::Fail {
+                responder: req.responder,
+                error,
+            });
+            self.release_slot(key);
+        }
+        self.pump(out);
+    }
+
+    /// Cancels a pending request, releasing its queue place, lookup
+    /// interest or connect slot. Returns its responder, or `None` when the
+    /// request is already complete.
+    pub(crate) fn cancel(&mut self, id: RequestId, out: &mut Actions<P>) -> Option<P::Responder> {
+        self.live_request(id)?;
+        let req = self.abandon(id, out);
+        self.pump(out);
+        Some(req.responder)
+    }
+
+    /// Moves a pending request's deadline.
+    pub(crate) fn set_deadline(
+        &mut self,
+        id: RequestId,
+        deadline: Instant,
+        timeout: Duration,
+        out: &mut Actions<P>,
+    ) {
+        let Some(slot) = self.live_request(id) else {
+            return;
+        };
+        let req = &mut self.requests[slot];
+        self.deadlines.remove(&(req.deadline, id.raw()));
+        req.deadline = deadline;
+        req.timeout = timeout;
+        self.deadlines.insert((deadline, id.raw()));
+        self.arm(deadline, out);
+    }
+
+    /// A lookup's answer, for every request waiting on it.
+    pub(crate) fn resolved(
+        &mut self,
+        lookup: LookupId,
+        answer: std::io::Result<Vec<SocketAddr>>,
+        out: &mut Actions<P>,
+    ) {
+        let Some(l) = self
+            .lookups
+            .get(lookup.index)
+            .filter(|l| l.generation == lookup.generation)
+        else {
+            return;
+        };
+        self.lookup_index.remove(&(l.host.clone(), l.port));
+        let l = self.lookups.remove(lookup.index);
+        let error = match answer {
+            Ok(addrs) if !addrs.is_empty() => {
+                let addrs: Addrs = addrs.into();
+                for id in l.waiting {
+                    self.queued -= 1;
+                    self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
+                    self.place(id, out);
+                }
+                self.pump(out);
+                return;
+            }
+            Ok(_) => Error::NoAddress {
+                host: l.host.to_string(),
+                detail: String::new(),
+            },
+            Err(e) => Error::Resolve {
+                host: l.host.to_string(),
+                source: Arc::new(e),
+            },
+        };
+        for id in l.waiting {
+            self.queued -= 1;
+            let req = self.finish(id);
+            out.push(Action::Fail {
+                responder: req.responder,
+                error: error.clone(),
+            });
+        }
+        self.pump(out);
+    }
+
+    /// Stores the handle of a task started for `owner`. Returns it when its
+    /// owner is already gone, so the caller aborts it.
+    pub(crate) fn attach(&mut self, owner: TaskOwner, task: P::Task) -> Option<P::Task> {
+        match owner {
+            TaskOwner::Connect(id) => match self.live_request(id).map(|s| &mut self.requests[s].phase) {
+                Some(Phase::Connecting(slot @ None)) => *slot = Some(task),
+                _ => return Some(task),
+            },
+            TaskOwner::Lookup(lid) => match self.lookups.get_mut(lid.index) {
+                Some(l) if l.generation == lid.generation && l.task.is_none() => l.task = Some(task),
+                _ => return Some(task),
+            },
+        }
+        None
+    }
+
+    /// Removes a pending request in any phase, undoing what the phase held.
+    pub(super) fn abandon(&mut self, id: RequestId, out: &mut Actions<P>) -> Request<P> {
+        let slot = id.slot();
+        let key = self.requests[slot].key;
+        let phase = std::mem::replace(&mut self.requests[slot].phase, Phase::Connecting(None));
+        let connecting = match phase {
+            Phase::Resolving(lookup) => {
+                self.queued -= 1;
+                self.leave_lookup(lookup, id, out);
+                false
+            }
+            Phase::Queued(_) => {
+                self.queued -= 1;
+                self.keys[key].waiters.retain(|w| *w != id);
+                self.refresh(key);
+                false
+            }
+            Phase::Connecting(task) => {
+                self.connecting -= 1;
+                out.list.extend(task.map(Action::Abort));
+                true
+            }
+        };
+        let req = self.finish(id);
+        if connecting {
+            self.release_slot(key);
+        }
+        req
+    }
+
+    /// Removes a request that is done, with its deadline.
+    pub(super) fn finish(&mut self, id: RequestId) -> Request<P> {
+        let req = self.requests.remove(id.slot());
+        self.deadlines.remove(&(req.deadline, id.raw()));
+        self.keys[req.key].pending -= 1;
+        self.forget_key_if_unused(req.key);
+        req
+    }
+
+    /// Completes a request with a socket the caller already counts in
+    /// `in_use`.
+    pub(super) fn deliver(
+        &mut self,
+        id: RequestId,
+        socket: P::Socket,
+        sid: SocketId,
+        from: FromCache,
+        out: &mut Actions<P>,
+    ) {
+        let req = self.finish(id);
+        out.push(Action::Deliver {
+            responder: req.responder,
+            socket,
+            id: sid,
+            target: self.keys[req.key].target.clone(),
+            from,
+        });
+    }
+
+    /// The slot of a live request with this id.
+    pub(super) fn live_request(&self, id: RequestId) -> Option<usize> {
+        let slot = id.slot();
+        self.requests.get(slot).filter(|r| r.id == id).map(|_| slot)
+    }
+
+    /// The key of a live request that is connecting.
+    pub(super) fn connecting_key(&self, id: RequestId) -> Option<usize> {
+        let req = &self.requests[self.live_request(id)?];
+        matches!(req.phase, Phase::Connecting(_)).then_some(req.key)
+    }
+
+    /// A new id for request slot `slot`; also used for requests served at
+    /// once, which are never stored.
+    pub(crate) fn request_id(&mut self, slot: usize) -> RequestId {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        RequestId::new(slot, self.next_generation)
+    }
+
+    pub(super) fn join_lookup(
+        &mut self,
+        host: Arc<str>,
+        port: u16,
+        id: RequestId,
+        out: &mut Actions<P>,
+    ) -> LookupId {
+        let index_key = (host, port);
+        if let Some(&lid) = self.lookup_index.get(&index_key) {
+            self.lookups[lid.index].waiting.push(id);
+            return lid;
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let (host, port) = index_key;
+        let lid = LookupId {
+            index: self.lookups.insert(Lookup {
+                generation: self.next_generation,
+                host: host.clone(),
+                port,
+                waiting: vec![id],
+                task: None,
+            }),
+            generation: self.next_generation,
+        };
+        self.lookup_index.insert((host.clone(), port), lid);
+        self.dns_lookups += 1;
+        out.push(Action::Resolve {
+            lookup: lid,
+            host,
+            port,
+        });
+        lid
+    }
+
+    /// Drops `id`'s interest in a lookup; the last one out aborts it.
+    pub(super) fn leave_lookup(&mut self, lid: LookupId, id: RequestId, out: &mut Actions<P>) {
+        let l = &mut self.lookups[lid.index];
+        l.waiting.retain(|w| *w != id);
+        if l.waiting.is_empty() {
+            let l = self.lookups.remove(lid.index);
+            self.lookup_index.remove(&(l.host, l.port));
+            out.list.extend(l.task.map(Action::Abort));
+        }
+    }
+}
