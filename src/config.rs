@@ -17,6 +17,9 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long an allocation may take, from `allocate()` to its result (the
 /// original's 120 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a connect attempt runs alone before the next address is tried
+/// too (RFC 8305's recommended 250 ms).
+pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Settings for a [`Manager`].
 ///
@@ -50,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) bind_address: Option<IpAddr>,
     pub(crate) max_queued: usize,
     pub(crate) resolver: Arc<dyn Resolve>,
+    pub(crate) happy_eyeballs_delay: Duration,
+    pub(crate) dns_ttl: Option<Duration>,
 }
 
 impl Default for Config {
@@ -62,6 +67,8 @@ impl Default for Config {
             bind_address: None,
             max_queued: usize::MAX,
             resolver: Arc::new(SystemResolver),
+            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
+            dns_ttl: None,
         }
     }
 }
@@ -76,6 +83,8 @@ impl Config {
             ("keep_alive", self.keep_alive.is_zero()),
             ("timeout", self.timeout.is_zero()),
             ("max_queued", self.max_queued == 0),
+            ("happy_eyeballs_delay", self.happy_eyeballs_delay.is_zero()),
+            ("dns_ttl", self.dns_ttl.is_some_and(|d| d.is_zero())),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             panic!("keepalive::Builder: {name} must not be zero");
@@ -92,6 +101,8 @@ impl fmt::Debug for Config {
             .field("timeout", &self.timeout)
             .field("bind_address", &self.bind_address)
             .field("max_queued", &self.max_queued)
+            .field("happy_eyeballs_delay", &self.happy_eyeballs_delay)
+            .field("dns_ttl", &self.dns_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +202,38 @@ impl Builder {
     /// [`Error::is_queue_full`]: crate::Error::is_queue_full
     pub fn max_queued(mut self, n: usize) -> Self {
         self.config.max_queued = n;
+        self
+    }
+
+    /// When a name has several addresses, how long one connect attempt runs
+    /// alone before the next address is tried as well (Happy Eyeballs,
+    /// RFC 8305). A failed attempt starts the next one at once. Defaults to
+    /// [`DEFAULT_HAPPY_EYEBALLS_DELAY`] (250 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().happy_eyeballs_delay(std::time::Duration::from_millis(100));
+    /// # drop(builder);
+    /// ```
+    pub fn happy_eyeballs_delay(mut self, d: Duration) -> Self {
+        self.config.happy_eyeballs_delay = d;
+        self
+    }
+
+    /// Keeps each successful name lookup for `d`: within that time a host
+    /// is not looked up again. Failed lookups are never kept. Defaults to
+    /// off: every request that needs a connection looks the name up (shared
+    /// with concurrent requests for it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().dns_ttl(std::time::Duration::from_secs(30));
+    /// # drop(builder);
+    /// ```
+    pub fn dns_ttl(mut self, d: Duration) -> Self {
+        self.config.dns_ttl = Some(d);
         self
     }
 

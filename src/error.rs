@@ -54,13 +54,16 @@ pub enum Error {
         /// Why none of the answers could be used, if some were given.
         detail: String,
     },
-    /// Connecting failed.
-    #[error("connect to {target} failed{}", addr.map(|a| format!(" (address {a})")).unwrap_or_default())]
+    /// Connecting failed: every address was refused, unreachable, or none
+    /// could be used.
+    #[error("connect to {target} failed{}", tried_list(tried))]
     Connect {
         /// The target being connected.
         target: String,
-        /// The address that failed, when one was tried.
+        /// The address whose failure is the `source`: the first to fail.
         addr: Option<SocketAddr>,
+        /// Every address tried, in the order the attempts started.
+        tried: Vec<SocketAddr>,
         /// The system's error.
         #[source]
         source: Arc<io::Error>,
@@ -93,6 +96,15 @@ pub enum Error {
         /// The configured `max_queued`.
         limit: usize,
     },
+}
+
+/// `" (tried a, b)"`, or nothing when no address was tried.
+fn tried_list(tried: &[SocketAddr]) -> String {
+    if tried.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = tried.iter().map(ToString::to_string).collect();
+    format!(" (tried {})", list.join(", "))
 }
 
 impl Error {

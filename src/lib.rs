@@ -87,7 +87,10 @@ mod stream;
 mod target;
 
 pub use allocation::{Allocation, RequestId};
-pub use config::{Builder, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_OPEN, DEFAULT_MAX_PER_HOST, DEFAULT_TIMEOUT};
+pub use config::{
+    Builder, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_OPEN, DEFAULT_MAX_PER_HOST,
+    DEFAULT_TIMEOUT,
+};
 pub use connection::{Connection, FromCache};
 pub use error::Error;
 pub use manager::{Manager, Stats};

@@ -199,6 +199,7 @@ impl Manager {
             .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
         let new = NewRequest {
             responder,
+            now: start,
             deadline: start + timeout,
             timeout,
             addrs,

@@ -5,6 +5,8 @@
 //! carries the decisions out after the lock is dropped: sending results,
 //! spawning lookups and connects, closing sockets, aborting tasks.
 
+mod connect;
+mod dns_cache;
 mod idle;
 mod lists;
 mod plumbing;
@@ -69,6 +71,7 @@ impl Shared {
             max_open: config.max_open,
             keep_alive: config.keep_alive,
             max_queued: config.max_queued,
+            dns_ttl: config.dns_ttl,
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(limits)),

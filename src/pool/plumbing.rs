@@ -53,6 +53,8 @@ pub(crate) struct Limits {
     pub(crate) max_open: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) max_queued: usize,
+    /// How long positive lookup answers are kept; `None`: not at all.
+    pub(crate) dns_ttl: Option<Duration>,
 }
 
 /// A socket's place in the pool: its slab index and a generation, so that
@@ -146,6 +148,8 @@ impl<P: Plumbing> Actions<P> {
 /// A new request, as `allocate` hands it over.
 pub(crate) struct NewRequest<P: Plumbing> {
     pub(crate) responder: P::Responder,
+    /// When `allocate` was called.
+    pub(crate) now: Instant,
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
     /// `None` when the host is a name that must be looked up first.

@@ -26,6 +26,7 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::time::Instant;
 
+use super::dns_cache::DnsCache;
 use super::lists::{Ends, Linked, Links};
 pub(crate) use super::plumbing::{
     Action, Actions, Addrs, Health, Limits, LookupId, NewRequest, Plumbing, Poolable, SocketId, TaskOwner,
@@ -119,6 +120,8 @@ pub(crate) struct State<P: Plumbing> {
     eligible: BTreeSet<(u64, usize)>,
     lookups: Slab<Lookup<P>>,
     lookup_index: HashMap<(Arc<str>, u16), LookupId>,
+    /// Positive answers kept for `dns_ttl`.
+    dns_cache: DnsCache,
     /// The time the background task will next wake, if it sleeps.
     armed: Option<Instant>,
     next_seq: u64,
@@ -147,6 +150,7 @@ impl<P: Plumbing> State<P> {
             eligible: BTreeSet::new(),
             lookups: Slab::new(),
             lookup_index: HashMap::new(),
+            dns_cache: DnsCache::new(limits.dns_ttl),
             armed: None,
             next_seq: 0,
             next_generation: 0,

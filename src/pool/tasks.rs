@@ -5,17 +5,14 @@
 //! Every task holds only a `Weak<Shared>`, so none keeps a manager alive,
 //! and each ends with it.
 
-use std::io;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use super::connect::Plan;
 use super::state::{Addrs, LookupId};
 use super::{PooledSocket, Shared, Signal};
 use crate::allocation::RequestId;
-use crate::error::Error;
 use crate::stream::Stream;
 use crate::target::Target;
 
@@ -26,16 +23,20 @@ pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<st
     };
     let answer = resolver.resolve(&host, port).await;
     if let Some(shared) = shared.upgrade() {
-        shared.act(|state, out| state.resolved(lookup, answer, out));
+        let now = Instant::now();
+        shared.act(|state, out| state.resolved(lookup, answer, now, out));
     }
 }
 
-/// Connects for `request`, trying `addrs` in order.
+/// Connects for `request` to one of `addrs`.
 pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Target, addrs: Addrs) {
-    let Some(bind) = shared.upgrade().map(|s| s.config.bind_address) else {
+    let Some(plan) = shared.upgrade().map(|s| Plan {
+        bind: s.config.bind_address,
+        delay: s.config.happy_eyeballs_delay,
+    }) else {
         return;
     };
-    let result = connect_any(&target, &addrs, bind).await;
+    let result = super::connect::connect(&target, &addrs, plan).await;
     let Some(shared) = shared.upgrade() else {
         return;
     };
@@ -47,52 +48,6 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
         }
         Err(error) => state.connect_failed(request, error, out),
     });
-}
-
-/// The first address that accepts, or the first failure.
-async fn connect_any(
-    target: &Target,
-    addrs: &[SocketAddr],
-    bind: Option<IpAddr>,
-) -> Result<TcpStream, Error> {
-    let candidates = addrs
-        .iter()
-        .filter(|a| bind.is_none_or(|b| b.is_ipv4() == a.is_ipv4()));
-    let mut first_error = None;
-    for &addr in candidates {
-        match connect_one(addr, bind).await {
-            Ok(tcp) => return Ok(tcp),
-            Err(e) => {
-                first_error.get_or_insert((addr, e));
-            }
-        }
-    }
-    let (addr, source) = first_error.map_or_else(
-        || {
-            let why = format!("no address in the family of the bind address {bind:?}");
-            (None, io::Error::new(io::ErrorKind::AddrNotAvailable, why))
-        },
-        |(a, e)| (Some(a), e),
-    );
-    Err(Error::Connect {
-        target: target.to_string(),
-        addr,
-        source: Arc::new(source),
-    })
-}
-
-async fn connect_one(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    if let Some(ip) = bind {
-        socket.bind(SocketAddr::new(ip, 0))?;
-    }
-    let tcp = socket.connect(addr).await?;
-    // Request/response protocols lose a round trip to Nagle's algorithm.
-    tcp.set_nodelay(true)?;
-    Ok(tcp)
 }
 
 /// The background task: sleeps until the next keep-alive expiry or request

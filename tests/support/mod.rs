@@ -264,3 +264,58 @@ pub fn tcp_state(local_port: u16) -> Option<String> {
 
 /// CLOSE_WAIT in /proc/net/tcp: the peer's FIN has arrived.
 pub const CLOSE_WAIT: &str = "08";
+
+/// A resolver that answers from a fixed table after an optional delay, and
+/// counts its calls. Names not in the table fail with `NotFound`.
+#[derive(Clone, Default)]
+pub struct Table {
+    pub calls: Arc<AtomicUsize>,
+    answers: Arc<Mutex<std::collections::HashMap<String, Vec<SocketAddr>>>>,
+    delay: Duration,
+}
+
+impl Table {
+    pub fn with_delay(delay: Duration) -> Table {
+        Table { delay, ..Table::default() }
+    }
+
+    pub fn set(&self, host: &str, addrs: &[SocketAddr]) -> &Table {
+        self.answers.lock().unwrap().insert(host.to_owned(), addrs.to_vec());
+        self
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Resolve for Table {
+    fn resolve(&self, host: &str, _port: u16) -> ResolveFuture {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = self.answers.lock().unwrap().get(host).cloned();
+        let delay = self.delay;
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            answer.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such name"))
+        })
+    }
+}
+
+/// How many of this process's IPv4 loopback sockets are connecting
+/// (SYN_SENT) to `remote_port`.
+pub fn connecting_to(remote_port: u16) -> usize {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return 0;
+    };
+    let needle = format!("0100007F:{remote_port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.get(2) == Some(&needle.as_str()) && cols.get(3) == Some(&"02")
+        })
+        .count()
+}

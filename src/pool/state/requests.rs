@@ -33,7 +33,11 @@ impl<P: Plumbing> State<P> {
             return Err(Error::Shutdown);
         }
         let key = self.intern(target);
-        let would_wait = new.addrs.is_none() || !self.can_start(key);
+        let host: Arc<str> = Arc::from(target.host());
+        let addrs = new
+            .addrs
+            .or_else(|| self.dns_cache.get(&host, target.port(), new.now));
+        let would_wait = addrs.is_none() || !self.can_start(key);
         if would_wait && self.queued >= self.limits.max_queued {
             self.forget_key_if_unused(key);
             return Err(Error::QueueFull {
@@ -46,12 +50,11 @@ impl<P: Plumbing> State<P> {
         self.keys[key].pending += 1;
         self.deadlines.insert((new.deadline, id.raw()));
         self.arm(new.deadline, out);
-        let phase = match new.addrs {
+        let phase = match addrs {
             Some(addrs) => Phase::Queued(addrs),
             None => {
                 self.queued += 1;
-                let (host, port) = (Arc::from(target.host()), target.port());
-                Phase::Resolving(self.join_lookup(host, port, id, out))
+                Phase::Resolving(self.join_lookup(host, target.port(), id, out))
             }
         };
         let queued = matches!(phase, Phase::Queued(_));
@@ -169,6 +172,7 @@ impl<P: Plumbing> State<P> {
         &mut self,
         lookup: LookupId,
         answer: std::io::Result<Vec<SocketAddr>>,
+        now: Instant,
         out: &mut Actions<P>,
     ) {
         let Some(l) = self
@@ -183,6 +187,7 @@ impl<P: Plumbing> State<P> {
         let error = match answer {
             Ok(addrs) if !addrs.is_empty() => {
                 let addrs: Addrs = addrs.into();
+                self.dns_cache.insert(l.host.clone(), l.port, addrs.clone(), now);
                 for id in l.waiting {
                     self.queued -= 1;
                     self.requests[id.slot()].phase = Phase::Queued(addrs.clone());

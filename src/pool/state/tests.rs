@@ -87,6 +87,7 @@ impl Sim {
                 max_open,
                 keep_alive: KEEP_ALIVE,
                 max_queued: usize::MAX,
+                dns_ttl: None,
             }),
             now: Instant::now(),
             next_name: 0,
@@ -185,6 +186,7 @@ impl Sim {
                     .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
                 let new = NewRequest {
                     responder: label,
+                    now: self.now,
                     deadline: self.now + TIMEOUT,
                     timeout: TIMEOUT,
                     addrs,
@@ -222,6 +224,7 @@ impl Sim {
             let error = Error::Connect {
                 target: target.to_string(),
                 addr: None,
+                tried: vec![],
                 source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
             };
             self.state.connect_failed(request, error, &mut out);
@@ -237,7 +240,7 @@ impl Sim {
             Err(std::io::ErrorKind::NotFound.into())
         };
         let mut out = Actions::new();
-        self.state.resolved(lookup, answer, &mut out);
+        self.state.resolved(lookup, answer, self.now, &mut out);
         self.apply(out);
     }
 
