@@ -66,6 +66,8 @@
 //! * `connection`: [`Connection`] and [`FromCache`]; return on drop.
 //! * `error`: [`Error`].
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
+//! * `hickory` (feature `hickory`): `HickoryResolver`, DNS from a chosen
+//!   name server with TTL-honouring caching.
 //! * `stream`: the byte stream under a connection (TCP; TLS to come).
 //! * `pool`: the shared state behind one lock (`pool/mod.rs`); every
 //!   decision as pure data (`pool/state.rs`, with `state/sockets.rs` and
@@ -80,6 +82,8 @@ mod allocation;
 mod config;
 mod connection;
 mod error;
+#[cfg(feature = "hickory")]
+mod hickory;
 mod manager;
 mod pool;
 mod resolver;
@@ -93,6 +97,12 @@ pub use config::{
 };
 pub use connection::{Connection, FromCache};
 pub use error::Error;
+#[cfg(feature = "hickory")]
+pub use hickory::HickoryResolver;
+/// The hickory-resolver crate, re-exported so that users of
+/// [`HickoryResolver::from_resolver`] match its version.
+#[cfg(feature = "hickory")]
+pub use hickory_resolver;
 pub use manager::{Manager, Stats};
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 pub use target::Target;

@@ -51,7 +51,10 @@ async fn an_empty_answer_says_the_host_has_no_address() {
     let table = Table::default();
     table.set("empty.example", &[]);
     let manager = Manager::builder().resolver(table).build();
-    let err = manager.allocate(Target::new("http", "empty.example", 80)).await.unwrap_err();
+    let err = manager
+        .allocate(Target::new("http", "empty.example", 80))
+        .await
+        .unwrap_err();
     assert_eq!(err.function(), "resolve");
     assert_eq!(err.to_string(), "empty.example has no address");
 }
@@ -61,7 +64,12 @@ async fn literals_never_reach_the_resolver() {
     let server = Server::start("127.0.0.1").await;
     let table = Table::default();
     let manager = Manager::builder().resolver(table.clone()).build();
-    drop(manager.allocate(Target::new("http", "127.0.0.1", server.port())).await.unwrap());
+    drop(
+        manager
+            .allocate(Target::new("http", "127.0.0.1", server.port()))
+            .await
+            .unwrap(),
+    );
     for host in ["::1", "[::1]"] {
         // Whether or not ::1 answers here, no lookup is made.
         let _ = manager.allocate(Target::new("http", host, server.port())).await;
@@ -74,15 +82,27 @@ async fn lookups_take_no_max_open_slot() {
     let server = Server::start("127.0.0.1").await;
     let gate = Gate::default();
     let manager = Manager::builder().max_open(1).resolver(gate.clone()).build();
-    let held = manager.allocate(Target::new("http", "127.0.0.1", server.port())).await.unwrap();
+    let held = manager
+        .allocate(Target::new("http", "127.0.0.1", server.port()))
+        .await
+        .unwrap();
     let mut waiting = manager.allocate(Target::new("http", "named.example", server.port()));
-    until("the lookup to start while max_open is full", || gate.calls.load(Ordering::SeqCst) == 1).await;
+    until("the lookup to start while max_open is full", || {
+        gate.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
     gate.release();
-    until("the answer to queue the request", || manager.stats().dns_lookups == 1).await;
+    until("the answer to queue the request", || {
+        manager.stats().dns_lookups == 1
+    })
+    .await;
     let s = manager.stats();
     assert_eq!((s.open, s.queued), (1, 1));
     drop(held);
-    assert_eq!(within("the freed slot", &mut waiting).await.unwrap().from_cache(), FromCache::Fresh);
+    assert_eq!(
+        within("the freed slot", &mut waiting).await.unwrap().from_cache(),
+        FromCache::Fresh
+    );
 }
 
 #[tokio::test]
@@ -91,13 +111,18 @@ async fn the_request_timeout_covers_the_lookup() {
     let manager = Manager::builder().resolver(gate.clone()).build();
     let err = within(
         "the timeout",
-        manager.allocate(Target::new("http", "slow.example", 80)).timeout(Duration::from_millis(30)),
+        manager
+            .allocate(Target::new("http", "slow.example", 80))
+            .timeout(Duration::from_millis(30)),
     )
     .await
     .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(manager.stats().queued, 0);
-    until("the abandoned lookup to be dropped", || gate.dropped.load(Ordering::SeqCst) == 1).await;
+    until("the abandoned lookup to be dropped", || {
+        gate.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -107,43 +132,73 @@ async fn happy_eyeballs_starts_the_next_address_after_the_delay_and_closes_the_l
     let table = Table::default();
     table.set("he.example", &[local(hole.port), local(server.port())]);
     let delay = Duration::from_millis(50);
-    let manager = Manager::builder().resolver(table).happy_eyeballs_delay(delay).build();
+    let manager = Manager::builder()
+        .resolver(table)
+        .happy_eyeballs_delay(delay)
+        .build();
     let start = Instant::now();
-    let conn = within("the second address", manager.allocate(Target::new("http", "he.example", 1)))
-        .await
-        .unwrap();
+    let conn = within(
+        "the second address",
+        manager.allocate(Target::new("http", "he.example", 1)),
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.peer_addr().unwrap(), server.addr);
-    assert!(start.elapsed() >= delay, "the second attempt waited for the delay");
-    until("the losing attempt to be closed", || support::connecting_to(hole.port) == 0).await;
+    assert!(
+        start.elapsed() >= delay,
+        "the second attempt waited for the delay"
+    );
+    until("the losing attempt to be closed", || {
+        support::connecting_to(hole.port) == 0
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_failed_attempt_starts_the_next_address_at_once() {
     let server = Server::start("127.0.0.1").await;
     let table = Table::default();
-    table.set("fast.example", &[local(support::refused_port().await), local(server.port())]);
+    table.set(
+        "fast.example",
+        &[local(support::refused_port().await), local(server.port())],
+    );
     // With a delay far beyond the test's deadline, only the failure can
     // start the second attempt in time.
     let manager = Manager::builder()
         .resolver(table)
         .happy_eyeballs_delay(Duration::from_secs(600))
         .build();
-    let conn = within("the second address", manager.allocate(Target::new("http", "fast.example", 1)))
-        .await
-        .unwrap();
+    let conn = within(
+        "the second address",
+        manager.allocate(Target::new("http", "fast.example", 1)),
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.peer_addr().unwrap(), server.addr);
 }
 
 #[tokio::test]
 async fn when_every_address_fails_the_error_lists_them_with_the_first_errno() {
-    let (a, b) = (local(support::refused_port().await), local(support::refused_port().await));
+    let (a, b) = (
+        local(support::refused_port().await),
+        local(support::refused_port().await),
+    );
     let table = Table::default();
     table.set("down.example", &[a, b]);
     let manager = Manager::builder().resolver(table).build();
-    let err = manager.allocate(Target::new("http", "down.example", 1)).await.unwrap_err();
-    assert_eq!((err.function(), err.raw_os_error()), ("connect", Some(libc::ECONNREFUSED)));
+    let err = manager
+        .allocate(Target::new("http", "down.example", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.function(), err.raw_os_error()),
+        ("connect", Some(libc::ECONNREFUSED))
+    );
     let text = err.to_string();
-    assert!(text.contains(&a.to_string()) && text.contains(&b.to_string()), "{text}");
+    assert!(
+        text.contains(&a.to_string()) && text.contains(&b.to_string()),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -153,12 +208,24 @@ async fn a_bind_address_keeps_only_its_family() {
     let v6: SocketAddr = "[::1]:9".parse().unwrap();
     table.set("mixed.example", &[v6, local(server.port())]);
     table.set("v6only.example", &[v6]);
-    let manager = Manager::builder().resolver(table).bind_address([127, 0, 0, 1].into()).build();
-    let conn = manager.allocate(Target::new("http", "mixed.example", 1)).await.unwrap();
+    let manager = Manager::builder()
+        .resolver(table)
+        .bind_address([127, 0, 0, 1].into())
+        .build();
+    let conn = manager
+        .allocate(Target::new("http", "mixed.example", 1))
+        .await
+        .unwrap();
     assert_eq!(conn.peer_addr().unwrap(), server.addr);
-    let err = manager.allocate(Target::new("http", "v6only.example", 1)).await.unwrap_err();
+    let err = manager
+        .allocate(Target::new("http", "v6only.example", 1))
+        .await
+        .unwrap_err();
     assert_eq!(err.function(), "connect");
-    assert!(format!("{:?}", std::error::Error::source(&err)).contains("family"), "{err:?}");
+    assert!(
+        format!("{:?}", std::error::Error::source(&err)).contains("family"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -166,15 +233,28 @@ async fn dns_ttl_keeps_positive_answers_only() {
     let server = Server::start("127.0.0.1").await;
     let table = Table::default();
     table.set("cached.example", &[local(server.port())]);
-    let manager = Manager::builder().resolver(table.clone()).dns_ttl(Duration::from_secs(3600)).build();
+    let manager = Manager::builder()
+        .resolver(table.clone())
+        .dns_ttl(Duration::from_secs(3600))
+        .build();
     let target = Target::new("http", "cached.example", server.port());
     for _ in 0..3 {
         // Discarded, so each allocation needs a new connection.
         manager.allocate(target.clone()).await.unwrap().discard();
     }
-    assert_eq!((table.calls(), manager.stats().dns_lookups, manager.stats().connects), (1, 1, 3));
+    assert_eq!(
+        (
+            table.calls(),
+            manager.stats().dns_lookups,
+            manager.stats().connects
+        ),
+        (1, 1, 3)
+    );
     for _ in 0..2 {
-        assert!(manager.allocate(Target::new("http", "nope.example", 80)).await.is_err());
+        assert!(manager
+            .allocate(Target::new("http", "nope.example", 80))
+            .await
+            .is_err());
     }
     assert_eq!(table.calls(), 3, "errors are not cached");
 }
@@ -209,13 +289,20 @@ async fn a_thousand_allocations_to_ten_cold_names_make_ten_lookups() {
     let start = Instant::now();
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
-            let (manager, target) = (manager.clone(), Target::new("http", format!("n{}.example", i % 10), 80));
+            let (manager, target) = (
+                manager.clone(),
+                Target::new("http", format!("n{}.example", i % 10), 80),
+            );
             tokio::spawn(async move { drop(manager.allocate(target).await.unwrap()) })
         })
         .collect();
     for t in tasks {
         within("an allocation", t).await.unwrap();
     }
-    println!("1000 allocations, 10 cold names, 50 ms resolver: {} lookups in {:?}", table.calls(), start.elapsed());
+    println!(
+        "1000 allocations, 10 cold names, 50 ms resolver: {} lookups in {:?}",
+        table.calls(),
+        start.elapsed()
+    );
     assert_eq!((table.calls(), manager.stats().dns_lookups), (10, 10));
 }

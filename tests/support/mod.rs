@@ -276,11 +276,17 @@ pub struct Table {
 
 impl Table {
     pub fn with_delay(delay: Duration) -> Table {
-        Table { delay, ..Table::default() }
+        Table {
+            delay,
+            ..Table::default()
+        }
     }
 
     pub fn set(&self, host: &str, addrs: &[SocketAddr]) -> &Table {
-        self.answers.lock().unwrap().insert(host.to_owned(), addrs.to_vec());
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(host.to_owned(), addrs.to_vec());
         self
     }
 
