@@ -55,6 +55,9 @@ pub(crate) struct Config {
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) happy_eyeballs_delay: Duration,
     pub(crate) dns_ttl: Option<Duration>,
+    /// `None`: [`crate::tls`]'s default, built on first use.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Config {
@@ -69,6 +72,8 @@ impl Default for Config {
             resolver: Arc::new(SystemResolver),
             happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
             dns_ttl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -234,6 +239,35 @@ impl Builder {
     /// ```
     pub fn dns_ttl(mut self, d: Duration) -> Self {
         self.config.dns_ttl = Some(d);
+        self
+    }
+
+    /// The TLS configuration for `https` targets. Defaults to one that
+    /// trusts Mozilla's root certificates (the `webpki-roots` crate) and
+    /// verifies every server's certificate and name.
+    ///
+    /// There is no switch that turns verification off: who needs that
+    /// builds a `ClientConfig` with their own verifier. Use
+    /// [`keepalive::rustls`](crate::rustls) so the versions match.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keepalive::rustls::{ClientConfig, RootCertStore};
+    ///
+    /// let provider = Arc::new(keepalive::rustls::crypto::ring::default_provider());
+    /// let config = ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(RootCertStore::empty()) // add your own CA here
+    ///     .with_no_client_auth();
+    /// let builder = keepalive::Manager::builder().tls_config(Arc::new(config));
+    /// # drop(builder);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, c: Arc<rustls::ClientConfig>) -> Self {
+        self.config.tls = Some(c);
         self
     }
 

@@ -68,7 +68,9 @@
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
 //! * `hickory` (feature `hickory`): `HickoryResolver`, DNS from a chosen
 //!   name server with TTL-honouring caching.
-//! * `stream`: the byte stream under a connection (TCP; TLS to come).
+//! * `stream`: the byte stream under a connection, TCP or TLS.
+//! * `tls` (feature `tls`, on by default): the rustls handshake and the
+//!   default configuration.
 //! * `pool`: the shared state behind one lock (`pool/mod.rs`); every
 //!   decision as pure data (`pool/state.rs`, with `state/sockets.rs` and
 //!   `state/requests.rs`), and the types at its boundary
@@ -89,6 +91,8 @@ mod pool;
 mod resolver;
 mod stream;
 mod target;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use allocation::{Allocation, RequestId};
 pub use config::{
@@ -105,4 +109,8 @@ pub use hickory::HickoryResolver;
 pub use hickory_resolver;
 pub use manager::{Manager, Stats};
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
+/// The rustls crate, re-exported so that a configuration given to
+/// [`Builder::tls_config`] matches the version keepalive uses.
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use target::Target;

@@ -159,6 +159,13 @@ impl Manager {
         if let Err(error) = target.validate() {
             return Allocation::ready(None, Err(error));
         }
+        if target.is_tls() && cfg!(not(feature = "tls")) {
+            let error = Error::Tls {
+                target: target.to_string(),
+                reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
+            };
+            return Allocation::ready(None, Err(error));
+        }
         let shared = &self.shared;
         let start = Instant::now();
         loop {

@@ -98,7 +98,9 @@ impl PooledSocket {
     }
 
     /// Closes with SO_LINGER 0 when `reset`, so that unread data does not
-    /// leave the socket lingering in the kernel; otherwise a normal close.
+    /// leave the socket lingering in the kernel; otherwise a normal close
+    /// (for TLS, without a close_notify: the socket may be broken, and the
+    /// close must not wait for it).
     pub(crate) fn close(self, reset: bool) {
         if reset {
             // Failing to set the option only means a normal close.
@@ -119,32 +121,107 @@ impl PooledSocket {
     }
 }
 
+/// How many times one check reads pending TLS records, or re-polls after
+/// draining them, before it gives up and calls the socket unusable.
+const MAX_ROUNDS: usize = 16;
+
 impl Poolable for PooledSocket {
     fn check(&mut self) -> Health {
         if let Some((wake, _)) = &self.watcher {
             wake.idle.store(false, Ordering::Release);
         }
-        let mut byte = [MaybeUninit::<u8>::uninit()];
-        match SockRef::from(self.stream.tcp()).peek(&mut byte) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
-            Ok(0) | Err(_) => Health::Closed,
-            Ok(_) => Health::Unread,
+        match &mut self.stream {
+            Stream::Tcp(tcp) => peek_now(tcp),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => drain_tls(tls),
         }
     }
 
     fn watch(&mut self, token: u64) -> Health {
         self.waker(token).idle.store(true, Ordering::Release);
-        let (_, waker) = self.watcher.as_ref().expect("made by waker()");
-        let tcp = self.stream.tcp();
-        let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        // Unconstrained: Tokio's cooperative budget must not turn this one
-        // poll into a spurious Pending (and a spurious wake) in a busy task.
-        let mut peek = tokio::task::unconstrained(std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)));
-        match Pin::new(&mut peek).poll(&mut Context::from_waker(waker)) {
-            Poll::Pending => Health::Usable,
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Health::Closed,
-            Poll::Ready(Ok(_)) => Health::Unread,
+        // What rustls already holds needs no system call.
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(tls) = &mut self.stream {
+            if let Some(health) = tls_verdict(tls.get_mut().1) {
+                return health;
+            }
+        }
+        for _ in 0..MAX_ROUNDS {
+            let (_, waker) = self.watcher.as_ref().expect("made by waker()");
+            match (poll_peek_once(self.stream.tcp(), waker), &mut self.stream) {
+                (Poll::Pending, _) => return Health::Usable,
+                (Poll::Ready(Ok(0)) | Poll::Ready(Err(_)), _) => return Health::Closed,
+                // Bytes on a TLS socket may be records that carry no data
+                // (session tickets): drain them and look again.
+                #[cfg(feature = "tls")]
+                (Poll::Ready(Ok(_)), Stream::Tls(tls)) => match drain_tls(tls) {
+                    Health::Usable => {}
+                    health => return health,
+                },
+                (Poll::Ready(Ok(_)), _) => return Health::Unread,
+            }
+        }
+        Health::Unread
+    }
+}
+
+/// What the kernel knows of a TCP socket right now: a non-blocking
+/// `MSG_PEEK`, which does not wait for the runtime to have noticed a FIN or
+/// a reset.
+fn peek_now(tcp: &tokio::net::TcpStream) -> Health {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    match SockRef::from(tcp).peek(&mut byte) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
+        Ok(0) | Err(_) => Health::Closed,
+        Ok(_) => Health::Unread,
+    }
+}
+
+/// Polls for readability once with `waker`, which Tokio keeps and wakes
+/// when the socket becomes readable.
+fn poll_peek_once(tcp: &tokio::net::TcpStream, waker: &Waker) -> Poll<io::Result<usize>> {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    // Unconstrained: Tokio's cooperative budget must not turn this one
+    // poll into a spurious Pending (and a spurious wake) in a busy task.
+    let mut peek = tokio::task::unconstrained(std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)));
+    Pin::new(&mut peek).poll(&mut Context::from_waker(waker))
+}
+
+/// What the TLS records rustls has received say: unread application data,
+/// a close, an error, or (`None`) nothing that rules reuse out.
+#[cfg(feature = "tls")]
+fn tls_verdict(conn: &mut rustls::ClientConnection) -> Option<Health> {
+    match conn.process_new_packets() {
+        Err(_) => Some(Health::Closed),
+        Ok(state) if state.plaintext_bytes_to_read() > 0 => Some(Health::Unread),
+        Ok(state) if state.peer_has_closed() => Some(Health::Closed),
+        Ok(_) => None,
+    }
+}
+
+/// Reads the TLS records the kernel holds (without waiting for the
+/// runtime) and lets rustls process them: a TLS socket is usable when that
+/// yields no application data and no close. Session tickets and other
+/// handshake messages are consumed, so they do not count as unread data.
+#[cfg(feature = "tls")]
+fn drain_tls(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Health {
+    let (tcp, conn) = tls.get_mut();
+    if let Some(health) = tls_verdict(conn) {
+        return health;
+    }
+    for _ in 0..MAX_ROUNDS {
+        let socket = SockRef::from(&*tcp);
+        match conn.read_tls(&mut &*socket) {
+            Ok(0) => return Health::Closed,
+            Ok(_) => {
+                if let Some(health) = tls_verdict(conn) {
+                    return health;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Health::Usable,
+            Err(_) => return Health::Closed,
         }
     }
+    Health::Unread
 }

@@ -9,10 +9,14 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
+use tokio::net::TcpStream;
+
 use super::connect::Plan;
 use super::state::{Addrs, LookupId};
 use super::{PooledSocket, Shared, Signal};
 use crate::allocation::RequestId;
+use crate::config::Config;
+use crate::error::Error;
 use crate::stream::Stream;
 use crate::target::Target;
 
@@ -28,26 +32,48 @@ pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<st
     }
 }
 
-/// Connects for `request` to one of `addrs`.
+/// Connects for `request` to one of `addrs`, with a TLS handshake for
+/// `https`.
 pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Target, addrs: Addrs) {
-    let Some(plan) = shared.upgrade().map(|s| Plan {
-        bind: s.config.bind_address,
-        delay: s.config.happy_eyeballs_delay,
-    }) else {
+    let Some(config) = shared.upgrade().map(|s| s.config.clone()) else {
         return;
     };
-    let result = super::connect::connect(&target, &addrs, plan).await;
+    let plan = Plan {
+        bind: config.bind_address,
+        delay: config.happy_eyeballs_delay,
+    };
+    let result = match super::connect::connect(&target, &addrs, plan).await {
+        Ok(tcp) => secure(&config, &target, tcp).await,
+        Err(e) => Err(e),
+    };
     let Some(shared) = shared.upgrade() else {
         return;
     };
     let now = Instant::now();
     shared.act(|state, out| match result {
-        Ok(tcp) => {
-            let socket = PooledSocket::new(Stream::Tcp(tcp), shared.signal.clone());
+        Ok(stream) => {
+            let socket = PooledSocket::new(stream, shared.signal.clone());
             state.connected(request, &target, socket, now, out);
         }
         Err(error) => state.connect_failed(request, error, out),
     });
+}
+
+/// TLS over the socket for `https` targets; plain TCP for the others.
+#[cfg(feature = "tls")]
+async fn secure(config: &Config, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+    if !target.is_tls() {
+        return Ok(Stream::Tcp(tcp));
+    }
+    let tls = config.tls.clone().unwrap_or_else(crate::tls::default_config);
+    let stream = crate::tls::handshake(tls, target, tcp).await?;
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
+/// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+async fn secure(_: &Config, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+    Ok(Stream::Tcp(tcp))
 }
 
 /// The background task: sleeps until the next keep-alive expiry or request

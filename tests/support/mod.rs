@@ -13,6 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+#[cfg(feature = "tls")]
+pub mod tls;
+
 /// The longest any awaited event may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 

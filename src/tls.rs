@@ -1,0 +1,78 @@
+//! rustls glue (feature `tls`): the default client configuration, the
+//! handshake, and rustls errors as [`Error::Tls`].
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::Error;
+use crate::target::Target;
+
+/// The configuration used when the builder is given none: Mozilla's root
+/// certificates (webpki-roots), safe default protocol versions, no client
+/// certificate. Built once per process.
+pub(crate) fn default_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// The TLS client handshake over a connected socket. The server name is
+/// the target's host; an IP literal is verified against the certificate's
+/// IP addresses.
+///
+/// # Errors
+///
+/// `Error::Tls`, naming the reason: an untrusted issuer, an expired
+/// certificate, a name mismatch, a protocol error, or the connection
+/// closing during the handshake.
+pub(crate) async fn handshake(
+    config: Arc<ClientConfig>,
+    target: &Target,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, Error> {
+    let name = match target.literal() {
+        Some(ip) => ServerName::IpAddress(ip.into()),
+        None => ServerName::try_from(target.host().to_owned())
+            .map_err(|e| failure(target, format!("bad server name: {e}")))?,
+    };
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| failure(target, reason(&e)))
+}
+
+/// The rustls error inside an I/O error, or the I/O error itself.
+fn reason(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => tls.to_string(),
+        None => format!("handshake: {e}"),
+    }
+}
+
+fn failure(target: &Target, reason: String) -> Error {
+    Error::Tls {
+        target: target.to_string(),
+        reason,
+    }
+}

@@ -1,0 +1,154 @@
+//! TLS for `https`: verified handshakes, pooling, liveness (issue #4).
+#![cfg(feature = "tls")]
+
+mod support;
+
+use keepalive::{FromCache, Manager, Target};
+use support::tls::{mute_listener, Cert, TlsServer, HANDSHAKE_TIMEOUT};
+use support::{within, Cmd};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn manager(server: &TlsServer) -> Manager {
+    Manager::builder()
+        .tls_config(server.client.clone())
+        .keep_alive(std::time::Duration::from_secs(600))
+        .build()
+}
+
+#[tokio::test]
+async fn https_is_verified_pooled_and_reused_for_an_equal_target() {
+    let mut server = TlsServer::start(Cert::Good).await;
+    let manager = manager(&server);
+    for host in ["127.0.0.1", "localhost"] {
+        let target = Target::new("https", host, server.port());
+        let mut conn = within("a TLS connection", manager.allocate(target.clone()))
+            .await
+            .unwrap();
+        assert_eq!(conn.from_cache(), FromCache::Fresh);
+        let port = conn.local_addr().unwrap().port();
+        conn.write_all(b"ping").await.unwrap();
+        let mut echo = [0; 4];
+        conn.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"ping");
+        drop(conn);
+        server.accepted().await;
+        // Session tickets the server sent after the handshake are not
+        // "unread data": the socket is pooled and handed out again.
+        let again = manager.allocate(target).await.unwrap();
+        assert_eq!(again.from_cache(), FromCache::Immediate, "{host}");
+        assert_eq!(again.local_addr().unwrap().port(), port);
+    }
+    // Plain TCP to the same port is another key.
+    let plain = manager
+        .allocate(Target::new("http", "127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    assert_eq!(plain.from_cache(), FromCache::Fresh);
+    assert_eq!(manager.stats().connects, 3);
+}
+
+#[tokio::test]
+async fn an_untrusted_issuer_fails_with_function_tls() {
+    let server = TlsServer::start(Cert::Good).await;
+    let manager = Manager::new(); // Mozilla's roots do not include the test CA.
+    let err = within(
+        "the failure",
+        manager.allocate(Target::new("https", "127.0.0.1", server.port())),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.function(), "tls");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    assert_eq!(manager.stats().open, 0);
+}
+
+#[tokio::test]
+async fn an_expired_certificate_fails_with_function_tls() {
+    let server = TlsServer::start(Cert::Expired).await;
+    let manager = manager(&server);
+    let err = manager
+        .allocate(Target::new("https", "127.0.0.1", server.port()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.function(), "tls");
+    assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_name_fails_with_function_tls() {
+    let server = TlsServer::start(Cert::WrongName).await;
+    let manager = manager(&server);
+    let err = manager
+        .allocate(Target::new("https", "127.0.0.1", server.port()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.function(), "tls");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_tls_times_out_while_connecting() {
+    let (port, _listener) = mute_listener().await;
+    let manager = Manager::builder().timeout(HANDSHAKE_TIMEOUT).build();
+    let allocation = manager.allocate(Target::new("https", "127.0.0.1", port));
+    assert_eq!(manager.stats().connecting, 1);
+    let err = within("the timeout", allocation).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let s = manager.stats();
+    assert_eq!((s.open, s.connecting, s.connects), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn an_idle_tls_socket_is_discarded_on_close_notify_or_a_bare_fin() {
+    let mut server = TlsServer::start(Cert::Good).await;
+    let manager = manager(&server);
+    let target = Target::new("https", "127.0.0.1", server.port());
+    for (round, cmd) in [Cmd::HalfClose, Cmd::Reset].into_iter().enumerate() {
+        drop(manager.allocate(target.clone()).await.unwrap());
+        let mut side = server.accepted().await;
+        side.send(cmd);
+        side.client_closed().await;
+        support::until("the pool to drop it", || manager.stats().open == 0).await;
+        assert_eq!(manager.stats().stale_discarded, round as u64 + 1);
+        let conn = manager.allocate(target.clone()).await.unwrap();
+        assert_eq!(conn.from_cache(), FromCache::Fresh);
+        conn.discard();
+        server.accepted().await.client_closed().await;
+    }
+}
+
+#[tokio::test]
+async fn a_tls_connection_dropped_with_unread_plaintext_is_closed() {
+    let mut server = TlsServer::start(Cert::Good).await;
+    let manager = manager(&server);
+    let target = Target::new("https", "127.0.0.1", server.port());
+    let mut conn = manager.allocate(target.clone()).await.unwrap();
+    let mut side = server.accepted().await;
+    conn.write_all(b"ping").await.unwrap();
+    let mut half = [0; 2];
+    conn.read_exact(&mut half).await.unwrap(); // the record's other two bytes wait in rustls
+    drop(conn);
+    side.client_closed().await;
+    let s = manager.stats();
+    assert_eq!((s.open, s.idle, s.stale_discarded), (0, 0, 1));
+}
+
+#[tokio::test]
+async fn session_tickets_do_not_make_an_unused_connection_stale() {
+    let mut server = TlsServer::start(Cert::Good).await;
+    let manager = manager(&server);
+    let target = Target::new("https", "127.0.0.1", server.port());
+    let conn = manager.allocate(target.clone()).await.unwrap();
+    let port = conn.local_addr().unwrap().port();
+    drop(conn); // no I/O: the server's TLS 1.3 tickets are still unread
+    let _side = server.accepted().await;
+    // The tickets reach the idle socket and wake the watch; it must keep it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    while tokio::time::Instant::now() < deadline && manager.stats().idle == 1 {
+        tokio::task::yield_now().await;
+    }
+    let again = manager.allocate(target).await.unwrap();
+    assert_eq!(again.from_cache(), FromCache::Immediate);
+    assert_eq!(again.local_addr().unwrap().port(), port);
+    assert_eq!(manager.stats().stale_discarded, 0);
+}
