@@ -1,119 +1,170 @@
-//! The `keepalive` command.
+//! The `keepalive` command: HTTP/1.1 benchmarking and fetching through the
+//! `keepalive` connection pool, and the built-in server they run against.
 //!
-//! For now `keepalive bench` runs a short demonstration against an echo
-//! server it starts on loopback: a fresh connect, an immediate reuse, then
-//! concurrent workers exchanging messages through one manager, and the
-//! pool's stats. The full HTTP benchmarking tool is issue #5.
+//! ```text
+//! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--json]
+//! keepalive get URL... [-c C] [--repeat N] [-o FILE]
+//! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS]
+//! ```
 
+mod cli;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keepalive::{Manager, Target};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use clap::{Parser, Subcommand};
 
-const USAGE: &str =
-    "usage: keepalive bench\n\n  bench   run a demo against a loopback echo server this command starts";
-const EXCHANGES: usize = 20_000;
-const WORKERS: usize = 16;
-const MAX_PER_HOST: usize = 4;
+#[derive(Parser, Debug)]
+#[command(name = "keepalive", version, about = "HTTP/1.1 load and fetches through the keepalive connection pool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// GET load through one pool; with no URL, against a built-in server on loopback.
+    Bench {
+        /// The URL to load; none starts the built-in server and loads it.
+        url: Option<String>,
+        /// Requests to make (ignored with -d).
+        #[arg(short = 'n', long, default_value_t = 100_000)]
+        requests: u64,
+        /// Concurrent workers.
+        #[arg(short = 'c', long, default_value_t = 16)]
+        concurrency: usize,
+        /// Run for this many seconds instead of -n requests.
+        #[arg(short = 'd', long, value_parser = seconds)]
+        duration: Option<Duration>,
+        /// Sockets per host (defaults to -c).
+        #[arg(long)]
+        max_per_host: Option<usize>,
+        /// Sockets in all (defaults to the larger of -c and 128).
+        #[arg(long)]
+        max_open: Option<usize>,
+        /// Seconds an idle socket is kept (defaults to 15).
+        #[arg(long, value_parser = seconds)]
+        keep_alive: Option<Duration>,
+        /// Print one JSON object instead of the text summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// GET each URL and print status, body size, how the connection was obtained, and time.
+    Get {
+        /// http or https URLs.
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Requests in flight at once.
+        #[arg(short = 'c', long, default_value_t = 1)]
+        concurrency: usize,
+        /// Fetch the list this many times.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// Write the bodies to this file.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the built-in HTTP/1.1 server until interrupted.
+    Serve {
+        /// Address to listen on (port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Close each connection after this many responses.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        close_after: Option<u64>,
+        /// Close connections idle for this many seconds.
+        #[arg(long, value_parser = seconds)]
+        idle_close: Option<Duration>,
+    },
+}
+
+/// A positive number of seconds, fractions allowed.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["bench"] => {}
-        ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+        Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("keepalive: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(demo()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("keepalive: {e}");
-            ExitCode::FAILURE
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("keepalive: {message}");
+            ExitCode::from(2)
         }
     }
 }
 
-/// An echo server on an ephemeral loopback port.
-async fn echo_server() -> std::io::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0; 1024];
-                while let Ok(n @ 1..) = socket.read(&mut buf).await {
-                    if socket.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
+async fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Bench {
+            url,
+            requests,
+            concurrency,
+            duration,
+            max_per_host,
+            max_open,
+            keep_alive,
+            json,
+        } => {
+            let plan = cli::bench::Plan {
+                url,
+                requests,
+                duration,
+                concurrency,
+                max_per_host,
+                max_open,
+                keep_alive,
+                progress: cli::bench::wants_progress(json),
+            };
+            let summary = cli::bench::run(plan).await?;
+            if json {
+                println!("{}", summary.json());
+            } else {
+                print!("{}", summary.text());
+            }
+            Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-    });
-    Ok(port)
-}
-
-/// One request/response exchange on a pooled connection.
-async fn exchange(
-    manager: &Manager,
-    target: &Target,
-) -> Result<keepalive::FromCache, Box<dyn std::error::Error>> {
-    let mut conn = manager.allocate(target.clone()).await?;
-    conn.write_all(b"ping").await?;
-    let mut answer = [0; 4];
-    conn.read_exact(&mut answer).await?;
-    Ok(conn.from_cache())
-}
-
-async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    let port = echo_server().await?;
-    let target = Target::new("tcp", "127.0.0.1", port);
-    let manager = Manager::builder()
-        .max_per_host(MAX_PER_HOST)
-        .keep_alive(Duration::from_secs(5))
-        .build();
-    println!("echo server on 127.0.0.1:{port}");
-    println!("first allocation:  {:?}", exchange(&manager, &target).await?);
-    println!("second allocation: {:?}", exchange(&manager, &target).await?);
-
-    let start = Instant::now();
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let (manager, target) = (manager.clone(), target.clone());
-            tokio::spawn(async move {
-                for _ in 0..EXCHANGES / WORKERS {
-                    exchange(&manager, &target).await.map_err(|e| e.to_string())?;
-                }
-                Ok::<_, String>(())
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await??;
+        Command::Get {
+            urls,
+            concurrency,
+            repeat,
+            output,
+        } => {
+            let urls = urls.iter().map(|u| cli::Url::parse(u)).collect::<Result<Vec<_>, _>>()?;
+            let plan = cli::get::Plan {
+                urls,
+                concurrency,
+                repeat,
+                output,
+            };
+            let all_ok = cli::get::run(plan).await?;
+            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Serve {
+            addr,
+            close_after,
+            idle_close,
+        } => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("listening on http://{bound}/");
+            let options = cli::serve::Options { close_after, idle_close };
+            cli::serve::serve(listener, options).await.map_err(|e| format!("accept: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    let elapsed = start.elapsed();
-    let s = manager.stats();
-    println!(
-        "{EXCHANGES} exchanges, {WORKERS} workers, max_per_host {MAX_PER_HOST}: {:.0} exchanges/s in {elapsed:.2?}",
-        EXCHANGES as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "stats: open {} idle {} in_use {} connects {} reuses {} stale_discarded {} dns_lookups {}",
-        s.open, s.idle, s.in_use, s.connects, s.reuses, s.stale_discarded, s.dns_lookups
-    );
-    manager.shutdown().await;
-    Ok(())
 }

@@ -1,0 +1,227 @@
+//! The comparison harness: one GET load through four clients, side by side
+//! in one run, against the built-in server (`keepalive serve`) in its own
+//! process.
+//!
+//! ```text
+//! cargo build --release && cargo run --release -p keepalive-compare -- [--secs S] [--rounds R]
+//! ```
+//!
+//! Clients, each with `c` workers on a two-thread runtime:
+//!
+//! * `keepalive`: the `keepalive` command's HTTP/1.1 client (the same
+//!   source file) on connections from a `Manager` with `max_per_host = c`.
+//! * `hyper-util`: hyper-util's legacy `Client`, with its own pool.
+//! * `reqwest`: `reqwest::Client` (HTTP only).
+//! * `raw`: each worker keeps one `TcpStream` and speaks HTTP/1.1 on it
+//!   with the same client code as `keepalive`, no pool at all: the physical
+//!   limit for this load.
+//!
+//! For each c in 1, 16, 64, every client runs `--secs` (default 3) after a
+//! short warm-up, in `--rounds` rounds (default 3) with the client order
+//! rotated; the table gives the median requests/s and p99 over the rounds,
+//! and the ratios of keepalive to hyper-util and to raw.
+
+// The `keepalive` command's HTTP client, compiled in unchanged.
+#[path = "../../../src/cli/http.rs"]
+#[allow(dead_code)]
+mod http1;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::Instant;
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const CLIENTS: [&str; 4] = ["keepalive", "hyper-util", "reqwest", "raw"];
+const WARM_UP: Duration = Duration::from_millis(500);
+
+/// Requests/s and p99 latency (µs) of one measurement.
+#[derive(Clone, Copy, Debug)]
+struct Measure {
+    rps: f64,
+    p99: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut secs = 3.0;
+    let mut rounds = 3;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().map(|v| v.parse::<f64>())) {
+            ("--secs", Some(Ok(v))) if v > 0.0 => secs = v,
+            ("--rounds", Some(Ok(v))) if v >= 1.0 => rounds = v as usize,
+            _ => return Err("usage: keepalive-compare [--secs S] [--rounds R]".into()),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(compare(Duration::from_secs_f64(secs), rounds))
+}
+
+async fn compare(secs: Duration, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut server, url) = start_server().await?;
+    println!("server: {url} (keepalive serve, own process); {rounds} rounds of {secs:?} per client and c");
+    println!();
+    println!("| c | client | requests/s | p99 | vs hyper-util | vs raw |");
+    println!("|---|---|---|---|---|---|");
+    for c in CONCURRENCY {
+        let mut results: Vec<Vec<Measure>> = vec![Vec::new(); CLIENTS.len()];
+        for round in 0..rounds {
+            for k in 0..CLIENTS.len() {
+                let i = (k + round) % CLIENTS.len();
+                results[i].push(run(CLIENTS[i], &url, c, secs).await?);
+            }
+        }
+        let median: Vec<Measure> = results.into_iter().map(median).collect();
+        let (hyper, raw) = (median[1].rps, median[3].rps);
+        for (name, m) in CLIENTS.iter().zip(&median) {
+            println!(
+                "| {c} | {name} | {:.0} | {} µs | {:.2}x | {:.2}x |",
+                m.rps,
+                m.p99,
+                m.rps / hyper,
+                m.rps / raw
+            );
+        }
+    }
+    server.kill().await?;
+    Ok(())
+}
+
+fn median(mut runs: Vec<Measure>) -> Measure {
+    runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let rps = runs[runs.len() / 2].rps;
+    runs.sort_by_key(|m| m.p99);
+    Measure {
+        rps,
+        p99: runs[runs.len() / 2].p99,
+    }
+}
+
+/// Starts `keepalive serve` (built next to this binary) on a free port.
+async fn start_server() -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let server = exe.with_file_name("keepalive");
+    if !server.exists() {
+        return Err(format!("{} not found: run `cargo build --release` first", server.display()).into());
+    }
+    let mut child = tokio::process::Command::new(&server)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("unexpected server output: {line:?}"))?
+        .to_owned();
+    Ok((child, url))
+}
+
+/// Runs `client` with `c` workers: a warm-up, then `secs` measured.
+async fn run(client: &str, url: &str, c: usize, secs: Duration) -> Result<Measure, Box<dyn std::error::Error>> {
+    let load = Load::new(client, url, c).await?;
+    let load = Arc::new(load);
+    let warm_until = Instant::now() + WARM_UP;
+    let end = warm_until + secs;
+    let workers: Vec<_> = (0..c)
+        .map(|_| {
+            let load = load.clone();
+            tokio::spawn(async move { load.worker(warm_until, end).await })
+        })
+        .collect();
+    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut count = 0u64;
+    for w in workers {
+        let (n, h) = w.await??;
+        count += n;
+        latency.add(&h)?;
+    }
+    Ok(Measure {
+        rps: count as f64 / secs.as_secs_f64(),
+        p99: latency.value_at_quantile(0.99),
+    })
+}
+
+/// One client, set up for a load.
+enum Load {
+    Keepalive { manager: keepalive::Manager, target: keepalive::Target, request: Vec<u8> },
+    Hyper { client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>, uri: http::Uri },
+    Reqwest { client: reqwest::Client, url: String },
+    Raw { addr: std::net::SocketAddr, request: Vec<u8> },
+}
+
+type WorkerResult = Result<(u64, hdrhistogram::Histogram<u64>), String>;
+
+impl Load {
+    async fn new(client: &str, url: &str, c: usize) -> Result<Load, Box<dyn std::error::Error>> {
+        let uri: http::Uri = url.parse()?;
+        let authority = uri.authority().ok_or("no authority")?.as_str().to_owned();
+        let request = http1::request("GET", &authority, "/");
+        Ok(match client {
+            "keepalive" => Load::Keepalive {
+                manager: keepalive::Manager::builder().max_per_host(c).max_open(c.max(128)).build(),
+                target: url.parse()?,
+                request,
+            },
+            "hyper-util" => Load::Hyper {
+                client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+                uri,
+            },
+            "reqwest" => Load::Reqwest { client: reqwest::Client::builder().build()?, url: url.to_owned() },
+            _ => Load::Raw { addr: authority.parse()?, request },
+        })
+    }
+
+    /// Requests until `end`; counts and times those that start after
+    /// `warm_until`.
+    async fn worker(&self, warm_until: Instant, end: Instant) -> WorkerResult {
+        let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+        let mut count = 0;
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut raw = match self {
+            Load::Raw { addr, .. } => {
+                let s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                Some(s)
+            }
+            _ => None,
+        };
+        loop {
+            let start = Instant::now();
+            if start >= end {
+                return Ok((count, latency));
+            }
+            match self {
+                Load::Keepalive { manager, target, request } => {
+                    let mut conn = manager.allocate(target.clone()).await.map_err(|e| e.to_string())?;
+                    let out = http1::exchange(&mut conn, request, false, &mut buf, &mut |_| {}).await.map_err(|e| e.to_string())?;
+                    if !out.reusable {
+                        conn.discard();
+                    }
+                }
+                Load::Hyper { client, uri } => {
+                    let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
+                    response.into_body().collect().await.map_err(|e| e.to_string())?;
+                }
+                Load::Reqwest { client, url } => {
+                    client.get(url).send().await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+                }
+                Load::Raw { request, .. } => {
+                    let stream = raw.as_mut().expect("connected above");
+                    http1::exchange(stream, request, false, &mut buf, &mut |_| {}).await.map_err(|e| e.to_string())?;
+                }
+            }
+            if start >= warm_until {
+                count += 1;
+                let _ = latency.record(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+            }
+        }
+    }
+}

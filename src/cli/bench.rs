@@ -1,0 +1,222 @@
+//! `keepalive bench`: GET load through one manager, with a summary.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keepalive::{FromCache, Manager};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use super::http::{self, Outcome};
+use super::report::{self, Summary};
+use super::{serve, Url};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    /// `None`: start the built-in server on loopback and bench it.
+    pub(crate) url: Option<String>,
+    pub(crate) requests: u64,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) concurrency: usize,
+    pub(crate) max_per_host: Option<usize>,
+    pub(crate) max_open: Option<usize>,
+    pub(crate) keep_alive: Option<Duration>,
+    pub(crate) progress: bool,
+}
+
+/// Runs the load and returns what it measured.
+///
+/// # Errors
+///
+/// A bad URL, or no loopback listener for the built-in server.
+pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
+    let text = match &plan.url {
+        Some(url) => url.clone(),
+        None => {
+            let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("loopback listener: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            tokio::spawn(serve::serve(listener, serve::Options::default()));
+            format!("http://{addr}/")
+        }
+    };
+    let url = Arc::new(Url::parse(&text)?);
+    let c = plan.concurrency.max(1);
+    let mut builder = Manager::builder()
+        .max_per_host(plan.max_per_host.unwrap_or(c))
+        .max_open(plan.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)));
+    if let Some(keep_alive) = plan.keep_alive {
+        builder = builder.keep_alive(keep_alive);
+    }
+    let manager = builder.build();
+
+    let issued = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let bar = plan.progress.then(|| progress_bar(&plan));
+    let start = Instant::now();
+    let deadline = plan.duration.map(|d| start + d);
+    let limit = if plan.duration.is_some() { u64::MAX } else { plan.requests };
+    let workers: Vec<_> = (0..c)
+        .map(|_| {
+            let worker = Worker {
+                manager: manager.clone(),
+                url: url.clone(),
+                issued: issued.clone(),
+                done: done.clone(),
+                limit,
+                deadline,
+            };
+            tokio::spawn(worker.run())
+        })
+        .collect();
+    let ticker = bar.clone().map(|bar| {
+        let (done, deadline) = (done.clone(), deadline);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match deadline {
+                    Some(_) => bar.set_position(start.elapsed().as_secs()),
+                    None => bar.set_position(done.load(Ordering::Relaxed)),
+                }
+            }
+        })
+    });
+    let mut total = Tally::default();
+    for worker in workers {
+        total.merge(worker.await.map_err(|e| format!("a worker failed: {e}"))?);
+    }
+    let elapsed = start.elapsed();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let summary = Summary {
+        url: if plan.url.is_some() { text } else { format!("{text} (built-in server)") },
+        concurrency: c,
+        ok: total.ok,
+        errors: total.errors,
+        elapsed,
+        latency: total.latency,
+        stats: manager.stats(),
+    };
+    manager.shutdown().await;
+    Ok(summary)
+}
+
+fn progress_bar(plan: &Plan) -> indicatif::ProgressBar {
+    let (len, unit) = match plan.duration {
+        Some(d) => (d.as_secs().max(1), "s"),
+        None => (plan.requests, "requests"),
+    };
+    let bar = indicatif::ProgressBar::new(len);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed}}");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// One worker's counts.
+struct Tally {
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    latency: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            ok: 0,
+            errors: BTreeMap::new(),
+            latency: report::histogram(),
+        }
+    }
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+        // Both histograms have the same bounds: adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+}
+
+/// A loop of requests on one task.
+struct Worker {
+    manager: Manager,
+    url: Arc<Url>,
+    issued: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    limit: u64,
+    deadline: Option<Instant>,
+}
+
+impl Worker {
+    async fn run(self) -> Tally {
+        let mut tally = Tally::default();
+        let mut buf = Vec::with_capacity(16 * 1024);
+        while self.issued.fetch_add(1, Ordering::Relaxed) < self.limit
+            && self.deadline.is_none_or(|d| Instant::now() < d)
+        {
+            let start = Instant::now();
+            let result = get(&self.manager, &self.url, &mut buf).await;
+            let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tally.latency.saturating_record(micros.max(1));
+            match result {
+                Ok(outcome) if outcome.status < 400 => tally.ok += 1,
+                Ok(outcome) => *tally.errors.entry(format!("status {}", outcome.status)).or_default() += 1,
+                Err(kind) => *tally.errors.entry(kind).or_default() += 1,
+            }
+            self.done.fetch_add(1, Ordering::Relaxed);
+        }
+        tally
+    }
+}
+
+/// One GET through the pool. A request that fails before any response
+/// byte on a reused connection (the server closed it as the request went
+/// out) is retried once on a new allocation, as HTTP clients do for
+/// idempotent requests.
+///
+/// # Errors
+///
+/// The kind of failure, for counting.
+pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> Result<Outcome, String> {
+    let mut retried = false;
+    loop {
+        let mut conn = manager
+            .allocate(url.target.clone())
+            .await
+            .map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { e.function().to_owned() })?;
+        let reused = conn.from_cache() != FromCache::Fresh;
+        match http::exchange(&mut conn, &url.request, false, buf, &mut |_| {}).await {
+            Ok(outcome) => {
+                if !outcome.reusable {
+                    conn.discard();
+                }
+                return Ok(outcome);
+            }
+            Err(e) if reused && !retried && e.is_retryable() => {
+                conn.discard();
+                retried = true;
+            }
+            Err(e) => {
+                conn.discard();
+                return Err(e.kind().to_owned());
+            }
+        }
+    }
+}
+
+/// Whether to draw a progress bar: only on a terminal, and not for JSON.
+pub(crate) fn wants_progress(json: bool) -> bool {
+    !json && std::io::stdout().is_terminal()
+}

@@ -1,0 +1,111 @@
+//! `keepalive get`: fetch URLs through one manager, one line per request.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use keepalive::{FromCache, Manager};
+use tokio::time::Instant;
+
+use super::http::{self, Outcome};
+use super::report::format_latency;
+use super::Url;
+
+/// What to fetch.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) urls: Vec<Url>,
+    pub(crate) concurrency: usize,
+    pub(crate) repeat: u64,
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// Fetches every URL `repeat` times; prints a line per request. Returns
+/// whether every request succeeded.
+///
+/// # Errors
+///
+/// When the output file cannot be created.
+pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
+    let output = match &plan.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Arc::new(Mutex::new(file)))
+        }
+        None => None,
+    };
+    let jobs: VecDeque<Url> = (0..plan.repeat).flat_map(|_| plan.urls.iter().cloned()).collect();
+    let jobs = Arc::new(Mutex::new(jobs));
+    let manager = Manager::new();
+    let workers: Vec<_> = (0..plan.concurrency.max(1))
+        .map(|_| {
+            let (manager, jobs, output) = (manager.clone(), jobs.clone(), output.clone());
+            tokio::spawn(async move {
+                let mut all_ok = true;
+                let mut buf = Vec::new();
+                while let Some(url) = jobs.lock().map(|mut j| j.pop_front()).unwrap_or(None) {
+                    all_ok &= fetch(&manager, &url, &mut buf, output.as_deref()).await;
+                }
+                all_ok
+            })
+        })
+        .collect();
+    let mut all_ok = true;
+    for worker in workers {
+        all_ok &= worker.await.unwrap_or(false);
+    }
+    manager.shutdown().await;
+    Ok(all_ok)
+}
+
+/// One request; prints its line. Returns whether it succeeded.
+async fn fetch(manager: &Manager, url: &Url, buf: &mut Vec<u8>, output: Option<&Mutex<std::fs::File>>) -> bool {
+    let start = Instant::now();
+    let mut body = Vec::new();
+    let result = async {
+        let mut conn = manager.allocate(url.target.clone()).await.map_err(|e| {
+            format!("{}: {e}{}", e.function(), std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default())
+        })?;
+        let from = conn.from_cache();
+        let sink = &mut |bytes: &[u8]| {
+            if output.is_some() {
+                body.extend_from_slice(bytes);
+            }
+        };
+        match http::exchange(&mut conn, &url.request, false, buf, sink).await {
+            Ok(outcome) => {
+                if !outcome.reusable {
+                    conn.discard();
+                }
+                Ok((outcome, from))
+            }
+            Err(e) => {
+                conn.discard();
+                Err(format!("http: {e}"))
+            }
+        }
+    }
+    .await;
+    let took = format_latency(start.elapsed());
+    match result {
+        Ok((Outcome { status, body_bytes, .. }, from)) => {
+            let from = match from {
+                FromCache::Fresh => "fresh",
+                FromCache::Immediate => "immediate",
+                FromCache::Deferred => "deferred",
+            };
+            println!("{status}  {body_bytes} B  {from}  {took}  {}", url.text);
+            if let Some(file) = output {
+                if let Ok(mut file) = file.lock() {
+                    let _ = file.write_all(&body);
+                }
+            }
+            status < 400
+        }
+        Err(message) => {
+            println!("error  {message}  {took}  {}", url.text);
+            false
+        }
+    }
+}
