@@ -17,7 +17,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "keepalive", version, about = "HTTP/1.1 load and fetches through the keepalive connection pool")]
+#[command(
+    name = "keepalive",
+    version,
+    about = "HTTP/1.1 load and fetches through the keepalive connection pool"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,7 +37,7 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 100_000)]
         requests: u64,
         /// Concurrent workers.
-        #[arg(short = 'c', long, default_value_t = 16)]
+        #[arg(short = 'c', long, default_value_t = 16, value_parser = at_least_one)]
         concurrency: usize,
         /// Run for this many seconds instead of -n requests.
         #[arg(short = 'd', long, value_parser = seconds)]
@@ -57,7 +61,7 @@ enum Command {
         #[arg(required = true)]
         urls: Vec<String>,
         /// Requests in flight at once.
-        #[arg(short = 'c', long, default_value_t = 1)]
+        #[arg(short = 'c', long, default_value_t = 1, value_parser = at_least_one)]
         concurrency: usize,
         /// Fetch the list this many times.
         #[arg(long, default_value_t = 1)]
@@ -78,6 +82,14 @@ enum Command {
         #[arg(long, value_parser = seconds)]
         idle_close: Option<Duration>,
     },
+}
+
+/// A count of one or more.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -134,7 +146,11 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 print!("{}", summary.text());
             }
-            Ok(if summary.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Get {
             urls,
@@ -142,7 +158,10 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             repeat,
             output,
         } => {
-            let urls = urls.iter().map(|u| cli::Url::parse(u)).collect::<Result<Vec<_>, _>>()?;
+            let urls = urls
+                .iter()
+                .map(|u| cli::Url::parse(u))
+                .collect::<Result<Vec<_>, _>>()?;
             let plan = cli::get::Plan {
                 urls,
                 concurrency,
@@ -150,7 +169,11 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 output,
             };
             let all_ok = cli::get::run(plan).await?;
-            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Serve {
             addr,
@@ -162,8 +185,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             println!("listening on http://{bound}/");
-            let options = cli::serve::Options { close_after, idle_close };
-            cli::serve::serve(listener, options).await.map_err(|e| format!("accept: {e}"))?;
+            let options = cli::serve::Options {
+                close_after,
+                idle_close,
+            };
+            cli::serve::serve(listener, options)
+                .await
+                .map_err(|e| format!("accept: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
     }

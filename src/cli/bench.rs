@@ -37,7 +37,9 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
     let text = match &plan.url {
         Some(url) => url.clone(),
         None => {
-            let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("loopback listener: {e}"))?;
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("loopback listener: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             tokio::spawn(serve::serve(listener, serve::Options::default()));
             format!("http://{addr}/")
@@ -58,7 +60,11 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
     let bar = plan.progress.then(|| progress_bar(&plan));
     let start = Instant::now();
     let deadline = plan.duration.map(|d| start + d);
-    let limit = if plan.duration.is_some() { u64::MAX } else { plan.requests };
+    let limit = if plan.duration.is_some() {
+        u64::MAX
+    } else {
+        plan.requests
+    };
     let workers: Vec<_> = (0..c)
         .map(|_| {
             let worker = Worker {
@@ -96,7 +102,11 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         bar.finish_and_clear();
     }
     let summary = Summary {
-        url: if plan.url.is_some() { text } else { format!("{text} (built-in server)") },
+        url: if plan.url.is_some() {
+            text
+        } else {
+            format!("{text} (built-in server)")
+        },
         concurrency: c,
         ok: total.ok,
         errors: total.errors,
@@ -172,7 +182,12 @@ impl Worker {
             tally.latency.saturating_record(micros.max(1));
             match result {
                 Ok(outcome) if outcome.status < 400 => tally.ok += 1,
-                Ok(outcome) => *tally.errors.entry(format!("status {}", outcome.status)).or_default() += 1,
+                Ok(outcome) => {
+                    *tally
+                        .errors
+                        .entry(format!("status {}", outcome.status))
+                        .or_default() += 1
+                }
                 Err(kind) => *tally.errors.entry(kind).or_default() += 1,
             }
             self.done.fetch_add(1, Ordering::Relaxed);
@@ -192,10 +207,13 @@ impl Worker {
 pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> Result<Outcome, String> {
     let mut retried = false;
     loop {
-        let mut conn = manager
-            .allocate(url.target.clone())
-            .await
-            .map_err(|e| if e.is_timeout() { "timeout".to_owned() } else { e.function().to_owned() })?;
+        let mut conn = manager.allocate(url.target.clone()).await.map_err(|e| {
+            if e.is_timeout() {
+                "timeout".to_owned()
+            } else {
+                e.function().to_owned()
+            }
+        })?;
         let reused = conn.from_cache() != FromCache::Fresh;
         match http::exchange(&mut conn, &url.request, false, buf, &mut |_| {}).await {
             Ok(outcome) => {

@@ -60,12 +60,23 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
 }
 
 /// One request; prints its line. Returns whether it succeeded.
-async fn fetch(manager: &Manager, url: &Url, buf: &mut Vec<u8>, output: Option<&Mutex<std::fs::File>>) -> bool {
+async fn fetch(
+    manager: &Manager,
+    url: &Url,
+    buf: &mut Vec<u8>,
+    output: Option<&Mutex<std::fs::File>>,
+) -> bool {
     let start = Instant::now();
     let mut body = Vec::new();
     let result = async {
         let mut conn = manager.allocate(url.target.clone()).await.map_err(|e| {
-            format!("{}: {e}{}", e.function(), std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default())
+            format!(
+                "{}: {e}{}",
+                e.function(),
+                std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
+            )
         })?;
         let from = conn.from_cache();
         let sink = &mut |bytes: &[u8]| {
@@ -89,7 +100,12 @@ async fn fetch(manager: &Manager, url: &Url, buf: &mut Vec<u8>, output: Option<&
     .await;
     let took = format_latency(start.elapsed());
     match result {
-        Ok((Outcome { status, body_bytes, .. }, from)) => {
+        Ok((
+            Outcome {
+                status, body_bytes, ..
+            },
+            from,
+        )) => {
             let from = match from {
                 FromCache::Fresh => "fresh",
                 FromCache::Immediate => "immediate",

@@ -142,14 +142,20 @@ pub(crate) fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>,
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or("");
         if header.name.eq_ignore_ascii_case("content-length") {
-            let n = value.trim().parse::<u64>().map_err(|_| HttpError::BadContentLength)?;
+            let n = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| HttpError::BadContentLength)?;
             if length.is_some_and(|m| m != n) {
                 return Err(HttpError::BadContentLength);
             }
             length = Some(n);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             coded = true;
-            chunked = value.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if header.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 close |= token.eq_ignore_ascii_case("close");
@@ -389,9 +395,14 @@ async fn read_more<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> io::R
 
 /// The request head for a GET (or HEAD) of `path` on `host_header`.
 pub(crate) fn request(method: &str, host_header: &str, path: &str) -> Vec<u8> {
-    format!("{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: keepalive/0.1\r\nAccept: */*\r\n\r\n")
-        .into_bytes()
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: keepalive/0.1\r\nAccept: */*\r\n\r\n"
+    )
+    .into_bytes()
 }
 
+// A path relative to this file, so that the comparison harness, which
+// includes this file with `#[path]`, finds it too.
 #[cfg(test)]
+#[path = "http/tests.rs"]
 mod tests;

@@ -50,7 +50,10 @@ mod tests {
         let url = Url::parse("http://user@127.0.0.1:8080/a/b?c=d").unwrap();
         assert_eq!(url.target.port(), 8080);
         let head = String::from_utf8(url.request).unwrap();
-        assert!(head.starts_with("GET /a/b?c=d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"), "{head}");
+        assert!(
+            head.starts_with("GET /a/b?c=d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+            "{head}"
+        );
         let bare = String::from_utf8(Url::parse("https://[::1]").unwrap().request).unwrap();
         assert!(bare.starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n"), "{bare}");
         assert!(Url::parse("ftp://x:21/").is_err());

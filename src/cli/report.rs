@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(json["errors"]["connect"], 2);
         assert_eq!(json["latency_us"]["p50"], 500);
         let text = summary.text();
-        assert!(text.contains("50 requests/s") && text.contains("2 (2 connect)"), "{text}");
+        assert!(
+            text.contains("50 requests/s") && text.contains("2 (2 connect)"),
+            "{text}"
+        );
         assert_eq!(format_latency(Duration::from_micros(12_345)), "12.3 ms");
     }
 }

@@ -96,7 +96,10 @@ async fn connection(mut stream: TcpStream, options: Options) {
                 Ok(Some(request)) if buf.len() >= request.len + request.body => break request,
                 Ok(_) => {}
                 Err(why) => {
-                    let reply = format!("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{why}", why.len());
+                    let reply = format!(
+                        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{why}",
+                        why.len()
+                    );
                     let _ = stream.write_all(reply.as_bytes()).await;
                     return;
                 }

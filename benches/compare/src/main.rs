@@ -3,7 +3,7 @@
 //! process.
 //!
 //! ```text
-//! cargo build --release && cargo run --release -p keepalive-compare -- [--secs S] [--rounds R]
+//! cargo build --release && cargo run --release -p keepalive-compare -- [--secs S] [--rounds R] [--c C]
 //! ```
 //!
 //! Clients, each with `c` workers on a two-thread runtime:
@@ -16,7 +16,7 @@
 //!   with the same client code as `keepalive`, no pool at all: the physical
 //!   limit for this load.
 //!
-//! For each c in 1, 16, 64, every client runs `--secs` (default 3) after a
+//! For each c in 1, 16, 64 (or only `--c`), every client runs `--secs` (default 3) after a
 //! short warm-up, in `--rounds` rounds (default 3) with the client order
 //! rotated; the table gives the median requests/s and p99 over the rounds,
 //! and the ratios of keepalive to hyper-util and to raw.
@@ -49,25 +49,31 @@ struct Measure {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secs = 3.0;
     let mut rounds = 3;
+    let mut only_c = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next().map(|v| v.parse::<f64>())) {
             ("--secs", Some(Ok(v))) if v > 0.0 => secs = v,
             ("--rounds", Some(Ok(v))) if v >= 1.0 => rounds = v as usize,
-            _ => return Err("usage: keepalive-compare [--secs S] [--rounds R]".into()),
+            ("--c", Some(Ok(v))) if v >= 1.0 => only_c = Some(v as usize),
+            _ => return Err("usage: keepalive-compare [--secs S] [--rounds R] [--c C]".into()),
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(compare(Duration::from_secs_f64(secs), rounds))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let levels = only_c.map_or(CONCURRENCY.to_vec(), |c| vec![c]);
+    runtime.block_on(compare(Duration::from_secs_f64(secs), rounds, &levels))
 }
 
-async fn compare(secs: Duration, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
     let (mut server, url) = start_server().await?;
     println!("server: {url} (keepalive serve, own process); {rounds} rounds of {secs:?} per client and c");
     println!();
     println!("| c | client | requests/s | p99 | vs hyper-util | vs raw |");
     println!("|---|---|---|---|---|---|");
-    for c in CONCURRENCY {
+    for &c in levels {
         let mut results: Vec<Vec<Measure>> = vec![Vec::new(); CLIENTS.len()];
         for round in 0..rounds {
             for k in 0..CLIENTS.len() {
@@ -106,7 +112,11 @@ async fn start_server() -> Result<(tokio::process::Child, String), Box<dyn std::
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("keepalive");
     if !server.exists() {
-        return Err(format!("{} not found: run `cargo build --release` first", server.display()).into());
+        return Err(format!(
+            "{} not found: run `cargo build --release` first",
+            server.display()
+        )
+        .into());
     }
     let mut child = tokio::process::Command::new(&server)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -125,7 +135,12 @@ async fn start_server() -> Result<(tokio::process::Child, String), Box<dyn std::
 }
 
 /// Runs `client` with `c` workers: a warm-up, then `secs` measured.
-async fn run(client: &str, url: &str, c: usize, secs: Duration) -> Result<Measure, Box<dyn std::error::Error>> {
+async fn run(
+    client: &str,
+    url: &str,
+    c: usize,
+    secs: Duration,
+) -> Result<Measure, Box<dyn std::error::Error>> {
     let load = Load::new(client, url, c).await?;
     let load = Arc::new(load);
     let warm_until = Instant::now() + WARM_UP;
@@ -151,10 +166,28 @@ async fn run(client: &str, url: &str, c: usize, secs: Duration) -> Result<Measur
 
 /// One client, set up for a load.
 enum Load {
-    Keepalive { manager: keepalive::Manager, target: keepalive::Target, request: Vec<u8> },
-    Hyper { client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>, uri: http::Uri },
-    Reqwest { client: reqwest::Client, url: String },
-    Raw { addr: std::net::SocketAddr, request: Vec<u8> },
+    Keepalive {
+        manager: keepalive::Manager,
+        target: keepalive::Target,
+        request: Vec<u8>,
+    },
+    Hyper {
+        client: Box<
+            hyper_util::client::legacy::Client<
+                hyper_util::client::legacy::connect::HttpConnector,
+                Empty<Bytes>,
+            >,
+        >,
+        uri: http::Uri,
+    },
+    Reqwest {
+        client: reqwest::Client,
+        url: String,
+    },
+    Raw {
+        addr: std::net::SocketAddr,
+        request: Vec<u8>,
+    },
 }
 
 type WorkerResult = Result<(u64, hdrhistogram::Histogram<u64>), String>;
@@ -166,28 +199,43 @@ impl Load {
         let request = http1::request("GET", &authority, "/");
         Ok(match client {
             "keepalive" => Load::Keepalive {
-                manager: keepalive::Manager::builder().max_per_host(c).max_open(c.max(128)).build(),
+                manager: keepalive::Manager::builder()
+                    .max_per_host(c)
+                    .max_open(c.max(128))
+                    .build(),
                 target: url.parse()?,
                 request,
             },
             "hyper-util" => Load::Hyper {
-                client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+                client: Box::new(
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .build_http(),
+                ),
                 uri,
             },
-            "reqwest" => Load::Reqwest { client: reqwest::Client::builder().build()?, url: url.to_owned() },
-            _ => Load::Raw { addr: authority.parse()?, request },
+            "reqwest" => Load::Reqwest {
+                client: reqwest::Client::builder().build()?,
+                url: url.to_owned(),
+            },
+            _ => Load::Raw {
+                addr: authority.parse()?,
+                request,
+            },
         })
     }
 
     /// Requests until `end`; counts and times those that start after
     /// `warm_until`.
     async fn worker(&self, warm_until: Instant, end: Instant) -> WorkerResult {
-        let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+        let mut latency =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
         let mut count = 0;
         let mut buf = Vec::with_capacity(16 * 1024);
         let mut raw = match self {
             Load::Raw { addr, .. } => {
-                let s = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                let s = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 s.set_nodelay(true).map_err(|e| e.to_string())?;
                 Some(s)
             }
@@ -199,9 +247,18 @@ impl Load {
                 return Ok((count, latency));
             }
             match self {
-                Load::Keepalive { manager, target, request } => {
-                    let mut conn = manager.allocate(target.clone()).await.map_err(|e| e.to_string())?;
-                    let out = http1::exchange(&mut conn, request, false, &mut buf, &mut |_| {}).await.map_err(|e| e.to_string())?;
+                Load::Keepalive {
+                    manager,
+                    target,
+                    request,
+                } => {
+                    let mut conn = manager
+                        .allocate(target.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let out = http1::exchange(&mut conn, request, false, &mut buf, &mut |_| {})
+                        .await
+                        .map_err(|e| e.to_string())?;
                     if !out.reusable {
                         conn.discard();
                     }
@@ -211,16 +268,29 @@ impl Load {
                     response.into_body().collect().await.map_err(|e| e.to_string())?;
                 }
                 Load::Reqwest { client, url } => {
-                    client.get(url).send().await.map_err(|e| e.to_string())?.bytes().await.map_err(|e| e.to_string())?;
+                    client
+                        .get(url)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .bytes()
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 Load::Raw { request, .. } => {
                     let stream = raw.as_mut().expect("connected above");
-                    http1::exchange(stream, request, false, &mut buf, &mut |_| {}).await.map_err(|e| e.to_string())?;
+                    http1::exchange(stream, request, false, &mut buf, &mut |_| {})
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
             }
             if start >= warm_until {
                 count += 1;
-                let _ = latency.record(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                let _ = latency.record(
+                    u64::try_from(start.elapsed().as_micros())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                );
             }
         }
     }

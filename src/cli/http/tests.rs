@@ -3,7 +3,9 @@
 use super::*;
 
 fn head(text: &str) -> Head {
-    parse_head(text.as_bytes(), false).unwrap().expect("complete head")
+    parse_head(text.as_bytes(), false)
+        .unwrap()
+        .expect("complete head")
 }
 
 /// Decodes `input` fed `step` bytes at a time; returns the body and the
@@ -24,16 +26,25 @@ fn decode(framing: Framing, input: &[u8], step: usize) -> Result<(Vec<u8>, usize
 
 #[test]
 fn framing_follows_rfc_9112() {
-    assert_eq!(head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing, Framing::Length(5));
+    assert_eq!(
+        head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").framing,
+        Framing::Length(5)
+    );
     let chunked = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n");
-    assert_eq!(chunked.framing, Framing::Chunked, "chunked wins over Content-Length");
+    assert_eq!(
+        chunked.framing,
+        Framing::Chunked,
+        "chunked wins over Content-Length"
+    );
     let gz = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
     assert_eq!((gz.framing, gz.keep_alive), (Framing::UntilClose, false));
     for status in ["204 No Content", "304 Not Modified", "100 Continue"] {
         let h = head(&format!("HTTP/1.1 {status}\r\nContent-Length: 9\r\n\r\n"));
         assert_eq!(h.framing, Framing::Empty, "{status}");
     }
-    let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true).unwrap().unwrap();
+    let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+        .unwrap()
+        .unwrap();
     assert_eq!(h.framing, Framing::Empty, "HEAD has no body");
     let none = head("HTTP/1.1 200 OK\r\n\r\n");
     assert_eq!((none.framing, none.keep_alive), (Framing::UntilClose, false));
@@ -50,7 +61,12 @@ fn persistence_follows_the_version_and_connection_header() {
 
 #[test]
 fn bad_heads_are_errors() {
-    assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent", false).unwrap().is_none(), "partial");
+    assert!(
+        parse_head(b"HTTP/1.1 200 OK\r\nContent", false)
+            .unwrap()
+            .is_none(),
+        "partial"
+    );
     for bad in [
         "HTTP/2 200 OK\r\n\r\n",
         "HTTP/1.1 abc OK\r\n\r\n",
@@ -61,7 +77,10 @@ fn bad_heads_are_errors() {
         assert!(parse_head(bad.as_bytes(), false).is_err(), "{bad:?}");
     }
     let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD + 1));
-    assert!(matches!(parse_head(huge.as_bytes(), false), Err(HttpError::HeadTooLarge)));
+    assert!(matches!(
+        parse_head(huge.as_bytes(), false),
+        Err(HttpError::HeadTooLarge)
+    ));
 }
 
 #[test]
@@ -84,7 +103,10 @@ fn bad_chunks_are_errors() {
         b"11111111111111111\r\n",
         b"0\r\nTrailer: x\r\nbroken\n\r\n",
     ] {
-        assert!(matches!(decode(Framing::Chunked, bad, 3), Err(HttpError::BadChunk(_))), "{bad:?}");
+        assert!(
+            matches!(decode(Framing::Chunked, bad, 3), Err(HttpError::BadChunk(_))),
+            "{bad:?}"
+        );
     }
     let long_ext = [b"1;".to_vec(), vec![b'a'; MAX_LINE + 2]].concat();
     assert!(decode(Framing::Chunked, &long_ext, 100).is_err());
@@ -94,8 +116,14 @@ fn bad_chunks_are_errors() {
 fn content_length_bodies_stop_at_their_length_and_detect_early_close() {
     let (body, left) = decode(Framing::Length(5), b"helloEXTRA", 3).unwrap();
     assert_eq!((body.as_slice(), left), (&b"hello"[..], 5));
-    assert!(matches!(decode(Framing::Length(10), b"short", 2), Err(HttpError::Closed { .. })));
-    assert!(matches!(decode(Framing::Chunked, b"5\r\nab", 2), Err(HttpError::Closed { .. })));
+    assert!(matches!(
+        decode(Framing::Length(10), b"short", 2),
+        Err(HttpError::Closed { .. })
+    ));
+    assert!(matches!(
+        decode(Framing::Chunked, b"5\r\nab", 2),
+        Err(HttpError::Closed { .. })
+    ));
     let (body, _) = decode(Framing::UntilClose, b"all of it", 4).unwrap();
     assert_eq!(body, b"all of it");
 }
@@ -157,9 +185,30 @@ async fn exchanges_over_a_socket_decide_reuse() {
     )
     .await;
     let outcomes: Vec<_> = results.into_iter().map(Result::unwrap).collect();
-    assert_eq!(outcomes[0], Outcome { status: 200, body_bytes: 2, reusable: true });
-    assert_eq!(outcomes[1], Outcome { status: 200, body_bytes: 2, reusable: true });
-    assert_eq!(outcomes[2], Outcome { status: 404, body_bytes: 1, reusable: false });
+    assert_eq!(
+        outcomes[0],
+        Outcome {
+            status: 200,
+            body_bytes: 2,
+            reusable: true
+        }
+    );
+    assert_eq!(
+        outcomes[1],
+        Outcome {
+            status: 200,
+            body_bytes: 2,
+            reusable: true
+        }
+    );
+    assert_eq!(
+        outcomes[2],
+        Outcome {
+            status: 404,
+            body_bytes: 1,
+            reusable: false
+        }
+    );
 }
 
 #[tokio::test]
@@ -171,13 +220,23 @@ async fn extra_bytes_after_a_response_forbid_reuse() {
 #[tokio::test]
 async fn a_body_read_until_close_is_complete_but_not_reusable() {
     let results = run(vec![b"HTTP/1.1 200 OK\r\n\r\nall of it"], true).await;
-    assert_eq!(results[0].as_ref().unwrap(), &Outcome { status: 200, body_bytes: 9, reusable: false });
+    assert_eq!(
+        results[0].as_ref().unwrap(),
+        &Outcome {
+            status: 200,
+            body_bytes: 9,
+            reusable: false
+        }
+    );
 }
 
 #[tokio::test]
 async fn early_close_and_length_mismatch_are_errors() {
     let results = run(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], true).await;
-    assert!(matches!(results[0], Err(HttpError::Closed { during: "body", .. })));
+    assert!(matches!(
+        results[0],
+        Err(HttpError::Closed { during: "body", .. })
+    ));
     let results = run(vec![b"HTTP/1.1 200 OK\r\nContent-Le"], true).await;
     let err = results.into_iter().next().unwrap().unwrap_err();
     assert!(matches!(err, HttpError::Closed { during: "head", got } if got > 0));

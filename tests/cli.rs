@@ -1,0 +1,142 @@
+//! The `keepalive` command end to end: its own server, its bench summary,
+//! and `get` (issue #5).
+#![cfg(feature = "cli")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keepalive");
+
+/// `keepalive serve` on a free port; killed on drop.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Serve {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("keepalive serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("announces its address")
+            .to_owned();
+        Serve { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("keepalive runs")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+#[test]
+fn bench_without_a_url_loads_its_own_server() {
+    let summary = json(&run(&["bench", "-n", "3000", "-c", "4", "--json"]));
+    assert_eq!(summary["requests"], 3000);
+    assert_eq!(summary["ok"], 3000);
+    assert!(summary["errors"].as_object().unwrap().is_empty());
+    assert!(summary["connections_opened"].as_u64().unwrap() <= 4);
+    assert!(summary["latency_us"]["p99"].as_u64().unwrap() >= summary["latency_us"]["p50"].as_u64().unwrap());
+    let text = run(&["bench", "-n", "200", "-c", "2"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for field in [
+        "requests/s",
+        "p50",
+        "p99",
+        "max",
+        "opened",
+        "reused",
+        "stale discarded",
+        "dns lookups",
+    ] {
+        assert!(text.contains(field), "{field} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn connection_close_from_the_server_is_honoured() {
+    let server = Serve::start(&["--close-after", "3"]);
+    let summary = json(&run(&["bench", &server.url, "-n", "30", "-c", "1", "--json"]));
+    assert_eq!(summary["ok"], 30);
+    assert_eq!(
+        summary["connections_opened"], 10,
+        "a new connection after every third response"
+    );
+    assert_eq!(summary["stale_discarded"], 0);
+}
+
+#[test]
+fn get_prints_one_line_per_request_and_fails_loudly() {
+    let server = Serve::start(&[]);
+    let dir = std::env::temp_dir().join(format!("keepalive-cli-{}", std::process::id()));
+    let out = run(&["get", &server.url, "--repeat", "3", "-o", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("200  14 B  fresh"), "{lines:?}");
+    assert!(
+        lines[1].contains("immediate") && lines[2].contains("immediate"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&dir).unwrap(),
+        "Hello, world!\n".repeat(3)
+    );
+    let _ = std::fs::remove_file(&dir);
+
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = run(&["get", &server.url, &format!("http://127.0.0.1:{refused}/")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("error  connect: connect to"), "{text}");
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    for args in [
+        &["bench", "not a url"][..],
+        &["bench", "-c", "0"],
+        &["bench", "-d", "-1"],
+        &["get", "ftp://x:1/"],
+        &["serve", "--close-after", "0"],
+        &["frobnicate"],
+    ] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.is_empty(), "{args:?}: no message");
+    }
+}
