@@ -8,6 +8,8 @@ use std::rc::Rc;
 
 use std::net::SocketAddr;
 
+use proptest::prelude::*;
+
 use super::*;
 use crate::connection::FromCache;
 
@@ -64,8 +66,12 @@ struct Sim {
     /// Health of every socket the pool may hold, by name.
     healths: HashMap<u32, Rc<Cell<Health>>>,
     closed: Vec<u32>,
+    /// Connected sockets not yet closed: the model's open sockets.
+    alive: std::collections::HashSet<u32>,
     /// Request ids by responder label.
     ids: HashMap<u32, RequestId>,
+    /// Successful connects: the model's `connects`.
+    connected: u64,
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -98,7 +104,9 @@ impl Sim {
             loaned: HashMap::new(),
             healths: HashMap::new(),
             closed: vec![],
+            alive: Default::default(),
             ids: HashMap::new(),
+            connected: 0,
         }
     }
 
@@ -143,7 +151,10 @@ impl Sim {
                         .is_none());
                     self.resolving.push(lookup);
                 }
-                Action::Close { socket, .. } => self.closed.push(socket.name),
+                Action::Close { socket, .. } => {
+                    self.alive.remove(&socket.name);
+                    self.closed.push(socket.name);
+                }
                 Action::Abort(task) => {
                     self.aborted.push(task);
                     match task {
@@ -214,6 +225,8 @@ impl Sim {
         if ok {
             let health = Rc::new(Cell::new(Health::Usable));
             self.next_name += 1;
+            self.connected += 1;
+            self.alive.insert(self.next_name);
             self.healths.insert(self.next_name, health.clone());
             let socket = FakeSocket {
                 name: self.next_name,
@@ -258,6 +271,7 @@ impl Sim {
         let (id, _) = self.loaned.remove(&name).expect("on loan");
         let mut out = Actions::new();
         self.state.discard(id, false, &mut out);
+        self.alive.remove(&name);
         self.closed.push(name);
         self.apply(out);
     }
@@ -268,10 +282,10 @@ impl Sim {
         };
         let mut out = Actions::new();
         let responder = self.state.cancel(id, &mut out);
-        self.apply(out);
         if responder.is_some() {
             self.outcomes.insert(label, Outcome::Failed("cancelled"));
         }
+        self.apply(out);
         responder.is_some()
     }
 
@@ -346,6 +360,15 @@ impl Sim {
         assert_eq!(s.deadlines.len(), s.requests.len());
         assert_eq!(s.lookups.len(), s.lookup_index.len());
         assert_eq!(s.lookups.len(), self.resolving.len());
+        // The stats agree with the model, built from what the actions did.
+        let stats = s.stats();
+        let pending = self.ids.keys().filter(|l| !self.outcomes.contains_key(l)).count();
+        assert_eq!(stats.open, self.alive.len() + self.connecting.len(), "open");
+        assert_eq!(stats.idle, self.alive.len() - self.loaned.len(), "idle");
+        assert_eq!(stats.in_use, self.loaned.len(), "in use");
+        assert_eq!(stats.connecting, self.connecting.len(), "connecting");
+        assert_eq!(stats.queued, pending - self.connecting.len(), "queued");
+        assert_eq!(stats.connects, self.connected, "connects");
     }
 }
 
@@ -452,6 +475,8 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     // The task's report raced with the cancellation.
     let mut out = Actions::new();
     let health = Rc::new(Cell::new(Health::Usable));
+    sim.alive.insert(99);
+    sim.connected += 1;
     sim.state
         .connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
     sim.apply(out);
@@ -513,87 +538,136 @@ fn shutdown_fails_everything_pending_and_closes_idle_sockets() {
     assert_eq!(sim.state.open(), 0);
 }
 
-/// A small deterministic generator, so failures replay from their seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
+/// One event in a generated sequence. Indices pick among what exists when
+/// the event is applied (modulo its size).
+#[derive(Clone, Debug)]
+enum Op {
+    Allocate {
+        key: usize,
+        named: bool,
+    },
+    ConnectDone {
+        pick: usize,
+        ok: bool,
+    },
+    LookupDone {
+        pick: usize,
+        ok: bool,
+    },
+    /// Drop a loaned connection: 0 back to the pool, 1 with unread data,
+    /// 2 discarded.
+    Drop {
+        pick: usize,
+        how: u8,
+    },
+    /// Drop an `Allocation` or call `deallocate`.
+    Cancel {
+        pick: usize,
+    },
+    Advance {
+        secs: u64,
+    },
+    /// The server closes an idle socket and the reactor reports it.
+    ServerCloses {
+        pick: usize,
+    },
 }
 
-#[test]
-fn random_event_sequences_keep_every_invariant() {
-    for seed in 1..=300u64 {
-        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut sim = Sim::new(1 + rng.below(3), 1 + rng.below(4));
-        let mut label = 0;
-        for _ in 0..300 {
-            match rng.below(10) {
-                0 | 1 => {
-                    label += 1;
-                    let key = rng.below(3);
-                    let t = if rng.below(4) == 0 {
-                        named(key)
-                    } else {
-                        target(key)
-                    };
-                    sim.allocate(&t, label);
-                }
-                2 if !sim.connecting.is_empty() => {
-                    let i = rng.below(sim.connecting.len());
-                    sim.connect(i, rng.below(5) != 0);
-                }
-                3 if !sim.resolving.is_empty() => {
-                    let i = rng.below(sim.resolving.len());
-                    sim.resolve(i, rng.below(5) != 0);
-                }
-                4 | 5 if !sim.loaned.is_empty() => {
-                    let mut names: Vec<u32> = sim.loaned.keys().copied().collect();
-                    names.sort_unstable();
-                    let name = names[rng.below(names.len())];
-                    match rng.below(4) {
-                        0 => sim.discard(name),
-                        1 => {
-                            sim.healths[&name].set(Health::Unread);
-                            sim.give_back(name);
-                        }
-                        _ => sim.give_back(name),
-                    }
-                }
-                6 if label > 0 => {
-                    sim.cancel(1 + rng.below(label as usize) as u32);
-                }
-                7 => sim.advance(Duration::from_secs(rng.below(12) as u64)),
-                8 if !sim.healths.is_empty() => {
-                    let name = 1 + rng.below(sim.next_name as usize) as u32;
-                    if !sim.loaned.contains_key(&name) && sim.healths.contains_key(&name) {
-                        sim.server_closes(name);
-                    }
-                }
-                _ => {}
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..3usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
+        2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::ConnectDone { pick, ok }),
+        1 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::LookupDone { pick, ok }),
+        3 => (any::<usize>(), 0..3u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
+        1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
+        1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
+    ]
+}
+
+impl Sim {
+    fn apply_op(&mut self, op: &Op, next_label: &mut u32) {
+        match *op {
+            Op::Allocate { key, named: n } => {
+                *next_label += 1;
+                let t = if n { named(key) } else { target(key) };
+                self.allocate(&t, *next_label);
             }
+            Op::ConnectDone { pick, ok } if !self.connecting.is_empty() => {
+                self.connect(pick % self.connecting.len(), ok);
+            }
+            Op::LookupDone { pick, ok } if !self.resolving.is_empty() => {
+                self.resolve(pick % self.resolving.len(), ok);
+            }
+            Op::Drop { pick, how } if !self.loaned.is_empty() => {
+                let mut names: Vec<u32> = self.loaned.keys().copied().collect();
+                names.sort_unstable();
+                let name = names[pick % names.len()];
+                match how {
+                    0 => self.give_back(name),
+                    1 => {
+                        self.healths[&name].set(Health::Unread);
+                        self.give_back(name);
+                    }
+                    _ => self.discard(name),
+                }
+            }
+            Op::Cancel { pick } if *next_label > 0 => {
+                self.cancel(1 + (pick % *next_label as usize) as u32);
+            }
+            Op::Advance { secs } => self.advance(Duration::from_secs(secs)),
+            Op::ServerCloses { pick } if self.next_name > 0 => {
+                let name = 1 + (pick % self.next_name as usize) as u32;
+                if !self.loaned.contains_key(&name) && self.alive.contains(&name) {
+                    self.server_closes(name);
+                }
+            }
+            _ => {}
         }
-        // Every socket and request is accounted for: give everything back
-        // (waiters may receive what is returned), fail what is in flight,
-        // let time pass, and the pool is empty.
+    }
+
+    /// Gives everything back (waiters may receive what is returned), fails
+    /// what is in flight, and lets every timer run out.
+    fn drain(&mut self) {
         loop {
-            if let Some(&name) = sim.loaned.keys().min() {
-                sim.give_back(name);
-            } else if !sim.connecting.is_empty() {
-                sim.connect(0, false);
-            } else if !sim.resolving.is_empty() {
-                sim.resolve(0, false);
+            if let Some(&name) = self.loaned.keys().min() {
+                self.give_back(name);
+            } else if !self.connecting.is_empty() {
+                self.connect(0, false);
+            } else if !self.resolving.is_empty() {
+                self.resolve(0, false);
             } else {
                 break;
             }
         }
-        sim.advance(TIMEOUT + KEEP_ALIVE);
+        self.advance(TIMEOUT + KEEP_ALIVE);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random sequences of every event over three keys with small limits:
+    /// after each step `Sim::check` asserts the limits, that no request
+    /// waits while a slot it could use is free, and that the stats agree
+    /// with the model; at the end nothing lingers.
+    #[test]
+    fn random_event_sequences_keep_every_invariant(
+        max_per_host in 1..=3usize,
+        max_open in 1..=4usize,
+        ops in prop::collection::vec(op(), 1..250),
+    ) {
+        let mut sim = Sim::new(max_per_host, max_open);
+        let mut labels = 0;
+        for op in &ops {
+            sim.apply_op(op, &mut labels);
+        }
+        sim.drain();
         let s = sim.state.stats();
-        assert_eq!((s.open, s.queued), (0, 0), "seed {seed}: {s:?}");
-        assert!(sim.state.keys.is_empty(), "seed {seed}: keys linger");
+        prop_assert_eq!((s.open, s.queued, s.in_use), (0, 0, 0), "{:?}", s);
+        prop_assert!(sim.state.keys.is_empty(), "keys linger");
+        prop_assert!(sim.alive.is_empty(), "sockets linger");
+        let answered = (1..=labels).all(|l| sim.outcomes.contains_key(&l));
+        prop_assert!(answered, "a request was never answered");
     }
 }
