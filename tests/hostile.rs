@@ -20,7 +20,10 @@ async fn settled(manager: &Manager, baseline: usize, after: &str) {
         s.open == 0 && s.queued == 0
     })
     .await;
-    until(&format!("descriptors to return after {after}"), || open_fds() <= baseline).await;
+    until(&format!("descriptors to return after {after}"), || {
+        open_fds() <= baseline
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -45,7 +48,10 @@ async fn every_hostile_behaviour_ends_clean() {
     for (i, (what, cmd)) in [
         ("a FIN on an idle socket", Cmd::HalfClose),
         ("a reset of an idle socket", Cmd::Reset),
-        ("unsolicited bytes on an idle socket", Cmd::Send(b"HTTP/1.1 408 Request Timeout\r\n\r\n")),
+        (
+            "unsolicited bytes on an idle socket",
+            Cmd::Send(b"HTTP/1.1 408 Request Timeout\r\n\r\n"),
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -73,9 +79,12 @@ async fn every_hostile_behaviour_ends_clean() {
     settled(&manager, baseline, "accept-and-close, unread").await;
 
     // Never accepted: the connect times out.
-    let err = within("the timeout", manager.allocate(Target::new("http", "127.0.0.1", hole.port)))
-        .await
-        .unwrap_err();
+    let err = within(
+        "the timeout",
+        manager.allocate(Target::new("http", "127.0.0.1", hole.port)),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_timeout() && err.function() == "connect", "{err}");
     settled(&manager, baseline, "a full backlog").await;
 
@@ -84,11 +93,17 @@ async fn every_hostile_behaviour_ends_clean() {
     {
         let (mute, server_task) = support::tls::mute_listener().await;
         let baseline = open_fds();
-        let err = within("the timeout", manager.allocate(Target::new("https", "127.0.0.1", mute)))
-            .await
-            .unwrap_err();
+        let err = within(
+            "the timeout",
+            manager.allocate(Target::new("https", "127.0.0.1", mute)),
+        )
+        .await
+        .unwrap_err();
         assert!(err.is_timeout(), "{err}");
-        until("the pool to settle after a stalled handshake", || manager.stats().open == 0).await;
+        until("the pool to settle after a stalled handshake", || {
+            manager.stats().open == 0
+        })
+        .await;
         // The server task still holds its side of the connection: only the
         // client's descriptor must be gone.
         until("the client's descriptor to close", || open_fds() <= baseline + 1).await;

@@ -1,0 +1,116 @@
+//! nginx on loopback, started by the test with a configuration of its own.
+//! `.ci/run` installs nginx when it is missing. Without it the tests fail
+//! in CI (`CI=true`) and skip with a loud message elsewhere.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nginx; killed, with its files removed, on drop.
+pub struct Nginx {
+    child: Child,
+    dir: PathBuf,
+}
+
+/// A free loopback port (the listener is closed before nginx binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Skips (or, in CI, fails) a test that needs nginx.
+pub fn unavailable(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("nginx is required in CI: {why}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: nginx is not available ({why}); `bash .ci/run` installs it !!!!!!!!\n");
+}
+
+impl Nginx {
+    /// Starts nginx with `servers` (server blocks) inside an http block
+    /// that logs `$connection $connection_requests $status` per request.
+    /// `files` are written to its directory first (certificates).
+    pub fn start(
+        name: &str,
+        servers: &str,
+        files: &[(&str, String)],
+        ports: &[u16],
+    ) -> Result<Nginx, String> {
+        let bin = binary().ok_or("no nginx binary")?;
+        let dir = std::env::temp_dir().join(format!("keepalive-nginx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+        for (file, contents) in files {
+            std::fs::write(dir.join(file), contents).map_err(|e| e.to_string())?;
+        }
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  log_format ka '$connection $connection_requests $status';\n  access_log {d}/access.log ka;\n\
+             client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n{servers}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn: {e}"))?;
+        let mut nginx = Nginx { child, dir };
+        let deadline = Instant::now() + super::DEADLINE;
+        for &port in ports {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Ok(Some(status)) = nginx.child.try_wait() {
+                    let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
+                    return Err(format!("nginx exited with {status}: {log}"));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("nginx did not listen on {port}"));
+                }
+                std::thread::sleep(Duration::from_millis(10)); // polling a port nginx binds in its own time
+            }
+        }
+        Ok(nginx)
+    }
+
+    /// The access log: (connection number, requests on it so far, status)
+    /// per request. The test's own readiness probes are not requests and
+    /// are not logged.
+    pub fn log(&self) -> Vec<(u64, u64, u16)> {
+        let text = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace().map(str::parse::<u64>);
+                Some((f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()? as u16))
+            })
+            .collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
