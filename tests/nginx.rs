@@ -3,7 +3,9 @@
 //! idle gaps just under and just over nginx's keep-alive timeout: no
 //! request may fail because a pooled socket was already closed, reuse must
 //! match what nginx allows, and nginx's own log must show the connection
-//! numbers the pool's stats imply.
+//! numbers the pool's stats imply. It speaks HTTP with the `keepalive`
+//! command's client, so it needs the `cli` feature (on by default).
+#![cfg(feature = "cli")]
 
 mod support;
 
