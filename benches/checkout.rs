@@ -14,20 +14,13 @@
 //! the handshakes into their accept queues, so 10,000 idle client sockets
 //! cost no server-side descriptors in this process.
 
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{silent_listener, split_over_tasks, two_threads};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keepalive::{FromCache, Manager, Target};
-
-/// A listener with a deep accept queue that never accepts.
-fn silent_listener() -> std::net::TcpListener {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(4096).unwrap();
-    socket.into()
-}
 
 /// `keys` distinct connection keys spread over `listeners`.
 fn keys(listeners: &[std::net::TcpListener], keys: usize) -> Vec<Target> {
@@ -106,12 +99,7 @@ fn warm(c: &mut Criterion) {
 }
 
 fn contended(c: &mut Criterion) {
-    const TASKS: u64 = 16;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     let listener = silent_listener();
     let target = keys(std::slice::from_ref(&listener), 1).remove(0);
     let manager = rt.block_on(async {
@@ -127,24 +115,10 @@ fn contended(c: &mut Criterion) {
     group.bench_function("16_tasks_max_per_host_4", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (manager, target) = (manager.clone(), target.clone());
-            async move {
-                let per_task = iters.div_ceil(TASKS);
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let (manager, target) = (manager.clone(), target.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                drop(manager.allocate(target.clone()).await.unwrap());
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-                start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
-            }
+            split_over_tasks(iters, 16, move || {
+                let allocation = manager.allocate(target.clone());
+                async move { drop(allocation.await.unwrap()) }
+            })
         })
     });
     assert!(manager.stats().open <= 4);

@@ -5,19 +5,18 @@
 //!
 //! Run with `cargo bench --bench liveness`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::two_threads;
 use criterion::{criterion_group, criterion_main, Criterion};
 use keepalive::{Manager, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn fin_to_close(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     let (listener, manager, target) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = Target::new("tcp", "127.0.0.1", listener.local_addr().unwrap().port());

@@ -10,24 +10,16 @@
 //! * `peers_single`: one task, one socket.
 //! * `peers_contended`: 16 tasks on a two-thread runtime, at most 4 sockets.
 
+mod common;
+
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{silent_listener, split_over_tasks, two_threads};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::net::TcpStream;
-
-/// A listener with a deep accept queue that never accepts: the kernel
-/// completes the handshakes, and no server code runs during the bench.
-fn silent_listener() -> std::net::TcpListener {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(1024).unwrap();
-    socket.into()
-}
 
 /// The liveness check every pool runs at checkout.
 fn alive(stream: &TcpStream) -> io::Result<()> {
@@ -151,60 +143,33 @@ fn single(c: &mut Criterion) {
     assert_eq!(pools.keepalive.stats().connects, 1);
 }
 
-/// Runs `iters` checkouts split over 16 tasks and returns the time taken.
-fn contend<F>(
+/// Measures `once` on the pools from 16 tasks.
+fn contend<F, Fut>(
     group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &tokio::runtime::Runtime,
     name: &str,
-    pools: &'static Pools,
     once: F,
 ) where
-    F: Fn(&'static Pools) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Copy
-        + Send
-        + 'static,
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
 {
-    const TASKS: u64 = 16;
     group.bench_function(name, |b| {
-        b.to_async(rt).iter_custom(|iters| async move {
-            let per_task = iters.div_ceil(TASKS);
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            once(pools).await;
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-            start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
-        })
+        b.to_async(rt)
+            .iter_custom(|iters| split_over_tasks(iters, 16, once.clone()))
     });
 }
 
 fn contended(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     let listener = silent_listener();
     let pools: &'static Pools = Box::leak(Box::new(
         rt.block_on(Pools::new(listener.local_addr().unwrap(), 4)),
     ));
     let mut group = c.benchmark_group("peers_contended");
     group.throughput(Throughput::Elements(1));
-    contend(&mut group, &rt, "keepalive", pools, |p| {
-        Box::pin(p.keepalive_once())
-    });
-    contend(&mut group, &rt, "bb8", pools, |p| Box::pin(p.bb8_once()));
-    contend(&mut group, &rt, "deadpool", pools, |p| {
-        Box::pin(p.deadpool_once())
-    });
+    contend(&mut group, &rt, "keepalive", move || pools.keepalive_once());
+    contend(&mut group, &rt, "bb8", move || pools.bb8_once());
+    contend(&mut group, &rt, "deadpool", move || pools.deadpool_once());
     group.finish();
     assert!(pools.keepalive.stats().open <= 4);
 }

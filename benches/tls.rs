@@ -8,8 +8,11 @@
 //!   TCP connect and a full TLS 1.3 handshake.
 //! * `tls/warm_reuse`: allocate + drop of a pooled TLS connection.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::two_threads;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keepalive::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use keepalive::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
@@ -45,11 +48,7 @@ fn configs() -> (Arc<ServerConfig>, Arc<ClientConfig>) {
 }
 
 fn tls(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_threads();
     let (server, client) = configs();
     let (manager, target) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

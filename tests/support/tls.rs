@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{within, Cmd};
+use super::{within, Accepted, Cmd};
 
 /// What the server's certificate is like.
 #[derive(Clone, Copy, Debug)]
@@ -64,31 +64,12 @@ fn pki(kind: Cert) -> Pki {
     }
 }
 
-/// One accepted TLS connection, seen from the server.
-pub struct AcceptedTls {
-    pub peer: SocketAddr,
-    cmd: mpsc::UnboundedSender<Cmd>,
-    closed: Option<oneshot::Receiver<()>>,
-}
-
-impl AcceptedTls {
-    pub fn send(&self, cmd: Cmd) {
-        self.cmd.send(cmd).expect("server connection task is alive");
-    }
-
-    /// Resolves when the client closed its end.
-    pub async fn client_closed(&mut self) {
-        let rx = self.closed.take().expect("client_closed awaited once");
-        within("the client to close its TLS socket", rx).await.ok();
-    }
-}
-
 /// A TLS echo server with a certificate of the given kind.
 pub struct TlsServer {
     pub addr: SocketAddr,
     /// A client configuration that trusts this server's CA.
     pub client: Arc<ClientConfig>,
-    accepted: mpsc::UnboundedReceiver<AcceptedTls>,
+    accepted: mpsc::UnboundedReceiver<Accepted>,
 }
 
 impl TlsServer {
@@ -120,7 +101,7 @@ impl TlsServer {
                     };
                     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
                     let (closed_tx, closed_rx) = oneshot::channel();
-                    let _ = tx.send(AcceptedTls {
+                    let _ = tx.send(Accepted {
                         peer,
                         cmd: cmd_tx,
                         closed: Some(closed_rx),
@@ -142,7 +123,7 @@ impl TlsServer {
     }
 
     /// The next connection whose handshake completed.
-    pub async fn accepted(&mut self) -> AcceptedTls {
+    pub async fn accepted(&mut self) -> Accepted {
         within("a TLS handshake", self.accepted.recv())
             .await
             .expect("server alive")
