@@ -60,6 +60,23 @@ pub struct Accepted {
 }
 
 impl Accepted {
+    /// The test's handle on a connection just accepted from `peer`, with
+    /// the server side's ends: where commands arrive, and what to signal
+    /// when the client has closed.
+    pub fn new(peer: SocketAddr) -> (Accepted, mpsc::UnboundedReceiver<Cmd>, oneshot::Sender<()>) {
+        let (cmd, cmds) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = oneshot::channel();
+        (
+            Accepted {
+                peer,
+                cmd,
+                closed: Some(closed),
+            },
+            cmds,
+            closed_tx,
+        )
+    }
+
     pub fn send(&self, cmd: Cmd) {
         self.cmd.send(cmd).expect("server connection task is alive");
     }
@@ -93,13 +110,8 @@ impl Server {
             while let Ok((stream, peer)) = listener.accept().await {
                 let now = l.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(now, Ordering::SeqCst);
-                let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-                let (closed_tx, closed_rx) = oneshot::channel();
-                let _ = tx.send(Accepted {
-                    peer,
-                    cmd: cmd_tx,
-                    closed: Some(closed_rx),
-                });
+                let (accepted, cmd_rx, closed_tx) = Accepted::new(peer);
+                let _ = tx.send(accepted);
                 let l = l.clone();
                 tokio::spawn(async move {
                     serve(stream, cmd_rx).await;

@@ -10,7 +10,7 @@ use keepalive::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{within, Accepted, Cmd};
 
@@ -99,13 +99,8 @@ impl TlsServer {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-                    let (closed_tx, closed_rx) = oneshot::channel();
-                    let _ = tx.send(Accepted {
-                        peer,
-                        cmd: cmd_tx,
-                        closed: Some(closed_rx),
-                    });
+                    let (accepted, cmd_rx, closed_tx) = Accepted::new(peer);
+                    let _ = tx.send(accepted);
                     serve(tls, cmd_rx).await;
                     let _ = closed_tx.send(());
                 });
