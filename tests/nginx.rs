@@ -3,16 +3,11 @@
 //! idle gaps just under and just over nginx's keep-alive timeout: no
 //! request may fail because a pooled socket was already closed, reuse must
 //! match what nginx allows, and nginx's own log must show the connection
-//! numbers the pool's stats imply. It speaks HTTP with the `keepalive`
-//! command's client, so it needs the `cli` feature (on by default).
-#![cfg(feature = "cli")]
+//! numbers the pool's stats imply. It speaks HTTP with `keepalive-http`.
 
 mod support;
 
-// The `keepalive` command's HTTP/1.1 client, compiled in unchanged.
-#[path = "../src/cli/http.rs"]
-#[allow(dead_code)]
-mod http1;
+use keepalive_http as http1;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,11 +33,7 @@ async fn burst(manager: &Manager, target: &Target, n: usize, c: usize) -> Vec<St
                         }
                     };
                     match http1::exchange(&mut conn, &request, false, &mut buf, &mut |_| {}).await {
-                        Ok(out) if out.status == 200 => {
-                            if !out.reusable {
-                                conn.discard();
-                            }
-                        }
+                        Ok(out) if out.status == 200 => http1::settle(conn, &out),
                         Ok(out) => failures.push(format!("status {}", out.status)),
                         Err(e) => {
                             failures.push(format!("{e} (from {:?})", conn.from_cache()));

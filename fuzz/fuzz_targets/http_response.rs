@@ -4,9 +4,7 @@
 //! themselves however the input is split.
 #![no_main]
 
-#[path = "../../src/cli/http.rs"]
-#[allow(dead_code)]
-mod http1;
+use keepalive_http as http1;
 
 use libfuzzer_sys::fuzz_target;
 

@@ -21,10 +21,7 @@
 //! rotated; the table gives the median requests/s and p99 over the rounds,
 //! and the ratios of keepalive to hyper-util and to raw.
 
-// The `keepalive` command's HTTP client, compiled in unchanged.
-#[path = "../../../src/cli/http.rs"]
-#[allow(dead_code)]
-mod http1;
+use keepalive_http as http1;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -259,9 +256,7 @@ impl Load {
                     let out = http1::exchange(&mut conn, request, false, &mut buf, &mut |_| {})
                         .await
                         .map_err(|e| e.to_string())?;
-                    if !out.reusable {
-                        conn.discard();
-                    }
+                    http1::settle(conn, &out);
                 }
                 Load::Hyper { client, uri } => {
                     let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;

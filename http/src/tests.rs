@@ -1,6 +1,9 @@
 //! The parser on byte slices, and exchanges over loopback sockets.
 
-use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::body::MAX_LINE;
+use crate::*;
 
 fn head(text: &str) -> Head {
     parse_head(text.as_bytes(), false)
@@ -10,7 +13,7 @@ fn head(text: &str) -> Head {
 
 /// Decodes `input` fed `step` bytes at a time; returns the body and the
 /// bytes left over.
-fn decode(framing: Framing, input: &[u8], step: usize) -> Result<(Vec<u8>, usize), HttpError> {
+fn decode(framing: Framing, input: &[u8], step: usize) -> Result<(Vec<u8>, usize), Error> {
     let mut body = Body::new(framing);
     let mut out = Vec::new();
     let mut at = 0;
@@ -79,7 +82,7 @@ fn bad_heads_are_errors() {
     let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD + 1));
     assert!(matches!(
         parse_head(huge.as_bytes(), false),
-        Err(HttpError::HeadTooLarge)
+        Err(Error::HeadTooLarge)
     ));
 }
 
@@ -104,7 +107,7 @@ fn bad_chunks_are_errors() {
         b"0\r\nTrailer: x\r\nbroken\n\r\n",
     ] {
         assert!(
-            matches!(decode(Framing::Chunked, bad, 3), Err(HttpError::BadChunk(_))),
+            matches!(decode(Framing::Chunked, bad, 3), Err(Error::BadChunk(_))),
             "{bad:?}"
         );
     }
@@ -118,11 +121,11 @@ fn content_length_bodies_stop_at_their_length_and_detect_early_close() {
     assert_eq!((body.as_slice(), left), (&b"hello"[..], 5));
     assert!(matches!(
         decode(Framing::Length(10), b"short", 2),
-        Err(HttpError::Closed { .. })
+        Err(Error::Closed { .. })
     ));
     assert!(matches!(
         decode(Framing::Chunked, b"5\r\nab", 2),
-        Err(HttpError::Closed { .. })
+        Err(Error::Closed { .. })
     ));
     let (body, _) = decode(Framing::UntilClose, b"all of it", 4).unwrap();
     assert_eq!(body, b"all of it");
@@ -155,7 +158,7 @@ async fn scripted(responses: Vec<&'static [u8]>, close_after: bool) -> std::net:
     addr
 }
 
-async fn run(responses: Vec<&'static [u8]>, close_after: bool) -> Vec<Result<Outcome, HttpError>> {
+async fn run(responses: Vec<&'static [u8]>, close_after: bool) -> Vec<Result<Outcome, Error>> {
     let n = responses.len();
     let addr = scripted(responses, close_after).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -190,7 +193,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
         Outcome {
             status: 200,
             body_bytes: 2,
-            reusable: true
+            reusable: true,
+            hints: KeepAlive::default(),
         }
     );
     assert_eq!(
@@ -198,7 +202,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
         Outcome {
             status: 200,
             body_bytes: 2,
-            reusable: true
+            reusable: true,
+            hints: KeepAlive::default(),
         }
     );
     assert_eq!(
@@ -206,7 +211,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
         Outcome {
             status: 404,
             body_bytes: 1,
-            reusable: false
+            reusable: false,
+            hints: KeepAlive::default(),
         }
     );
 }
@@ -225,7 +231,8 @@ async fn a_body_read_until_close_is_complete_but_not_reusable() {
         &Outcome {
             status: 200,
             body_bytes: 9,
-            reusable: false
+            reusable: false,
+            hints: KeepAlive::default(),
         }
     );
 }
@@ -233,13 +240,10 @@ async fn a_body_read_until_close_is_complete_but_not_reusable() {
 #[tokio::test]
 async fn early_close_and_length_mismatch_are_errors() {
     let results = run(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], true).await;
-    assert!(matches!(
-        results[0],
-        Err(HttpError::Closed { during: "body", .. })
-    ));
+    assert!(matches!(results[0], Err(Error::Closed { during: "body", .. })));
     let results = run(vec![b"HTTP/1.1 200 OK\r\nContent-Le"], true).await;
     let err = results.into_iter().next().unwrap().unwrap_err();
-    assert!(matches!(err, HttpError::Closed { during: "head", got } if got > 0));
+    assert!(matches!(err, Error::Closed { during: "head", got } if got > 0));
     assert!(!err.is_retryable(), "part of a response arrived");
 }
 

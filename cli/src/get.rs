@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use keepalive::{FromCache, Manager};
 use tokio::time::Instant;
 
-use super::http::{self, Outcome};
-use super::report::format_latency;
-use super::Url;
+use crate::report::format_latency;
+use crate::url::Url;
+use keepalive_http::{self as http, Outcome};
 
 /// What to fetch.
 #[derive(Debug)]
@@ -69,15 +69,10 @@ async fn fetch(
     let start = Instant::now();
     let mut body = Vec::new();
     let result = async {
-        let mut conn = manager.allocate(url.target.clone()).await.map_err(|e| {
-            format!(
-                "{}: {e}{}",
-                e.function(),
-                std::error::Error::source(&e)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default()
-            )
-        })?;
+        let mut conn = manager
+            .allocate(url.target.clone())
+            .await
+            .map_err(|e| format!("{}: {}", e.function(), chain(&e)))?;
         let from = conn.from_cache();
         let sink = &mut |bytes: &[u8]| {
             if output.is_some() {
@@ -86,14 +81,12 @@ async fn fetch(
         };
         match http::exchange(&mut conn, &url.request, false, buf, sink).await {
             Ok(outcome) => {
-                if !outcome.reusable {
-                    conn.discard();
-                }
+                http::settle(conn, &outcome);
                 Ok((outcome, from))
             }
             Err(e) => {
                 conn.discard();
-                Err(format!("http: {e}"))
+                Err(format!("http: {}", chain(&e)))
             }
         }
     }
@@ -124,4 +117,16 @@ async fn fetch(
             false
         }
     }
+}
+
+/// An error and its sources, joined with ": ".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -10,9 +10,10 @@ use keepalive::{FromCache, Manager};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use super::http::{self, Outcome};
-use super::report::{self, Summary};
-use super::{serve, Url};
+use crate::report::{self, Summary};
+use crate::serve;
+use crate::url::Url;
+use keepalive_http::{self as http, Outcome};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -217,9 +218,7 @@ pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> Resu
         let reused = conn.from_cache() != FromCache::Fresh;
         match http::exchange(&mut conn, &url.request, false, buf, &mut |_| {}).await {
             Ok(outcome) => {
-                if !outcome.reusable {
-                    conn.discard();
-                }
+                http::settle(conn, &outcome);
                 return Ok(outcome);
             }
             Err(e) if reused && !retried && e.is_retryable() => {

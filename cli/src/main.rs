@@ -7,7 +7,11 @@
 //! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS]
 //! ```
 
-mod cli;
+mod bench;
+mod get;
+mod report;
+mod serve;
+mod url;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,7 +134,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             keep_alive,
             json,
         } => {
-            let plan = cli::bench::Plan {
+            let plan = bench::Plan {
                 url,
                 requests,
                 duration,
@@ -138,9 +142,9 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 max_per_host,
                 max_open,
                 keep_alive,
-                progress: cli::bench::wants_progress(json),
+                progress: bench::wants_progress(json),
             };
-            let summary = cli::bench::run(plan).await?;
+            let summary = bench::run(plan).await?;
             if json {
                 println!("{}", summary.json());
             } else {
@@ -160,15 +164,15 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         } => {
             let urls = urls
                 .iter()
-                .map(|u| cli::Url::parse(u))
+                .map(|u| url::Url::parse(u))
                 .collect::<Result<Vec<_>, _>>()?;
-            let plan = cli::get::Plan {
+            let plan = get::Plan {
                 urls,
                 concurrency,
                 repeat,
                 output,
             };
-            let all_ok = cli::get::run(plan).await?;
+            let all_ok = get::run(plan).await?;
             Ok(if all_ok {
                 ExitCode::SUCCESS
             } else {
@@ -185,11 +189,11 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             println!("listening on http://{bound}/");
-            let options = cli::serve::Options {
+            let options = serve::Options {
                 close_after,
                 idle_close,
             };
-            cli::serve::serve(listener, options)
+            serve::serve(listener, options)
                 .await
                 .map_err(|e| format!("accept: {e}"))?;
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,5 @@
 //! The `keepalive` command end to end: its own server, its bench summary,
 //! and `get` (issue #5).
-#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

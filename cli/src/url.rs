@@ -1,11 +1,4 @@
-//! The pieces of the `keepalive` command: the HTTP/1.1 client, the
-//! built-in server, and the three subcommands.
-
-pub(crate) mod bench;
-pub(crate) mod get;
-pub(crate) mod http;
-pub(crate) mod report;
-pub(crate) mod serve;
+//! A URL split into the pool's target and the request head to send.
 
 use keepalive::Target;
 
@@ -36,7 +29,7 @@ impl Url {
         Ok(Url {
             text: text.to_owned(),
             target,
-            request: http::request("GET", host, if path.is_empty() { "/" } else { path }),
+            request: keepalive_http::request("GET", host, if path.is_empty() { "/" } else { path }),
         })
     }
 }
