@@ -12,53 +12,8 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::error::Error;
+pub use crate::pool::state::RequestId;
 use crate::pool::Shared;
-
-/// Identifies one request, for [`Manager::deallocate`].
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let manager = keepalive::Manager::new();
-/// let a = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
-/// let b = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
-/// assert_ne!(a.id(), b.id());
-/// # }
-/// ```
-///
-/// [`Manager::deallocate`]: crate::Manager::deallocate
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId(u64);
-
-/// Slot number of requests the pool never stored.
-pub(crate) const NO_SLOT: usize = u32::MAX as usize;
-
-impl RequestId {
-    /// The id of a request that failed before the pool saw it.
-    const NONE: RequestId = RequestId(NO_SLOT as u64);
-
-    /// The id for the pool's request slot `slot`: the slot in the low half,
-    /// a generation in the high half, so that an id is not confused with a
-    /// later request in the same slot.
-    pub(crate) fn new(slot: usize, generation: u32) -> RequestId {
-        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
-        RequestId((u64::from(generation) << 32) | u64::from(slot))
-    }
-
-    pub(crate) fn slot(self) -> usize {
-        self.0 as u32 as usize
-    }
-
-    pub(crate) fn raw(self) -> u64 {
-        self.0
-    }
-
-    pub(crate) fn from_raw(raw: u64) -> RequestId {
-        RequestId(raw)
-    }
-}
 
 /// A pending request for a connection: a future of
 /// `Result<Connection, Error>`.
@@ -175,7 +130,7 @@ impl Allocation {
     pub fn timeout(self, d: Duration) -> Allocation {
         if let Inner::Waiting { shared, .. } = &self.inner {
             let (id, deadline) = (self.id, self.start + d);
-            shared.act(|state, out| state.set_deadline(id, deadline, d, out));
+            shared.decide(|state, out| state.set_deadline(id, deadline, d, out));
         }
         self
     }
@@ -204,7 +159,7 @@ impl Drop for Allocation {
             let id = self.id;
             // The responder comes back while the lock is held; it is dropped
             // after `act` returns, outside the lock.
-            let responder = shared.act(|state, out| state.cancel(id, out));
+            let responder = shared.decide(|state, out| state.cancel(id, out));
             drop(responder);
         }
     }

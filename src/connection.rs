@@ -10,27 +10,10 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+pub use crate::pool::state::FromCache;
 use crate::pool::state::{Poolable, SocketId};
 use crate::pool::{PooledSocket, Shared};
 use crate::target::Target;
-
-/// How an allocation got its socket.
-///
-/// # Examples
-///
-/// ```
-/// use keepalive::FromCache;
-/// assert_ne!(FromCache::Fresh, FromCache::Immediate);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FromCache {
-    /// Newly connected for this request.
-    Fresh,
-    /// An idle pooled socket was ready when `allocate` was called.
-    Immediate,
-    /// The request waited, then got a socket another user returned.
-    Deferred,
-}
 
 /// Whether the socket may go back to the pool when the connection drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,13 +284,13 @@ impl Drop for Connection {
             let health = socket.watch(id.token());
             let now = Instant::now();
             self.shared
-                .act(|state, out| state.put_back(id, socket, health, now, out));
+                .decide(|state, out| state.put_back(id, socket, health, now, out));
         } else {
             // Closed before its slot is released, so the count of open
             // sockets never runs behind the real one.
             socket.close(false);
             self.shared
-                .act(|state, out| state.discard(id, reuse == Reuse::Failed, out));
+                .decide(|state, out| state.discard(id, reuse == Reuse::Failed, out));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! [`Error`]: the one error type of the crate.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,12 +25,11 @@ use std::time::Duration;
 /// assert_eq!(err.function(), "allocate");
 /// # }
 /// ```
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// The target has an empty scheme or host, port 0, a bad literal, a host
     /// that is no DNS name, or the text was no URL.
-    #[error("invalid target {input}: {reason}")]
     InvalidTarget {
         /// The target or text as given.
         input: String,
@@ -37,17 +37,14 @@ pub enum Error {
         reason: String,
     },
     /// The name lookup failed.
-    #[error("resolve {host} failed")]
     Resolve {
         /// The host that was looked up.
         host: String,
         /// The resolver's error; shared by every request that waited on the
         /// same lookup.
-        #[source]
         source: Arc<io::Error>,
     },
     /// The name lookup succeeded but gave no address to connect to.
-    #[error("{host} has no address{detail}")]
     NoAddress {
         /// The host that was looked up.
         host: String,
@@ -56,7 +53,6 @@ pub enum Error {
     },
     /// Connecting failed: every address was refused, unreachable, or none
     /// could be used.
-    #[error("connect to {target} failed{}", tried_list(tried))]
     Connect {
         /// The target being connected.
         target: String,
@@ -65,11 +61,9 @@ pub enum Error {
         /// Every address tried, in the order the attempts started.
         tried: Vec<SocketAddr>,
         /// The system's error.
-        #[source]
         source: Arc<io::Error>,
     },
     /// The request had no connection when its timeout expired.
-    #[error("allocation for {target} timed out after {after:?}")]
     Timeout {
         /// The target requested.
         target: String,
@@ -77,25 +71,68 @@ pub enum Error {
         after: Duration,
     },
     /// The TLS layer is missing or failed.
-    #[error("tls for {target} failed: {reason}")]
     Tls {
         /// The target requested.
         target: String,
-        /// What went wrong.
+        /// Which step failed: the handshake, the server name, or a build
+        /// without TLS.
         reason: String,
+        /// The cause, where there is one: for a failed handshake the
+        /// `io::Error` tokio-rustls reports, whose inner error is the
+        /// `rustls::Error` (an untrusted issuer, an expired certificate, a
+        /// name mismatch, ...). [`source`](std::error::Error::source)
+        /// returns that inner error itself.
+        source: Option<Arc<io::Error>>,
     },
     /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
-    #[error("allocation cancelled")]
     Cancelled,
     /// The manager is shut down.
-    #[error("connection manager is shut down")]
     Shutdown,
     /// `max_queued` requests are already waiting.
-    #[error("queue full: {limit} requests are already waiting")]
     QueueFull {
         /// The configured `max_queued`.
         limit: usize,
     },
+}
+
+impl fmt::Display for Error {
+    /// Lower-case, naming what failed and for which target; the cause is
+    /// not repeated (it is the [`source`](std::error::Error::source)).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidTarget { input, reason } => write!(f, "invalid target {input}: {reason}"),
+            Error::Resolve { host, .. } => write!(f, "resolve {host} failed"),
+            Error::NoAddress { host, detail } => write!(f, "{host} has no address{detail}"),
+            Error::Connect { target, tried, .. } => {
+                write!(f, "connect to {target} failed{}", tried_list(tried))
+            }
+            Error::Timeout { target, after } => {
+                write!(f, "allocation for {target} timed out after {after:?}")
+            }
+            Error::Tls { target, reason, .. } => write!(f, "tls for {target} failed: {reason}"),
+            Error::Cancelled => f.write_str("allocation cancelled"),
+            Error::Shutdown => f.write_str("connection manager is shut down"),
+            Error::QueueFull { limit } => write!(f, "queue full: {limit} requests are already waiting"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    /// The error this one wraps, as its own type: the `io::Error` of a
+    /// lookup or a connect (not the `Arc` it is shared in), and for TLS the
+    /// `rustls::Error` itself when the handshake failed on one.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(&**source),
+            Error::Tls {
+                source: Some(source), ..
+            } => match source.get_ref() {
+                Some(inner) => Some(inner),
+                None => Some(&**source),
+            },
+            _ => None,
+        }
+    }
 }
 
 /// `" (tried a, b)"`, or nothing when no address was tried.

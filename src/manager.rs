@@ -8,13 +8,13 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::allocation::NO_SLOT;
-use crate::allocation::{Allocation, RequestId};
+use crate::allocation::Allocation;
 use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
 use crate::error::Error;
-use crate::pool::state::{Actions, Health, NewRequest, Poolable, SocketId, State};
-use crate::pool::{Live, PooledSocket, Shared};
+pub use crate::pool::state::Stats;
+use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
+use crate::pool::{PooledSocket, Shared, Tokio};
 use crate::target::Target;
 
 /// A connection manager: pooled keep-alive sockets, per-host and total
@@ -43,45 +43,6 @@ use crate::target::Target;
 #[derive(Clone)]
 pub struct Manager {
     shared: Arc<Shared>,
-}
-
-/// A snapshot of a manager's counts, from [`Manager::stats`].
-///
-/// The gauges (`open` to `queued`) add up at every moment the pool's lock
-/// is free: `open == idle + in_use + connecting`, never above `max_open`.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let stats = keepalive::Manager::new().stats();
-/// assert_eq!((stats.open, stats.connects), (0, 0));
-/// # }
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Sockets connected or connecting: idle + in use + connecting.
-    pub open: usize,
-    /// Sockets in the pool, ready for reuse.
-    pub idle: usize,
-    /// Sockets on loan as [`Connection`]s.
-    pub in_use: usize,
-    /// Sockets in TCP connect (or TLS handshake).
-    pub connecting: usize,
-    /// Requests neither served nor connecting: waiting for a name lookup or
-    /// for a slot.
-    pub queued: usize,
-    /// Sockets connected since the manager started.
-    pub connects: u64,
-    /// Allocations served from the pool (immediate + deferred).
-    pub reuses: u64,
-    /// Sockets found closed, reset, carrying unread data, or after an I/O
-    /// error, and dropped instead of reused.
-    pub stale_discarded: u64,
-    /// Calls of [`Resolve::resolve`](crate::Resolve::resolve).
-    pub dns_lookups: u64,
 }
 
 impl Manager {
@@ -163,13 +124,14 @@ impl Manager {
             let error = Error::Tls {
                 target: target.to_string(),
                 reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
+                source: None,
             };
             return Allocation::ready(None, Err(error));
         }
         let shared = &self.shared;
         let start = Instant::now();
         loop {
-            match shared.act(|state, out| Self::begin(state, &target, start, shared.config.timeout, out)) {
+            match shared.decide(|state, out| Self::begin(state, &target, start, shared.config.timeout, out)) {
                 Ok(Outcome::Hit(mut socket, sid, id)) => {
                     // Asked outside the lock, so checkouts do not queue
                     // behind each other's system calls.
@@ -179,7 +141,7 @@ impl Manager {
                                 Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
                             return Allocation::ready(Some(id), Ok(conn));
                         }
-                        stale => shared.act(|state, out| state.revoke(sid, socket, stale, out)),
+                        stale => shared.decide(|state, out| state.revoke(sid, socket, stale, out)),
                     }
                 }
                 Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
@@ -190,11 +152,11 @@ impl Manager {
 
     /// Under the lock: an idle socket, or a new request.
     fn begin(
-        state: &mut State<Live>,
+        state: &mut State<Tokio>,
         target: &Target,
         start: Instant,
         timeout: std::time::Duration,
-        out: &mut Actions<Live>,
+        out: &mut Actions<Tokio>,
     ) -> Result<Outcome, Error> {
         if let Some((socket, sid)) = state.checkout(target)? {
             return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
@@ -237,7 +199,7 @@ impl Manager {
     /// # }
     /// ```
     pub fn deallocate(&self, id: RequestId) -> bool {
-        let responder = self.shared.act(|state, out| state.cancel(id, out));
+        let responder = self.shared.decide(|state, out| state.cancel(id, out));
         match responder {
             Some(responder) => {
                 let _ = responder.send(Err(Error::Cancelled));
@@ -274,7 +236,7 @@ impl Manager {
     pub async fn shutdown(&self) {
         let mut actions = Actions::new();
         self.shared.lock().shutdown(&mut actions);
-        for task in self.shared.run(actions) {
+        for task in self.shared.carry_out(actions) {
             let _ = task.await;
         }
     }

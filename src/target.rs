@@ -71,6 +71,19 @@ enum HostKind {
     Name,
 }
 
+impl fmt::Display for Endpoint {
+    /// `scheme://host:port`, an IPv6 literal in brackets, so that the text
+    /// parses back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Ok(HostKind::Literal(IpAddr::V6(_))) => {
+                write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+            }
+            _ => write!(f, "{}://{}:{}", self.scheme, self.host, self.port),
+        }
+    }
+}
+
 impl Endpoint {
     fn new(scheme: String, host: String, port: u16) -> Endpoint {
         let scheme = scheme.to_ascii_lowercase();
@@ -265,14 +278,6 @@ impl Target {
             _ => None,
         }
     }
-
-    /// The host in the form a resolver or a URL wants: `::1` as `[::1]`.
-    fn host_for_display(&self) -> String {
-        match self.literal() {
-            Some(IpAddr::V6(_)) => format!("[{}]", self.host()),
-            _ => self.host().to_owned(),
-        }
-    }
 }
 
 impl PartialEq for Target {
@@ -322,10 +327,9 @@ impl fmt::Display for Target {
     /// `scheme://host:port`, with `for scheme://host:port` appended when the
     /// target has a different final destination.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = &self.inner.endpoint;
-        write!(f, "{}://{}:{}", e.scheme, self.host_for_display(), e.port)?;
-        if let Some(v) = &self.inner.via {
-            write!(f, " for {}://{}:{}", v.scheme, v.host, v.port)?;
+        write!(f, "{}", self.inner.endpoint)?;
+        if let Some(via) = &self.inner.via {
+            write!(f, " for {via}")?;
         }
         Ok(())
     }
@@ -342,7 +346,9 @@ impl FromStr for Target {
 
     /// Parses `scheme://host[:port][/path…]`. The path, query and any user
     /// information are ignored. Ports default to 80 for `http` and 443 for
-    /// `https`; other schemes need an explicit port.
+    /// `https`; other schemes need an explicit port. The form `Display`
+    /// writes for a proxied target, `A for B`, parses as
+    /// `A.parse()?.for_target(B's scheme, host, port)`.
     ///
     /// # Errors
     ///
@@ -350,40 +356,51 @@ impl FromStr for Target {
     /// has no scheme or host, has no port and no default, or names a bad
     /// host.
     fn from_str(s: &str) -> Result<Target, Error> {
-        let bad = |reason: &str| Error::invalid_target(s.to_owned(), reason.to_owned());
-        if !s.contains("://") {
-            return Err(bad("not a URL of the form scheme://host[:port]"));
+        if let Some((proxy, destination)) = s.split_once(" for ") {
+            let via = parse_url(destination)?;
+            let target = parse_url(proxy)?.for_target(via.scheme(), via.host(), via.port());
+            target.validate()?;
+            return Ok(target);
         }
-        let uri: http::Uri = s
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme"))?;
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host"))?;
-        // The port as written: `Uri::port` hides ports that overflow u16.
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-        let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
-        let explicit = match after_host.rsplit_once(':') {
-            Some((_, digits)) => Some(
-                digits
-                    .parse::<u16>()
-                    .map_err(|_| bad("port is not a number from 0 to 65535"))?,
-            ),
-            None => None,
-        };
-        let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
-            (Some(port), _) => port,
-            (None, "http") => 80,
-            (None, "https") => 443,
-            (None, _) => return Err(bad("no port, and the scheme has no default port")),
-        };
-        let target = Target::new(scheme, host, port);
-        target.validate()?;
-        Ok(target)
+        parse_url(s)
     }
+}
+
+/// One `scheme://host[:port][/path…]`.
+fn parse_url(s: &str) -> Result<Target, Error> {
+    let bad = |reason: &str| Error::invalid_target(s.to_owned(), reason.to_owned());
+    if !s.contains("://") {
+        return Err(bad("not a URL of the form scheme://host[:port]"));
+    }
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    // The port as written: `Uri::port` hides ports that overflow u16.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    let explicit = match after_host.rsplit_once(':') {
+        Some((_, digits)) => Some(
+            digits
+                .parse::<u16>()
+                .map_err(|_| bad("port is not a number from 0 to 65535"))?,
+        ),
+        None => None,
+    };
+    let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
+        (Some(port), _) => port,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        (None, _) => return Err(bad("no port, and the scheme has no default port")),
+    };
+    let target = Target::new(scheme, host, port);
+    target.validate()?;
+    Ok(target)
 }
 
 #[cfg(test)]
@@ -398,6 +415,27 @@ mod tests {
         assert_eq!(a.inner.hash, b.inner.hash);
         let same_via = Target::new("http", "::1", 80).for_target("http", "::1", 80);
         assert_eq!(a, same_via);
+    }
+
+    #[test]
+    fn display_parses_back_including_proxied_ipv6() {
+        for target in [
+            Target::new("http", "::1", 8080),
+            Target::new("http", "127.0.0.1", 3128).for_target("https", "::1", 443),
+            Target::new("http", "[::1]", 3128).for_target("https", "[2001:db8::1]", 8443),
+            Target::new("https", "proxy.example", 443).for_target("http", "origin.example", 80),
+        ] {
+            let text = target.to_string();
+            let again: Target = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(again, target, "{text}");
+        }
+        assert_eq!(
+            Target::new("http", "127.0.0.1", 1)
+                .for_target("http", "::1", 2)
+                .to_string(),
+            "http://127.0.0.1:1 for http://[::1]:2"
+        );
+        assert!("http://a.example:1 for nonsense".parse::<Target>().is_err());
     }
 
     #[test]

@@ -50,29 +50,26 @@ pub(crate) async fn handshake(
 ) -> Result<TlsStream<TcpStream>, Error> {
     let name = match target.literal() {
         Some(ip) => ServerName::IpAddress(ip.into()),
-        None => ServerName::try_from(target.host().to_owned())
-            .map_err(|e| failure(target, format!("bad server name: {e}")))?,
+        None => ServerName::try_from(target.host().to_owned()).map_err(|e| {
+            failure(
+                target,
+                "bad server name",
+                io::Error::new(io::ErrorKind::InvalidInput, e),
+            )
+        })?,
     };
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| failure(target, reason(&e)))
+        .map_err(|e| failure(target, "handshake", e))
 }
 
-/// The rustls error inside an I/O error, or the I/O error itself.
-fn reason(e: &io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => tls.to_string(),
-        None => format!("handshake: {e}"),
-    }
-}
-
-fn failure(target: &Target, reason: String) -> Error {
+/// `Error::Tls` keeping `cause` (for a handshake, tokio-rustls's
+/// `io::Error` around the `rustls::Error`) as its source.
+fn failure(target: &Target, reason: &str, cause: io::Error) -> Error {
     Error::Tls {
         target: target.to_string(),
-        reason,
+        reason: reason.to_owned(),
+        source: Some(Arc::new(cause)),
     }
 }

@@ -172,6 +172,11 @@ async fn a_refused_connection_fails_at_once_with_econnrefused() {
     assert_eq!(err.function(), "connect");
     assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
     assert!(!err.is_timeout());
+    // The cause is the io::Error itself, as error reporters walk it.
+    let cause = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("the source is the io::Error");
+    assert_eq!(cause.raw_os_error(), Some(libc::ECONNREFUSED));
     assert_eq!(manager.stats(), Stats::default());
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::plumbing::Addrs;
+use super::state::Addrs;
 
 /// Answers by (host, port), each with the time it expires.
 #[derive(Debug)]

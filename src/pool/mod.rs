@@ -1,15 +1,14 @@
 //! The pool's shared state and the one place its lock is taken.
 //!
 //! [`Shared`] is owned jointly by every `Manager` clone, pending
-//! `Allocation` and `Connection`. Its `State` decides; [`Shared::run`]
+//! `Allocation` and `Connection`. Its `State` decides; [`Shared::carry_out`]
 //! carries the decisions out after the lock is dropped: sending results,
 //! spawning lookups and connects, closing sockets, aborting tasks.
 
-mod connect;
 mod dns_cache;
-mod idle;
+mod happy_eyeballs;
 mod lists;
-mod plumbing;
+mod socket;
 pub(crate) mod state;
 mod tasks;
 
@@ -18,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub(crate) use idle::{PooledSocket, Signal};
-use state::{Action, Actions, Limits, Plumbing, State, TaskOwner};
+pub(crate) use socket::{PooledSocket, Signal};
+use state::{Action, Actions, Handles, Limits, State, TaskOwner};
 
 use crate::config::Config;
 use crate::connection::Connection;
@@ -30,9 +29,9 @@ pub(crate) type Responder = oneshot::Sender<Result<Connection, Error>>;
 
 /// The real types behind [`State`].
 #[derive(Debug)]
-pub(crate) struct Live;
+pub(crate) struct Tokio;
 
-impl Plumbing for Live {
+impl Handles for Tokio {
     type Socket = PooledSocket;
     type Responder = Responder;
     type Task = JoinHandle<()>;
@@ -40,7 +39,7 @@ impl Plumbing for Live {
 
 /// The state every handle of one manager shares.
 pub(crate) struct Shared {
-    state: Mutex<State<Live>>,
+    state: Mutex<State<Tokio>>,
     pub(crate) config: Config,
     pub(crate) signal: Arc<Signal>,
     /// The runtime the manager was built in: tasks are spawned there even
@@ -88,13 +87,13 @@ impl Shared {
     /// The lock. A panic while it was held cannot leave `State` half
     /// updated in a way that matters more than stopping every user of the
     /// pool would, so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tokio>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Carries out decisions made under the lock, which must be released.
     /// Returns the handles of aborted tasks, for `shutdown` to await.
-    pub(crate) fn run(self: &Arc<Self>, actions: Actions<Live>) -> Vec<JoinHandle<()>> {
+    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Tokio>) -> Vec<JoinHandle<()>> {
         if actions.rearm {
             self.signal.notify.notify_one();
         }
@@ -152,11 +151,14 @@ impl Shared {
     }
 
     /// Locks, lets `f` decide, unlocks, and carries the decisions out.
-    pub(crate) fn act<R>(self: &Arc<Self>, f: impl FnOnce(&mut State<Live>, &mut Actions<Live>) -> R) -> R {
+    pub(crate) fn decide<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut State<Tokio>, &mut Actions<Tokio>) -> R,
+    ) -> R {
         let mut actions = Actions::new();
         let result = f(&mut self.lock(), &mut actions);
         if actions.rearm || !actions.list.is_empty() {
-            self.run(actions);
+            self.carry_out(actions);
         }
         result
     }

@@ -1,14 +1,41 @@
-//! Every pool decision, as plain data: no I/O, no clock reads, no spawning.
+//! Every pool decision, as plain data: no clock reads, no spawning, no
+//! waiting.
 //!
 //! `State` is what the manager's one mutex guards. Its methods take the
 //! current time and push [`Action`]s (deliver a socket, fail a request,
 //! start a connect or a lookup, close a socket, abort a task) that the
 //! caller carries out after dropping the lock. It is generic over
-//! [`Plumbing`], so unit tests drive it with fake sockets and responders.
+//! [`Handles`], so unit tests drive it with fake sockets and responders,
+//! and it imports nothing from the modules above it: the public types it
+//! defines ([`RequestId`], [`FromCache`], [`Stats`]) are re-exported by
+//! them.
+//!
+//! One system call does happen under the lock: when a socket is handed to
+//! a request that waited ([`State::put_back`] with a waiter, and the idle
+//! sockets `take_idle` goes through), [`Poolable::check`] asks the kernel
+//! whether it is still usable (a non-blocking `recv(MSG_PEEK)`, or reading
+//! pending TLS records). It never blocks. The hot path, `allocate` finding
+//! an idle socket, makes that check after the lock is dropped
+//! ([`State::checkout`], then [`State::revoke`] if it was stale).
 //!
 //! The decisions live in `sockets.rs` (checkout, return, connect results,
 //! idle events) and `requests.rs` (requests, lookups, cancellation); the
-//! bookkeeping they share is here.
+//! bookkeeping they share is here; `boundary.rs` holds the types at the
+//! edge (actions, ids, the socket trait) and `stats.rs` the snapshot.
+//!
+//! # Where each limit is enforced
+//!
+//! * `max_per_host` and `max_open`: [`State::room`] is the one rule ("may
+//!   a new socket of this key open?"), and [`State::claim_room`] acts on
+//!   it, evicting the least recently used idle socket when only
+//!   `max_open` is in the way. It is asked by `place` (a request with
+//!   addresses), `serve_waiters` (queued requests, oldest first across
+//!   keys), `connected` (a socket whose request left, kept only with
+//!   `Room::Free`) and `can_start_now` (would a new request wait?).
+//!   `update_eligible` keeps the set of keys blocked only by `max_open`.
+//! * `max_queued`: `request`, before a request that would wait is stored.
+//! * `keep_alive` and request deadlines: `expire`, which the background
+//!   task calls at the time it returns.
 //!
 //! # Invariants (checked after every step by `check` in the tests)
 //!
@@ -17,7 +44,7 @@
 //! * A key with waiters has no idle socket.
 //! * `eligible` holds exactly the keys with waiters and room under
 //!   `max_per_host`; when it is non-empty, `open == max_open` and no socket
-//!   is idle (otherwise `pump` would have served them).
+//!   is idle (otherwise `serve_waiters` would have served them).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,16 +55,33 @@ use tokio::time::Instant;
 
 use super::dns_cache::DnsCache;
 use super::lists::{Ends, Linked, Links};
-pub(crate) use super::plumbing::{
-    Action, Actions, Addrs, Health, Limits, LookupId, NewRequest, Plumbing, Poolable, SocketId, TaskOwner,
+pub(crate) use boundary::{
+    Action, Actions, Addrs, Handles, Health, Limits, LookupId, NewRequest, Poolable, SocketId, TaskOwner,
+    NO_SLOT,
 };
-use crate::allocation::RequestId;
+// Public types the state defines, re-exported by the modules that present
+// them (`allocation`, `connection`, `manager`).
 use crate::error::Error;
-use crate::manager::Stats;
 use crate::target::{Target, TargetMap};
+pub use boundary::{FromCache, RequestId};
+pub use stats::Stats;
 
+mod boundary;
 mod requests;
 mod sockets;
+mod stats;
+
+/// Whether a new socket of a key fits, from [`State::room`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Room {
+    /// Under `max_per_host` and `max_open`.
+    Free,
+    /// Under `max_per_host`; `max_open` is reached, but an idle socket
+    /// (of any key) can be closed for it.
+    ByEviction,
+    /// No room until a socket of this key, or an in-use one, is released.
+    Full,
+}
 
 /// Per connection key bookkeeping.
 struct Key {
@@ -49,7 +93,7 @@ struct Key {
     idle: Ends,
     /// Requests waiting for a socket of this key, first come first served.
     waiters: VecDeque<RequestId>,
-    /// Live requests naming this key, in any phase; the key is forgotten
+    /// Tokio requests naming this key, in any phase; the key is forgotten
     /// when this and `open` are zero.
     pending: usize,
     /// `Some(seq of the first waiter)` iff the key is in `State::eligible`.
@@ -74,7 +118,7 @@ impl<S> Linked for SocketEntry<S> {
     }
 }
 
-struct Request<P: Plumbing> {
+struct Request<P: Handles> {
     id: RequestId,
     key: usize,
     /// Arrival order, for fairness between keys.
@@ -85,7 +129,7 @@ struct Request<P: Plumbing> {
     phase: Phase<P>,
 }
 
-enum Phase<P: Plumbing> {
+enum Phase<P: Handles> {
     /// Waiting for a shared name lookup.
     Resolving(LookupId),
     /// Waiting in its key's queue for a socket.
@@ -94,7 +138,7 @@ enum Phase<P: Plumbing> {
     Connecting(Option<P::Task>),
 }
 
-struct Lookup<P: Plumbing> {
+struct Lookup<P: Handles> {
     generation: u32,
     host: Arc<str>,
     port: u16,
@@ -105,7 +149,7 @@ struct Lookup<P: Plumbing> {
 
 /// The pool: sockets, keys, requests and lookups, and the counts that
 /// `stats()` reports.
-pub(crate) struct State<P: Plumbing> {
+pub(crate) struct State<P: Handles> {
     limits: Limits,
     keys: Slab<Key>,
     key_index: TargetMap<usize>,
@@ -137,7 +181,7 @@ pub(crate) struct State<P: Plumbing> {
     dns_lookups: u64,
 }
 
-impl<P: Plumbing> State<P> {
+impl<P: Handles> State<P> {
     pub(crate) fn new(limits: Limits) -> State<P> {
         State {
             limits,
@@ -214,7 +258,7 @@ impl<P: Plumbing> State<P> {
                 },
             });
         }
-        self.pump(out);
+        self.serve_waiters(out);
         let idle_due = self
             .lru
             .head()
@@ -247,15 +291,15 @@ impl<P: Plumbing> State<P> {
     /// A socket or connect attempt of `key` is gone.
     pub(super) fn release_slot(&mut self, key: usize) {
         self.keys[key].open -= 1;
-        self.refresh(key);
+        self.update_eligible(key);
         self.forget_key_if_unused(key);
     }
 
     /// Serves waiters that can connect now, oldest first across keys,
     /// evicting idle sockets when `max_open` is reached.
-    pub(super) fn pump(&mut self, out: &mut Actions<P>) {
+    pub(super) fn serve_waiters(&mut self, out: &mut Actions<P>) {
         while let Some(&(_, key)) = self.eligible.first() {
-            if self.open() >= self.limits.max_open && !self.evict_lru(out) {
+            if !self.claim_room(key, out) {
                 break;
             }
             let id = self.keys[key]
@@ -264,15 +308,44 @@ impl<P: Plumbing> State<P> {
                 .expect("an eligible key has waiters");
             self.queued -= 1;
             self.start_connect(id, out);
-            self.refresh(key);
+            self.update_eligible(key);
+        }
+    }
+
+    /// The per-host limit: `key` may have another socket.
+    fn host_has_room(&self, key: usize) -> bool {
+        self.keys[key].open < self.limits.max_per_host
+    }
+
+    /// Whether a new socket of `key` fits under both limits: the one rule
+    /// for "is there room for a socket of this key".
+    pub(super) fn room(&self, key: usize) -> Room {
+        if !self.host_has_room(key) {
+            Room::Full
+        } else if self.open() < self.limits.max_open {
+            Room::Free
+        } else if !self.lru.is_empty() {
+            Room::ByEviction
+        } else {
+            Room::Full
+        }
+    }
+
+    /// Makes room for a new socket of `key` if [`State::room`] allows,
+    /// closing the least recently used idle socket when that is the way.
+    pub(super) fn claim_room(&mut self, key: usize, out: &mut Actions<P>) -> bool {
+        match self.room(key) {
+            Room::Free => true,
+            Room::ByEviction => self.evict_lru(out),
+            Room::Full => false,
         }
     }
 
     /// Keeps `key`'s membership of `eligible` true to its definition.
-    pub(super) fn refresh(&mut self, key: usize) {
+    pub(super) fn update_eligible(&mut self, key: usize) {
         let k = &self.keys[key];
         let want = match k.waiters.front() {
-            Some(id) if k.open < self.limits.max_per_host => Some(self.requests[id.slot()].seq),
+            Some(id) if self.host_has_room(key) => Some(self.requests[id.slot()].seq),
             _ => None,
         };
         let had = std::mem::replace(&mut self.keys[key].eligible, want);

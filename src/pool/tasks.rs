@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use tokio::net::TcpStream;
 
-use super::connect::Plan;
+use super::happy_eyeballs::{self, Plan};
+use super::state::RequestId;
 use super::state::{Addrs, LookupId};
 use super::{PooledSocket, Shared, Signal};
-use crate::allocation::RequestId;
 use crate::config::Config;
 use crate::error::Error;
 use crate::stream::Stream;
@@ -28,7 +28,7 @@ pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<st
     let answer = resolver.resolve(&host, port).await;
     if let Some(shared) = shared.upgrade() {
         let now = Instant::now();
-        shared.act(|state, out| state.resolved(lookup, answer, now, out));
+        shared.decide(|state, out| state.resolved(lookup, answer, now, out));
     }
 }
 
@@ -42,7 +42,7 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
         bind: config.bind_address,
         delay: config.happy_eyeballs_delay,
     };
-    let result = match super::connect::connect(&target, &addrs, plan).await {
+    let result = match happy_eyeballs::connect_first(&target, &addrs, plan).await {
         Ok(tcp) => secure(&config, &target, tcp).await,
         Err(e) => Err(e),
     };
@@ -50,7 +50,7 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
         return;
     };
     let now = Instant::now();
-    shared.act(|state, out| match result {
+    shared.decide(|state, out| match result {
         Ok(stream) => {
             let socket = PooledSocket::new(stream, shared.signal.clone());
             state.connected(request, &target, socket, now, out);
@@ -97,7 +97,7 @@ pub(super) async fn drive(shared: Weak<Shared>, signal: Arc<Signal>) {
         };
         let ready = signal.take_ready();
         let now = Instant::now();
-        wake_at = shared.act(|state, out| {
+        wake_at = shared.decide(|state, out| {
             for token in ready {
                 state.idle_event(token, out);
             }

@@ -7,15 +7,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    Action, Actions, Addrs, Lookup, LookupId, NewRequest, Phase, Plumbing, Request, SocketId, State,
-    TaskOwner,
+    Action, Actions, Addrs, FromCache, Handles, Lookup, LookupId, NewRequest, Phase, Request, RequestId,
+    Room, SocketId, State, TaskOwner,
 };
-use crate::allocation::RequestId;
-use crate::connection::FromCache;
+
 use crate::error::Error;
 use crate::target::Target;
 
-impl<P: Plumbing> State<P> {
+impl<P: Handles> State<P> {
     /// Registers a request that `checkout` could not serve. It looks the
     /// host up, connects, or waits, as limits allow.
     ///
@@ -37,7 +36,7 @@ impl<P: Plumbing> State<P> {
         let addrs = new
             .addrs
             .or_else(|| self.dns_cache.get(&host, target.port(), new.now));
-        let would_wait = addrs.is_none() || !self.can_start(key);
+        let would_wait = addrs.is_none() || !self.can_start_now(key);
         if would_wait && self.queued >= self.limits.max_queued {
             self.forget_key_if_unused(key);
             return Err(Error::QueueFull {
@@ -70,17 +69,14 @@ impl<P: Plumbing> State<P> {
         if queued {
             self.place(id, out);
         }
-        self.pump(out);
+        self.serve_waiters(out);
         Ok(id)
     }
 
     /// Whether a request for `key` would get a socket without waiting.
-    fn can_start(&self, key: usize) -> bool {
+    fn can_start_now(&self, key: usize) -> bool {
         let k = &self.keys[key];
-        k.waiters.is_empty()
-            && (!k.idle.is_empty()
-                || (k.open < self.limits.max_per_host
-                    && (self.open() < self.limits.max_open || !self.lru.is_empty())))
+        k.waiters.is_empty() && (!k.idle.is_empty() || self.room(key) != Room::Full)
     }
 
     /// Serves a request that has its addresses: an idle socket of its key,
@@ -95,16 +91,14 @@ impl<P: Plumbing> State<P> {
                 self.deliver(id, socket, sid, FromCache::Deferred, out);
                 return;
             }
-            if self.keys[key].open < self.limits.max_per_host
-                && (self.open() < self.limits.max_open || self.evict_lru(out))
-            {
+            if self.claim_room(key, out) {
                 self.start_connect(id, out);
                 return;
             }
         }
         self.queued += 1;
         self.keys[key].waiters.push_back(id);
-        self.refresh(key);
+        self.update_eligible(key);
     }
 
     /// Starts a connect for a request that has room under both limits.
@@ -135,7 +129,7 @@ impl<P: Plumbing> State<P> {
             });
             self.release_slot(key);
         }
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// Cancels a pending request, releasing its queue place, lookup
@@ -144,7 +138,7 @@ impl<P: Plumbing> State<P> {
     pub(crate) fn cancel(&mut self, id: RequestId, out: &mut Actions<P>) -> Option<P::Responder> {
         self.live_request(id)?;
         let req = self.abandon(id, out);
-        self.pump(out);
+        self.serve_waiters(out);
         Some(req.responder)
     }
 
@@ -193,7 +187,7 @@ impl<P: Plumbing> State<P> {
                     self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
                     self.place(id, out);
                 }
-                self.pump(out);
+                self.serve_waiters(out);
                 return;
             }
             Ok(_) => Error::NoAddress {
@@ -213,7 +207,7 @@ impl<P: Plumbing> State<P> {
                 error: error.clone(),
             });
         }
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// Stores the handle of a task started for `owner`. Returns it when its
@@ -246,7 +240,7 @@ impl<P: Plumbing> State<P> {
             Phase::Queued(_) => {
                 self.queued -= 1;
                 self.keys[key].waiters.retain(|w| *w != id);
-                self.refresh(key);
+                self.update_eligible(key);
                 false
             }
             Phase::Connecting(task) => {

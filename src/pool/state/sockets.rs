@@ -2,14 +2,15 @@
 
 use tokio::time::Instant;
 
-use super::{Action, Actions, Health, Plumbing, Poolable, SocketEntry, SocketId, State};
-use crate::allocation::RequestId;
-use crate::connection::FromCache;
+use super::{
+    Action, Actions, FromCache, Handles, Health, Poolable, RequestId, Room, SocketEntry, SocketId, State,
+};
+
 use crate::error::Error;
 use crate::pool::lists::{self, Chain};
 use crate::target::Target;
 
-impl<P: Plumbing> State<P> {
+impl<P: Handles> State<P> {
     /// `allocate`'s fast path: the most recently used idle socket of
     /// `target`'s key, counted as in use and reused, or `None`. The caller
     /// checks it with [`Poolable::check`] after dropping the lock, so that
@@ -47,7 +48,7 @@ impl<P: Plumbing> State<P> {
         self.reuses -= 1;
         self.stale_discarded += 1;
         self.close(sid.index as usize, socket, health, out);
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// Takes the newest idle socket of `key` that is still usable, closing
@@ -87,10 +88,8 @@ impl<P: Plumbing> State<P> {
             // finished but before this report, and its slot was released
             // then. Keep the socket if there is still room for it.
             let key = self.intern(target);
-            if !self.shut_down
-                && self.keys[key].open < self.limits.max_per_host
-                && self.open() < self.limits.max_open
-            {
+            // No eviction for a socket nobody asked for.
+            if !self.shut_down && self.room(key) == Room::Free {
                 self.keys[key].open += 1;
                 self.in_use += 1;
                 let sid = self.new_socket(key);
@@ -101,7 +100,7 @@ impl<P: Plumbing> State<P> {
                 self.forget_key_if_unused(key);
             }
         }
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// A `Connection` came back with a socket worth keeping. `health` is
@@ -135,7 +134,7 @@ impl<P: Plumbing> State<P> {
             (Health::Usable, Some(waiter)) => {
                 self.keys[key].waiters.pop_front();
                 self.queued -= 1;
-                self.refresh(key);
+                self.update_eligible(key);
                 self.in_use += 1;
                 self.reuses += 1;
                 self.deliver(waiter, socket, sid, FromCache::Deferred, out);
@@ -154,7 +153,7 @@ impl<P: Plumbing> State<P> {
                 self.close(idx, socket, health, out);
             }
         }
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// A `Connection` was dropped unfit for reuse (discarded, an I/O error,
@@ -170,7 +169,7 @@ impl<P: Plumbing> State<P> {
         }
         self.sockets.remove(sid.index as usize);
         self.release_slot(key);
-        self.pump(out);
+        self.serve_waiters(out);
     }
 
     /// An idle socket became readable: the peer closed it, reset it, or
@@ -190,7 +189,7 @@ impl<P: Plumbing> State<P> {
             let (socket, _) = self.unidle(idx);
             self.stale_discarded += 1;
             self.close(idx, socket, health, out);
-            self.pump(out);
+            self.serve_waiters(out);
         }
     }
 

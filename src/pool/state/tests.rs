@@ -11,13 +11,12 @@ use std::net::SocketAddr;
 use proptest::prelude::*;
 
 use super::*;
-use crate::connection::FromCache;
 
 /// Fake plumbing: responders and tasks are numbers, sockets carry a health
 /// the test sets.
 struct Fake;
 
-impl Plumbing for Fake {
+impl Handles for Fake {
     type Socket = FakeSocket;
     type Responder = u32;
     type Task = RequestOrLookup;

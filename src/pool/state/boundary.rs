@@ -7,13 +7,75 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::allocation::RequestId;
-use crate::connection::FromCache;
 use crate::error::Error;
 use crate::target::Target;
 
+/// Identifies one request, for [`Manager::deallocate`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let manager = keepalive::Manager::new();
+/// let a = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
+/// let b = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9));
+/// assert_ne!(a.id(), b.id());
+/// # }
+/// ```
+///
+/// [`Manager::deallocate`]: crate::Manager::deallocate
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RequestId(u64);
+
+/// Slot number of requests the pool never stored.
+pub(crate) const NO_SLOT: usize = u32::MAX as usize;
+
+impl RequestId {
+    /// The id of a request that failed before the pool saw it.
+    pub(crate) const NONE: RequestId = RequestId(NO_SLOT as u64);
+
+    /// The id for the pool's request slot `slot`: the slot in the low half,
+    /// a generation in the high half, so that an id is not confused with a
+    /// later request in the same slot.
+    pub(crate) fn new(slot: usize, generation: u32) -> RequestId {
+        let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+        RequestId((u64::from(generation) << 32) | u64::from(slot))
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        self.0 as u32 as usize
+    }
+
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_raw(raw: u64) -> RequestId {
+        RequestId(raw)
+    }
+}
+
+/// How an allocation got its socket.
+///
+/// # Examples
+///
+/// ```
+/// use keepalive::FromCache;
+/// assert_ne!(FromCache::Fresh, FromCache::Immediate);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FromCache {
+    /// Newly connected for this request.
+    Fresh,
+    /// An idle pooled socket was ready when `allocate` was called.
+    Immediate,
+    /// The request waited, then got a socket another user returned.
+    Deferred,
+}
+
 /// The concrete types `State` works with.
-pub(crate) trait Plumbing {
+pub(crate) trait Handles {
     /// A connected socket.
     type Socket: Poolable;
     /// The sending half that completes one request.
@@ -94,7 +156,7 @@ pub(crate) enum TaskOwner {
 }
 
 /// A decision for the caller to carry out once the lock is dropped.
-pub(crate) enum Action<P: Plumbing> {
+pub(crate) enum Action<P: Handles> {
     /// Hand `socket` to the request behind `responder`.
     Deliver {
         responder: P::Responder,
@@ -126,12 +188,12 @@ pub(crate) enum Action<P: Plumbing> {
 
 /// The decisions of one call, plus whether the background task must wake
 /// earlier than it planned.
-pub(crate) struct Actions<P: Plumbing> {
+pub(crate) struct Actions<P: Handles> {
     pub(crate) list: Vec<Action<P>>,
     pub(crate) rearm: bool,
 }
 
-impl<P: Plumbing> Actions<P> {
+impl<P: Handles> Actions<P> {
     /// No decisions yet; allocates nothing until one is pushed.
     pub(crate) fn new() -> Actions<P> {
         Actions {
@@ -146,7 +208,7 @@ impl<P: Plumbing> Actions<P> {
 }
 
 /// A new request, as `allocate` hands it over.
-pub(crate) struct NewRequest<P: Plumbing> {
+pub(crate) struct NewRequest<P: Handles> {
     pub(crate) responder: P::Responder,
     /// When `allocate` was called.
     pub(crate) now: Instant,

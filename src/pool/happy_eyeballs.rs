@@ -28,7 +28,11 @@ pub(super) struct Plan {
 /// `Error::Connect` with the first failure's errno and every address tried,
 /// or with `AddrNotAvailable` when no address is in the bind address's
 /// family.
-pub(super) async fn connect(target: &Target, addrs: &[SocketAddr], plan: Plan) -> Result<TcpStream, Error> {
+pub(super) async fn connect_first(
+    target: &Target,
+    addrs: &[SocketAddr],
+    plan: Plan,
+) -> Result<TcpStream, Error> {
     let candidates = interleave(
         addrs
             .iter()
