@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::connection::Connection;
+use crate::deadline::Deadline;
 use crate::error::Error;
 pub use crate::pool::state::RequestId;
 use crate::pool::Shared;
@@ -67,12 +68,16 @@ enum Inner {
 }
 
 impl Allocation {
-    /// A request decided at once: served from the pool under `id`, or
-    /// failed before the pool saw it (`id` is `None`).
-    pub(crate) fn ready(id: Option<RequestId>, result: Result<Connection, Error>) -> Allocation {
+    /// A request decided at once, at `start`: served from the pool under
+    /// `id`, or failed before the pool saw it (`id` is `None`).
+    pub(crate) fn ready(
+        id: Option<RequestId>,
+        start: Instant,
+        result: Result<Connection, Error>,
+    ) -> Allocation {
         Allocation {
             id: id.unwrap_or(RequestId::NONE),
-            start: Instant::now(),
+            start,
             inner: Inner::Ready(Some(result)),
         }
     }
@@ -108,7 +113,8 @@ impl Allocation {
     }
 
     /// Sets this request's timeout, counted from `allocate()`; it replaces
-    /// the builder's. A timeout already past fails the request promptly.
+    /// the builder's. A timeout already past fails the request promptly;
+    /// `Duration::MAX` (or any time too far for an `Instant`) means none.
     ///
     /// # Examples
     ///
@@ -129,7 +135,7 @@ impl Allocation {
     /// ```
     pub fn timeout(self, d: Duration) -> Allocation {
         if let Inner::Waiting { shared, .. } = &self.inner {
-            let (id, deadline) = (self.id, self.start + d);
+            let (id, deadline) = (self.id, Deadline::after(self.start, d));
             shared.decide(|state, out| state.set_deadline(id, deadline, d, out));
         }
         self

@@ -21,6 +21,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// too (RFC 8305's recommended 250 ms).
 pub const DEFAULT_HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
+/// Idle time before the first TCP keepalive probe (reqwest's 15 s).
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+/// Time between TCP keepalive probes (reqwest's 15 s).
+pub const DEFAULT_TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Unanswered TCP keepalive probes before the kernel gives up (reqwest's 3).
+pub const DEFAULT_TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data (or keepalive probes) may go unacknowledged before
+/// the kernel gives up on the connection: Linux's `TCP_USER_TIMEOUT`
+/// (reqwest's 30 s).
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Settings for a [`Manager`].
 ///
 /// # Examples
@@ -55,6 +66,9 @@ pub(crate) struct Config {
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) happy_eyeballs_delay: Duration,
     pub(crate) dns_ttl: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) learn_idle_timeouts: bool,
+    pub(crate) tcp: TcpOptions,
     /// `None`: [`crate::tls`]'s default, built on first use.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -72,8 +86,35 @@ impl Default for Config {
             resolver: Arc::new(SystemResolver),
             happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
             dns_ttl: None,
+            max_lifetime: None,
+            learn_idle_timeouts: true,
+            tcp: TcpOptions::default(),
             #[cfg(feature = "tls")]
             tls: None,
+        }
+    }
+}
+
+/// The TCP options set on every socket the pool opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpOptions {
+    /// SO_KEEPALIVE on, with this idle time (TCP_KEEPIDLE).
+    pub(crate) keepalive: Option<Duration>,
+    /// TCP_KEEPINTVL.
+    pub(crate) keepalive_interval: Option<Duration>,
+    /// TCP_KEEPCNT.
+    pub(crate) keepalive_retries: Option<u32>,
+    /// TCP_USER_TIMEOUT (Linux).
+    pub(crate) user_timeout: Option<Duration>,
+}
+
+impl Default for TcpOptions {
+    fn default() -> TcpOptions {
+        TcpOptions {
+            keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            keepalive_interval: Some(DEFAULT_TCP_KEEPALIVE_INTERVAL),
+            keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
+            user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
         }
     }
 }
@@ -90,6 +131,17 @@ impl Config {
             ("max_queued", self.max_queued == 0),
             ("happy_eyeballs_delay", self.happy_eyeballs_delay.is_zero()),
             ("dns_ttl", self.dns_ttl.is_some_and(|d| d.is_zero())),
+            ("max_lifetime", self.max_lifetime.is_some_and(|d| d.is_zero())),
+            ("tcp_keepalive", self.tcp.keepalive.is_some_and(|d| d.is_zero())),
+            (
+                "tcp_keepalive_interval",
+                self.tcp.keepalive_interval.is_some_and(|d| d.is_zero()),
+            ),
+            ("tcp_keepalive_retries", self.tcp.keepalive_retries == Some(0)),
+            (
+                "tcp_user_timeout",
+                self.tcp.user_timeout.is_some_and(|d| d.is_zero()),
+            ),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             panic!("keepalive::Builder: {name} must not be zero");
@@ -108,6 +160,9 @@ impl fmt::Debug for Config {
             .field("max_queued", &self.max_queued)
             .field("happy_eyeballs_delay", &self.happy_eyeballs_delay)
             .field("dns_ttl", &self.dns_ttl)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("learn_idle_timeouts", &self.learn_idle_timeouts)
+            .field("tcp", &self.tcp)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +294,131 @@ impl Builder {
     /// ```
     pub fn dns_ttl(mut self, d: Duration) -> Self {
         self.config.dns_ttl = Some(d);
+        self
+    }
+
+    /// The most time a socket is used, from its connect: one older than
+    /// this is never handed out again (closed when it comes back, or when
+    /// found idle past it), so that DNS changes and load balancers that
+    /// balance only new connections are picked up on busy keys. `None`
+    /// turns it off. Defaults to off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().max_lifetime(std::time::Duration::from_secs(300));
+    /// # drop(builder);
+    /// ```
+    pub fn max_lifetime(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.max_lifetime = d.into();
+        self
+    }
+
+    /// Learn each server's idle limit from the idle connections it closes,
+    /// and retire that key's idle sockets a safety margin before it (the
+    /// larger of 10% of the limit and 100 ms), so that a request never
+    /// meets the server's close on its way. One observation is enough; a
+    /// close within 50 ms of a socket's return teaches nothing; each new
+    /// observation replaces the last, so a spurious early close (a restart)
+    /// is corrected by the next close at the real limit, and a learned
+    /// limit with no newer observation lapses after 60 s. The limit is per
+    /// connection key and never above `keep_alive`.
+    /// [`Connection::set_server_idle_timeout`](crate::Connection::set_server_idle_timeout)
+    /// teaches it up front whatever this says. Defaults to on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().learn_idle_timeouts(false);
+    /// # drop(builder);
+    /// ```
+    pub fn learn_idle_timeouts(mut self, on: bool) -> Self {
+        self.config.learn_idle_timeouts = on;
+        self
+    }
+
+    /// TCP keepalive (SO_KEEPALIVE) on every socket, with this idle time
+    /// before the first probe (TCP_KEEPIDLE, whole seconds, rounded up, at
+    /// most 32,767 s), so that a peer that vanished without a FIN or RST (a
+    /// dropped NAT entry, a powered-off server) is found dead by the kernel
+    /// and its idle socket leaves the pool. `None` turns keepalive off.
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE`] (15 s).
+    ///
+    /// With the defaults, an idle socket whose peer went silent is closed
+    /// about 15 s + 30 s after its last traffic: probes start after 15 s,
+    /// and `tcp_user_timeout` (30 s), not the retry count, ends them (Linux
+    /// lets `TCP_USER_TIMEOUT` decide when unanswered probes end a
+    /// connection). With `tcp_user_timeout(None)` it is 15 s +
+    /// `interval × retries` = 60 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive(std::time::Duration::from_secs(30));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.tcp.keepalive = d.into();
+        self
+    }
+
+    /// Time between TCP keepalive probes (TCP_KEEPINTVL, whole seconds,
+    /// rounded up, at most 32,767 s). `None` leaves the system's default.
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE_INTERVAL`] (15 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive_interval(std::time::Duration::from_secs(5));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive_interval(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.tcp.keepalive_interval = d.into();
+        self
+    }
+
+    /// Unanswered TCP keepalive probes before the kernel gives up on the
+    /// peer (TCP_KEEPCNT, at most 127). Only counts when
+    /// `tcp_user_timeout` is off: on Linux a set user timeout decides
+    /// instead. `None` leaves the system's default. Defaults to
+    /// [`DEFAULT_TCP_KEEPALIVE_RETRIES`] (3).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive_retries(5);
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive_retries(mut self, n: impl Into<Option<u32>>) -> Self {
+        self.config.tcp.keepalive_retries = n.into();
+        self
+    }
+
+    /// How long data written to a socket (or keepalive probes) may go
+    /// unacknowledged before the kernel gives up and the connection fails
+    /// with `ETIMEDOUT` (Linux `TCP_USER_TIMEOUT`, milliseconds; ignored
+    /// elsewhere). A request written to a peer that vanished then fails
+    /// with an I/O error within this time instead of retransmitting for
+    /// about 15 minutes. `None` turns it off. Defaults to
+    /// [`DEFAULT_TCP_USER_TIMEOUT`] (30 s).
+    ///
+    /// What a user gets with each combination (Linux):
+    ///
+    /// | keepalive | user timeout | idle peer gone silent | write to it |
+    /// |---|---|---|---|
+    /// | on (idle I) | on (U) | closed about I + U after the last traffic | fails after about U |
+    /// | on (idle I, interval V, retries N) | off | closed after I + V × N | retransmits for ~15 min |
+    /// | off | on (U) | stays until `keep_alive`, then closed | fails after about U |
+    /// | off | off | stays until `keep_alive`, then closed | retransmits for ~15 min |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_user_timeout(std::time::Duration::from_secs(10));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_user_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.tcp.user_timeout = d.into();
         self
     }
 

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 pub use crate::pool::state::FromCache;
-use crate::pool::state::{Poolable, SocketId};
+use crate::pool::state::{CloseReason, Hints, Poolable, SocketId};
 use crate::pool::{PooledSocket, Shared};
 use crate::target::Target;
 
@@ -73,6 +74,8 @@ pub struct Connection {
     target: Target,
     from_cache: FromCache,
     reuse: Reuse,
+    /// What the user said about the socket, handed back with it.
+    hints: Hints,
     shared: Arc<Shared>,
 }
 
@@ -90,6 +93,7 @@ impl Connection {
             target,
             from_cache,
             reuse: Reuse::Eligible,
+            hints: Hints::default(),
             shared,
         }
     }
@@ -197,6 +201,60 @@ impl Connection {
         self.reuse = Reuse::Finished;
     }
 
+    /// Tells the pool that the server closes this connection after `d`
+    /// idle, as HTTP's `Keep-Alive: timeout=N` says: once back in the pool
+    /// it is not handed out after `d` less a safety margin (the larger of
+    /// 10% and 100 ms), and the limit is taken as the server's for every
+    /// connection of this [`Target`] (see
+    /// [`Builder::learn_idle_timeouts`](crate::Builder::learn_idle_timeouts)),
+    /// capped at `keep_alive`. A `d` within the margin (zero, say) closes
+    /// the connection when it comes back. Nothing happens until the
+    /// connection is dropped; the last call wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let mut conn = manager.allocate(target.clone()).await?;
+    /// // ... the response said `Keep-Alive: timeout=5` ...
+    /// conn.set_server_idle_timeout(std::time::Duration::from_secs(5));
+    /// drop(conn);
+    /// assert_eq!(manager.stats_for(&target).server_idle_timeout, Some(std::time::Duration::from_secs(5)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_server_idle_timeout(&mut self, d: Duration) {
+        self.hints.server_idle_timeout = Some(d);
+    }
+
+    /// Tells the pool that the server accepts `n` more requests on this
+    /// connection, as HTTP's `Keep-Alive: max=N` says: it is handed out at
+    /// most `n` more times, then closed when it comes back; `0` closes it
+    /// when it comes back instead of pooling it. The last call wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let mut conn = manager.allocate(target).await?;
+    /// conn.set_remaining_uses(0); // the server said `Keep-Alive: max=0`
+    /// drop(conn);
+    /// assert_eq!(manager.stats().closes.uses_spent, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_remaining_uses(&mut self, n: u32) {
+        self.hints.remaining_uses = Some(n);
+    }
+
     fn stream(&self) -> &crate::stream::Stream {
         &self
             .socket
@@ -278,20 +336,23 @@ impl Drop for Connection {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
-        let (id, reuse) = (self.id, self.reuse);
-        if reuse == Reuse::Eligible {
-            // Checked, and watched for events, before taking the lock.
-            let health = socket.watch(id.token());
-            let now = Instant::now();
-            self.shared
-                .decide(|state, out| state.put_back(id, socket, health, now, out));
-        } else {
-            // Closed before its slot is released, so the count of open
-            // sockets never runs behind the real one.
-            socket.close(false);
-            self.shared
-                .decide(|state, out| state.discard(id, reuse == Reuse::Failed, out));
-        }
+        let (id, hints) = (self.id, self.hints);
+        let reason = match self.reuse {
+            Reuse::Eligible => {
+                // Checked, and watched for events, before taking the lock.
+                let health = socket.watch(id.token());
+                let now = Instant::now();
+                self.shared
+                    .decide(|state, out| state.put_back(id, socket, health, hints, now, out));
+                return;
+            }
+            Reuse::Finished => CloseReason::Discarded,
+            Reuse::Failed => CloseReason::IoError,
+        };
+        // Closed before its slot is released, so the count of open sockets
+        // never runs behind the real one.
+        socket.close(false);
+        self.shared.decide(|state, out| state.discard(id, reason, out));
     }
 }
 

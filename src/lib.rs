@@ -83,6 +83,7 @@
 mod allocation;
 mod config;
 mod connection;
+mod deadline;
 mod error;
 #[cfg(feature = "hickory")]
 mod hickory;
@@ -93,11 +94,13 @@ mod stream;
 mod target;
 #[cfg(feature = "tls")]
 mod tls;
+mod trace;
 
 pub use allocation::{Allocation, RequestId};
 pub use config::{
     Builder, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_OPEN, DEFAULT_MAX_PER_HOST,
-    DEFAULT_TIMEOUT,
+    DEFAULT_TCP_KEEPALIVE, DEFAULT_TCP_KEEPALIVE_INTERVAL, DEFAULT_TCP_KEEPALIVE_RETRIES,
+    DEFAULT_TCP_USER_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use connection::{Connection, FromCache};
 pub use error::Error;
@@ -107,7 +110,7 @@ pub use hickory::HickoryResolver;
 /// [`HickoryResolver::from_resolver`] match its version.
 #[cfg(feature = "hickory")]
 pub use hickory_resolver;
-pub use manager::{Manager, Stats};
+pub use manager::{Closes, Manager, Stats};
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to
 /// [`Builder::tls_config`] matches the version keepalive uses.

@@ -11,11 +11,13 @@ use tokio::time::Instant;
 use crate::allocation::Allocation;
 use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
+use crate::deadline::Deadline;
 use crate::error::Error;
-pub use crate::pool::state::Stats;
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
+pub use crate::pool::state::{Closes, Stats};
 use crate::pool::{PooledSocket, Shared, Tokio};
 use crate::target::Target;
+use crate::trace::event;
 
 /// A connection manager: pooled keep-alive sockets, per-host and total
 /// limits, a queue, shared name lookups, and liveness checks.
@@ -117,8 +119,11 @@ impl Manager {
     /// # }
     /// ```
     pub fn allocate(&self, target: Target) -> Allocation {
+        // The one clock read of a checkout: the request's start, the time
+        // idle sockets are judged at, and its deadline's base.
+        let start = Instant::now();
         if let Err(error) = target.validate() {
-            return Allocation::ready(None, Err(error));
+            return Allocation::ready(None, start, Err(error));
         }
         if target.is_tls() && cfg!(not(feature = "tls")) {
             let error = Error::Tls {
@@ -126,10 +131,9 @@ impl Manager {
                 reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
                 source: None,
             };
-            return Allocation::ready(None, Err(error));
+            return Allocation::ready(None, start, Err(error));
         }
         let shared = &self.shared;
-        let start = Instant::now();
         loop {
             match shared.decide(|state, out| Self::begin(state, &target, start, shared.config.timeout, out)) {
                 Ok(Outcome::Hit(mut socket, sid, id)) => {
@@ -137,15 +141,21 @@ impl Manager {
                     // behind each other's system calls.
                     match socket.check() {
                         Health::Usable => {
+                            event!(TRACE, target = %target, from = "immediate", "reuse");
                             let conn =
                                 Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
-                            return Allocation::ready(Some(id), Ok(conn));
+                            return Allocation::ready(Some(id), start, Ok(conn));
                         }
                         stale => shared.decide(|state, out| state.revoke(sid, socket, stale, out)),
                     }
                 }
                 Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
-                Err(error) => return Allocation::ready(None, Err(error)),
+                Err(error) => {
+                    if let Error::QueueFull { limit } = &error {
+                        event!(WARN, target = %target, limit = *limit as u64, "queue full");
+                    }
+                    return Allocation::ready(None, start, Err(error));
+                }
             }
         }
     }
@@ -158,7 +168,7 @@ impl Manager {
         timeout: std::time::Duration,
         out: &mut Actions<Tokio>,
     ) -> Result<Outcome, Error> {
-        if let Some((socket, sid)) = state.checkout(target)? {
+        if let Some((socket, sid)) = state.checkout(target, start, out)? {
             return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
         }
         // Only a miss pays for a channel: the warm path allocates nothing.
@@ -169,7 +179,7 @@ impl Manager {
         let new = NewRequest {
             responder,
             now: start,
-            deadline: start + timeout,
+            deadline: Deadline::after(start, timeout),
             timeout,
             addrs,
         };
@@ -253,6 +263,35 @@ impl Manager {
     /// ```
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats()
+    }
+
+    /// The same snapshot for one connection key: the sockets, requests,
+    /// counters and close reasons of targets equal to `target`, and what
+    /// the pool knows of its server's idle limit. Zeros for a key the pool
+    /// does not know; a key with nothing open or pending is remembered
+    /// until 1,024 newer such keys are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let conn = manager.allocate(target.clone()).await?;
+    /// assert_eq!(manager.stats_for(&target).in_use, 1);
+    /// drop(conn);
+    /// let stats = manager.stats_for(&target);
+    /// assert_eq!((stats.idle, stats.connects), (1, 1));
+    /// let other = keepalive::Target::new("http", "127.0.0.1", 9);
+    /// assert_eq!(manager.stats_for(&other), keepalive::Stats::default());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats_for(&self, target: &Target) -> Stats {
+        let now = Instant::now();
+        self.shared.lock().stats_for(target, now)
     }
 }
 

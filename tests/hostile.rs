@@ -113,8 +113,19 @@ async fn every_hostile_behaviour_ends_clean() {
 
     let s = manager.stats();
     let mut zero = Stats::default();
-    (zero.stale_discarded, zero.connects) = (s.stale_discarded, s.connects);
+    (zero.stale_discarded, zero.connects, zero.closes) = (s.stale_discarded, s.connects, s.closes);
     assert_eq!(s, zero, "nothing open, in use, connecting or queued");
+    // Every socket that connected was closed for a reason: FIN, RST and
+    // accept-and-close are the server's closes, the stray bytes its data.
+    assert_eq!(s.connects, s.closes.total(), "{:?}", s.closes);
+    assert_eq!(
+        (
+            s.closes.closed_by_peer,
+            s.closes.unsolicited_data,
+            s.closes.discarded
+        ),
+        (3, 1, 1)
+    );
     drop(manager);
     until("every descriptor to close", || open_fds() <= baseline).await;
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::state::Addrs;
+use crate::deadline::Deadline;
 
 /// Answers by (host, port), each with the time it expires.
 #[derive(Debug)]
 pub(crate) struct DnsCache {
     /// `None`: caching is off.
     ttl: Option<Duration>,
-    answers: HashMap<(Arc<str>, u16), (Addrs, Instant)>,
+    answers: HashMap<(Arc<str>, u16), (Addrs, Deadline)>,
     /// Expired entries are swept when the map grows to this size, so a
     /// crawler's many names do not accumulate; amortised O(1).
     sweep_at: usize,
@@ -36,7 +37,7 @@ impl DnsCache {
     pub(crate) fn get(&self, host: &Arc<str>, port: u16, now: Instant) -> Option<Addrs> {
         self.ttl?;
         let (addrs, expires) = self.answers.get(&(host.clone(), port))?;
-        (now < *expires).then(|| addrs.clone())
+        (!expires.is_reached(now)).then(|| addrs.clone())
     }
 
     /// Keeps a positive answer, when caching is on.
@@ -45,10 +46,11 @@ impl DnsCache {
             return;
         };
         if self.answers.len() >= self.sweep_at {
-            self.answers.retain(|_, (_, expires)| now < *expires);
+            self.answers.retain(|_, (_, expires)| !expires.is_reached(now));
             self.sweep_at = (self.answers.len() * 2).max(MIN_SWEEP);
         }
-        self.answers.insert((host, port), (addrs, now + ttl));
+        self.answers
+            .insert((host, port), (addrs, Deadline::after(now, ttl)));
     }
 }
 

@@ -11,6 +11,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::config::TcpOptions;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::Target;
 
@@ -19,6 +21,8 @@ use crate::target::Target;
 pub(super) struct Plan {
     pub(super) bind: Option<IpAddr>,
     pub(super) delay: Duration,
+    /// The options every connected socket gets.
+    pub(super) tcp: TcpOptions,
 }
 
 /// Connects to the first of `addrs` that accepts.
@@ -45,7 +49,7 @@ pub(super) async fn connect_first(
             (None, io::Error::new(io::ErrorKind::AddrNotAvailable, why))
         }
         // The common case, a literal or a single answer: no race to run.
-        &[addr] => match connect_one(addr, plan.bind).await {
+        &[addr] => match connect_one(addr, &plan).await {
             Ok(tcp) => return Ok(tcp),
             Err(e) => (Some(addr), e),
         },
@@ -68,13 +72,13 @@ async fn race(candidates: &[SocketAddr], plan: Plan) -> Result<TcpStream, (Socke
     let mut attempts = JoinSet::new();
     let mut rest = candidates.iter().copied();
     let mut first_failure = None;
-    let mut next_at = Instant::now();
+    let mut next_at = Deadline::At(Instant::now());
     loop {
         let more = rest.len() > 0;
-        if more && (attempts.is_empty() || Instant::now() >= next_at) {
+        if more && (attempts.is_empty() || next_at.is_reached(Instant::now())) {
             let addr = rest.next().expect("checked above");
-            attempts.spawn(async move { (addr, connect_one(addr, plan.bind).await) });
-            next_at = Instant::now() + plan.delay;
+            attempts.spawn(async move { (addr, connect_one(addr, &plan).await) });
+            next_at = Deadline::after(Instant::now(), plan.delay);
             continue;
         }
         if attempts.is_empty() {
@@ -89,8 +93,17 @@ async fn race(candidates: &[SocketAddr], plan: Plan) -> Result<TcpStream, (Socke
                 // An attempt cannot panic or be aborted while the set lives.
                 Some(Err(_)) | None => {}
             },
-            () = tokio::time::sleep_until(next_at), if more => {}
+            // A delay of "never" waits for a failure instead.
+            () = sleep_until(next_at), if more => {}
         }
+    }
+}
+
+/// Sleeps until `deadline`; forever for [`Deadline::Never`].
+async fn sleep_until(deadline: Deadline) {
+    match deadline.instant() {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -114,17 +127,16 @@ pub(super) fn interleave(addrs: impl Iterator<Item = SocketAddr>) -> Vec<SocketA
     }
 }
 
-async fn connect_one(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
+async fn connect_one(addr: SocketAddr, plan: &Plan) -> io::Result<TcpStream> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    if let Some(ip) = bind {
+    if let Some(ip) = plan.bind {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     let tcp = socket.connect(addr).await?;
-    // Request/response protocols lose a round trip to Nagle's algorithm.
-    tcp.set_nodelay(true)?;
+    super::tcp::apply(&tcp, &plan.tcp)?;
     Ok(tcp)
 }
 

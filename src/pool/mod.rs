@@ -11,6 +11,7 @@ mod lists;
 mod socket;
 pub(crate) mod state;
 mod tasks;
+mod tcp;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -18,11 +19,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use socket::{PooledSocket, Signal};
-use state::{Action, Actions, Handles, Limits, State, TaskOwner};
+use state::{Action, Actions, FromCache, Handles, Limits, State, TaskOwner};
 
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::trace::event;
 
 /// What completes an allocation.
 pub(crate) type Responder = oneshot::Sender<Result<Connection, Error>>;
@@ -71,6 +73,8 @@ impl Shared {
             keep_alive: config.keep_alive,
             max_queued: config.max_queued,
             dns_ttl: config.dns_ttl,
+            max_lifetime: config.max_lifetime,
+            learn_idle_timeouts: config.learn_idle_timeouts,
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(limits)),
@@ -108,12 +112,18 @@ impl Shared {
                     target,
                     from,
                 } => {
+                    if from != FromCache::Fresh {
+                        event!(TRACE, target = %target, from = ?from, "reuse");
+                    }
                     let conn = Connection::new(self.clone(), socket, id, target, from);
                     // A receiver that is gone drops the connection here,
                     // which returns it to the pool.
                     let _ = responder.send(Ok(conn));
                 }
                 Action::Fail { responder, error } => {
+                    if let Error::Timeout { target, after } = &error {
+                        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, "timeout");
+                    }
                     let _ = responder.send(Err(error));
                 }
                 Action::Connect {
@@ -128,7 +138,20 @@ impl Shared {
                     let task = tasks::resolve(Arc::downgrade(self), lookup, host, port);
                     started.push((TaskOwner::Lookup(lookup), self.runtime.spawn(task)));
                 }
-                Action::Close { socket, reset } => socket.close(reset),
+                Action::Close {
+                    socket,
+                    reset,
+                    reason,
+                    target,
+                } => {
+                    event!(DEBUG, target = ?target, reason = reason.name(), "close");
+                    let _ = (reason, target);
+                    socket.close(reset);
+                }
+                Action::Learned { target, limit } => {
+                    event!(INFO, target = %target, limit_ms = limit.as_millis() as u64, "server idle limit learned");
+                    let _ = (target, limit);
+                }
                 Action::Abort(task) => {
                     task.abort();
                     aborted.push(task);

@@ -152,7 +152,8 @@ impl Poolable for PooledSocket {
             let (_, waker) = self.watcher.as_ref().expect("made by waker()");
             match (poll_peek_once(self.stream.tcp(), waker), &mut self.stream) {
                 (Poll::Pending, _) => return Health::Usable,
-                (Poll::Ready(Ok(0)) | Poll::Ready(Err(_)), _) => return Health::Closed,
+                (Poll::Ready(Ok(0)), _) => return Health::Closed,
+                (Poll::Ready(Err(e)), _) => return failed(&e),
                 // Bytes on a TLS socket may be records that carry no data
                 // (session tickets): drain them and look again.
                 #[cfg(feature = "tls")]
@@ -174,8 +175,20 @@ fn peek_now(tcp: &tokio::net::TcpStream) -> Health {
     let mut byte = [MaybeUninit::<u8>::uninit()];
     match SockRef::from(tcp).peek(&mut byte) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
-        Ok(0) | Err(_) => Health::Closed,
+        Err(e) => failed(&e),
+        Ok(0) => Health::Closed,
         Ok(_) => Health::Unread,
+    }
+}
+
+/// A socket error's meaning: `ETIMEDOUT` is the kernel giving up on a peer
+/// that stopped answering (keepalive probes or the user timeout); anything
+/// else (a reset, say) is the peer's close.
+fn failed(e: &io::Error) -> Health {
+    if e.raw_os_error() == Some(libc::ETIMEDOUT) {
+        Health::DeadPeer
+    } else {
+        Health::Closed
     }
 }
 
@@ -222,7 +235,7 @@ fn drain_tls(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Health::Usable,
-            Err(_) => return Health::Closed,
+            Err(e) => return failed(&e),
         }
     }
     Health::Unread

@@ -55,18 +55,21 @@ use tokio::time::Instant;
 
 use super::dns_cache::DnsCache;
 use super::lists::{Ends, Linked, Links};
-pub(crate) use boundary::{
-    Action, Actions, Addrs, Handles, Health, Limits, LookupId, NewRequest, Poolable, SocketId, TaskOwner,
-    NO_SLOT,
-};
-// Public types the state defines, re-exported by the modules that present
-// them (`allocation`, `connection`, `manager`).
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::{Target, TargetMap};
+pub(crate) use boundary::{
+    Action, Actions, Addrs, Handles, Health, Hints, Limits, LookupId, NewRequest, Poolable, SocketId,
+    TaskOwner, NO_SLOT,
+};
+pub(crate) use stats::CloseReason;
+// Public types the state defines, re-exported by the modules that present
+// them (`allocation`, `connection`, `manager`).
 pub use boundary::{FromCache, RequestId};
-pub use stats::Stats;
+pub use stats::{Closes, Stats};
 
 mod boundary;
+mod learning;
 mod requests;
 mod sockets;
 mod stats;
@@ -83,6 +86,11 @@ pub(super) enum Room {
     Full,
 }
 
+/// How many keys with nothing open or pending are remembered (for
+/// `stats_for` and their learned server limits) before the oldest is
+/// forgotten, so a crawler's many hosts do not accumulate.
+const MAX_DORMANT_KEYS: usize = 1024;
+
 /// Per connection key bookkeeping.
 struct Key {
     target: Target,
@@ -93,11 +101,26 @@ struct Key {
     idle: Ends,
     /// Requests waiting for a socket of this key, first come first served.
     waiters: VecDeque<RequestId>,
-    /// Tokio requests naming this key, in any phase; the key is forgotten
+    /// Live requests naming this key, in any phase; the key turns dormant
     /// when this and `open` are zero.
     pending: usize,
     /// `Some(seq of the first waiter)` iff the key is in `State::eligible`.
     eligible: Option<u64>,
+    /// `Some(n)` while dormant: the key's place in `State::dormant`.
+    dormant: Option<u64>,
+    /// What the key's server is known to do with idle connections.
+    server: learning::ServerLimit,
+    /// This key's share of the counters.
+    counts: Counts,
+}
+
+/// The monotonic counters, kept for the manager and for each key.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    connects: u64,
+    reuses: u64,
+    dns_lookups: u64,
+    closes: Closes,
 }
 
 /// A connected socket the pool accounts for, idle or on loan.
@@ -110,6 +133,12 @@ struct SocketEntry<S> {
     /// A readiness report arrived while the socket was not idle: it may
     /// have raced with the socket's return, so the return asks the kernel.
     event: bool,
+    /// When it stops being handed out: its connect time + `max_lifetime`.
+    expires: Deadline,
+    /// How many more times it may be handed out, when the server said.
+    remaining_uses: Option<u32>,
+    /// The server's idle limit for this socket, when the server said.
+    server_idle_timeout: Option<Duration>,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -123,7 +152,7 @@ struct Request<P: Handles> {
     key: usize,
     /// Arrival order, for fairness between keys.
     seq: u64,
-    deadline: Instant,
+    deadline: Deadline,
     timeout: Duration,
     responder: P::Responder,
     phase: Phase<P>,
@@ -153,11 +182,17 @@ pub(crate) struct State<P: Handles> {
     limits: Limits,
     keys: Slab<Key>,
     key_index: TargetMap<usize>,
+    /// Dormant keys, oldest first, as (key, its `dormant` number); entries
+    /// whose number no longer matches are stale and skipped.
+    dormant: VecDeque<(usize, u64)>,
+    dormant_count: usize,
+    next_dormant: u64,
     sockets: Slab<SocketEntry<P::Socket>>,
     /// Every idle socket, least recently used first.
     lru: Ends,
     requests: Slab<Request<P>>,
-    /// Request deadlines, earliest first; entries are (deadline, id).
+    /// Request deadlines that can be reached, earliest first; entries are
+    /// (deadline, id).
     deadlines: BTreeSet<(Instant, u64)>,
     /// Keys whose first waiter could connect but for `max_open`, by the
     /// arrival order of that waiter.
@@ -175,10 +210,7 @@ pub(crate) struct State<P: Handles> {
     in_use: usize,
     connecting: usize,
     queued: usize,
-    connects: u64,
-    reuses: u64,
-    stale_discarded: u64,
-    dns_lookups: u64,
+    counts: Counts,
 }
 
 impl<P: Handles> State<P> {
@@ -187,6 +219,9 @@ impl<P: Handles> State<P> {
             limits,
             keys: Slab::new(),
             key_index: TargetMap::default(),
+            dormant: VecDeque::new(),
+            dormant_count: 0,
+            next_dormant: 0,
             sockets: Slab::new(),
             lru: Ends::default(),
             requests: Slab::new(),
@@ -203,10 +238,7 @@ impl<P: Handles> State<P> {
             in_use: 0,
             connecting: 0,
             queued: 0,
-            connects: 0,
-            reuses: 0,
-            stale_discarded: 0,
-            dns_lookups: 0,
+            counts: Counts::default(),
         }
     }
 
@@ -221,10 +253,47 @@ impl<P: Handles> State<P> {
             in_use: self.in_use,
             connecting: self.connecting,
             queued: self.queued,
-            connects: self.connects,
-            reuses: self.reuses,
-            stale_discarded: self.stale_discarded,
-            dns_lookups: self.dns_lookups,
+            connects: self.counts.connects,
+            reuses: self.counts.reuses,
+            stale_discarded: self.counts.closes.stale(),
+            dns_lookups: self.counts.dns_lookups,
+            closes: self.counts.closes,
+            server_idle_timeout: None,
+        }
+    }
+
+    /// The same snapshot for one key; zeros for a key the pool does not
+    /// know (or no longer remembers). Not on a hot path: it walks the
+    /// sockets and the pending requests.
+    pub(crate) fn stats_for(&self, target: &Target, now: Instant) -> Stats {
+        let Some(&key) = self.key_index.get(target) else {
+            return Stats::default();
+        };
+        let k = &self.keys[key];
+        let idle = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.key == key && s.idle.is_some())
+            .count();
+        let (mut queued, mut connecting) = (0, 0);
+        for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
+            match req.phase {
+                Phase::Connecting(_) => connecting += 1,
+                Phase::Resolving(_) | Phase::Queued(_) => queued += 1,
+            }
+        }
+        Stats {
+            open: k.open,
+            idle,
+            in_use: k.open - idle - connecting,
+            connecting,
+            queued,
+            connects: k.counts.connects,
+            reuses: k.counts.reuses,
+            stale_discarded: k.counts.closes.stale(),
+            dns_lookups: k.counts.dns_lookups,
+            closes: k.counts.closes,
+            server_idle_timeout: k.server.limit(now),
         }
     }
 
@@ -237,11 +306,11 @@ impl<P: Handles> State<P> {
                 .as_ref()
                 .expect("sockets on the LRU list are idle")
                 .1;
-            if since + self.limits.keep_alive > now {
+            if !Deadline::after(since, self.limits.keep_alive).is_reached(now) {
                 break;
             }
             let (socket, _) = self.unidle(idx);
-            self.close(idx, socket, Health::Closed, out);
+            self.close(idx, socket, CloseReason::IdleTimeout, out);
         }
         while let Some(&(deadline, raw)) = self.deadlines.first() {
             if deadline > now {
@@ -263,7 +332,7 @@ impl<P: Handles> State<P> {
             .lru
             .head()
             .and_then(|i| self.sockets[i].idle.as_ref())
-            .map(|(_, since)| *since + self.limits.keep_alive);
+            .and_then(|(_, since)| Deadline::after(*since, self.limits.keep_alive).instant());
         let request_due = self.deadlines.first().map(|&(d, _)| d);
         self.armed = idle_due.into_iter().chain(request_due).min();
         self.armed
@@ -284,7 +353,7 @@ impl<P: Handles> State<P> {
         }
         while let Some(idx) = self.lru.head() {
             let (socket, _) = self.unidle(idx);
-            self.close(idx, socket, Health::Closed, out);
+            self.close(idx, socket, CloseReason::Shutdown, out);
         }
     }
 
@@ -362,6 +431,9 @@ impl<P: Handles> State<P> {
     /// The key index for `target`, created on first use.
     pub(super) fn intern(&mut self, target: &Target) -> usize {
         if let Some(&key) = self.key_index.get(target) {
+            if self.keys[key].dormant.take().is_some() {
+                self.dormant_count -= 1;
+            }
             return key;
         }
         let key = self.keys.insert(Key {
@@ -371,18 +443,41 @@ impl<P: Handles> State<P> {
             waiters: VecDeque::new(),
             pending: 0,
             eligible: None,
+            dormant: None,
+            server: learning::ServerLimit::default(),
+            counts: Counts::default(),
         });
         self.key_index.insert(target.clone(), key);
         key
     }
 
-    /// Forgets a key nothing refers to, so a crawler's many hosts do not
-    /// accumulate.
+    /// Turns a key nothing refers to dormant: remembered (its counts and
+    /// learned server limit) until [`MAX_DORMANT_KEYS`] newer ones are, so
+    /// a crawler's many hosts do not accumulate.
     pub(super) fn forget_key_if_unused(&mut self, key: usize) {
-        let k = &self.keys[key];
-        if k.open == 0 && k.pending == 0 {
-            let k = self.keys.remove(key);
-            self.key_index.remove(&k.target);
+        let k = &mut self.keys[key];
+        if k.open != 0 || k.pending != 0 || k.dormant.is_some() {
+            return;
+        }
+        k.dormant = Some(self.next_dormant);
+        self.dormant.push_back((key, self.next_dormant));
+        self.next_dormant += 1;
+        self.dormant_count += 1;
+        if self.dormant.len() > 2 * MAX_DORMANT_KEYS {
+            let keys = &self.keys;
+            self.dormant
+                .retain(|&(key, n)| keys.get(key).is_some_and(|k| k.dormant == Some(n)));
+        }
+        while self.dormant_count > MAX_DORMANT_KEYS {
+            let (key, n) = self
+                .dormant
+                .pop_front()
+                .expect("dormant_count counts its entries");
+            if self.keys.get(key).is_some_and(|k| k.dormant == Some(n)) {
+                let k = self.keys.remove(key);
+                self.key_index.remove(&k.target);
+                self.dormant_count -= 1;
+            }
         }
     }
 

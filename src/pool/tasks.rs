@@ -41,6 +41,7 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
     let plan = Plan {
         bind: config.bind_address,
         delay: config.happy_eyeballs_delay,
+        tcp: config.tcp,
     };
     let result = match happy_eyeballs::connect_first(&target, &addrs, plan).await {
         Ok(tcp) => secure(&config, &target, tcp).await,
@@ -99,7 +100,7 @@ pub(super) async fn drive(shared: Weak<Shared>, signal: Arc<Signal>) {
         let now = Instant::now();
         wake_at = shared.decide(|state, out| {
             for token in ready {
-                state.idle_event(token, out);
+                state.idle_event(token, now, out);
             }
             state.expire(now, out)
         });

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::stats::CloseReason;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::Target;
 
@@ -101,8 +103,23 @@ pub(crate) enum Health {
     Usable,
     /// The peer closed or reset it, or it has a pending error.
     Closed,
+    /// The kernel gave up on the peer (`ETIMEDOUT`): TCP keepalive probes
+    /// or the user timeout ran out.
+    DeadPeer,
     /// Bytes nobody asked for are waiting: close it with a reset.
     Unread,
+}
+
+/// What a `Connection` learned about its socket while on loan, handed
+/// back with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hints {
+    /// `Connection::set_remaining_uses`: hand it out at most this many more
+    /// times.
+    pub(crate) remaining_uses: Option<u32>,
+    /// `Connection::set_server_idle_timeout`: the server closes it after
+    /// this long idle.
+    pub(crate) server_idle_timeout: Option<Duration>,
 }
 
 /// The addresses a request connects to, in order of preference.
@@ -117,6 +134,10 @@ pub(crate) struct Limits {
     pub(crate) max_queued: usize,
     /// How long positive lookup answers are kept; `None`: not at all.
     pub(crate) dns_ttl: Option<Duration>,
+    /// A socket older than this (from its connect) is not handed out again.
+    pub(crate) max_lifetime: Option<Duration>,
+    /// Learn each key's server idle limit from the closes it makes.
+    pub(crate) learn_idle_timeouts: bool,
 }
 
 /// A socket's place in the pool: its slab index and a generation, so that
@@ -180,8 +201,17 @@ pub(crate) enum Action<P: Handles> {
         host: Arc<str>,
         port: u16,
     },
-    /// Close a socket; `reset` closes it with SO_LINGER 0.
-    Close { socket: P::Socket, reset: bool },
+    /// Close a socket of `target` (`None` for one the pool no longer
+    /// accounts for); `reset` closes it with SO_LINGER 0.
+    Close {
+        socket: P::Socket,
+        reset: bool,
+        reason: CloseReason,
+        target: Option<Target>,
+    },
+    /// Nothing to do but tell: `target`'s server idle limit is now taken
+    /// to be `limit` (for the `tracing` feature's event).
+    Learned { target: Target, limit: Duration },
     /// Abort a task whose work nobody wants any more.
     Abort(P::Task),
 }
@@ -212,7 +242,7 @@ pub(crate) struct NewRequest<P: Handles> {
     pub(crate) responder: P::Responder,
     /// When `allocate` was called.
     pub(crate) now: Instant,
-    pub(crate) deadline: Instant,
+    pub(crate) deadline: Deadline,
     pub(crate) timeout: Duration,
     /// `None` when the host is a name that must be looked up first.
     pub(crate) addrs: Option<Addrs>,

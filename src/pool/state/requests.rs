@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::deadline::Deadline;
+
 use super::{
     Action, Actions, Addrs, FromCache, Handles, Lookup, LookupId, NewRequest, Phase, Request, RequestId,
     Room, SocketId, State, TaskOwner,
@@ -47,13 +49,12 @@ impl<P: Handles> State<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.keys[key].pending += 1;
-        self.deadlines.insert((new.deadline, id.raw()));
-        self.arm(new.deadline, out);
+        self.track_deadline(new.deadline, id, out);
         let phase = match addrs {
             Some(addrs) => Phase::Queued(addrs),
             None => {
                 self.queued += 1;
-                Phase::Resolving(self.join_lookup(host, target.port(), id, out))
+                Phase::Resolving(self.join_lookup(host, target.port(), id, key, out))
             }
         };
         let queued = matches!(phase, Phase::Queued(_));
@@ -67,7 +68,7 @@ impl<P: Handles> State<P> {
             phase,
         });
         if queued {
-            self.place(id, out);
+            self.place(id, new.now, out);
         }
         self.serve_waiters(out);
         Ok(id)
@@ -82,12 +83,10 @@ impl<P: Handles> State<P> {
     /// Serves a request that has its addresses: an idle socket of its key,
     /// else a new connection if limits allow, else a place in the queue.
     /// The request must not be counted in `queued` yet.
-    pub(super) fn place(&mut self, id: RequestId, out: &mut Actions<P>) {
+    pub(super) fn place(&mut self, id: RequestId, now: Instant, out: &mut Actions<P>) {
         let key = self.requests[id.slot()].key;
         if self.keys[key].waiters.is_empty() {
-            if let Some((socket, sid)) = self.take_idle(key, out) {
-                self.in_use += 1;
-                self.reuses += 1;
+            if let Some((socket, sid)) = self.take_idle(key, now, out) {
                 self.deliver(id, socket, sid, FromCache::Deferred, out);
                 return;
             }
@@ -146,7 +145,7 @@ impl<P: Handles> State<P> {
     pub(crate) fn set_deadline(
         &mut self,
         id: RequestId,
-        deadline: Instant,
+        deadline: Deadline,
         timeout: Duration,
         out: &mut Actions<P>,
     ) {
@@ -154,11 +153,12 @@ impl<P: Handles> State<P> {
             return;
         };
         let req = &mut self.requests[slot];
-        self.deadlines.remove(&(req.deadline, id.raw()));
-        req.deadline = deadline;
+        let before = std::mem::replace(&mut req.deadline, deadline);
         req.timeout = timeout;
-        self.deadlines.insert((deadline, id.raw()));
-        self.arm(deadline, out);
+        if let Some(at) = before.instant() {
+            self.deadlines.remove(&(at, id.raw()));
+        }
+        self.track_deadline(deadline, id, out);
     }
 
     /// A lookup's answer, for every request waiting on it.
@@ -185,7 +185,7 @@ impl<P: Handles> State<P> {
                 for id in l.waiting {
                     self.queued -= 1;
                     self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
-                    self.place(id, out);
+                    self.place(id, now, out);
                 }
                 self.serve_waiters(out);
                 return;
@@ -256,10 +256,20 @@ impl<P: Handles> State<P> {
         req
     }
 
+    /// Notes a request's deadline for `expire`, unless it is never.
+    fn track_deadline(&mut self, deadline: Deadline, id: RequestId, out: &mut Actions<P>) {
+        if let Some(at) = deadline.instant() {
+            self.deadlines.insert((at, id.raw()));
+            self.arm(at, out);
+        }
+    }
+
     /// Removes a request that is done, with its deadline.
     pub(super) fn finish(&mut self, id: RequestId) -> Request<P> {
         let req = self.requests.remove(id.slot());
-        self.deadlines.remove(&(req.deadline, id.raw()));
+        if let Some(at) = req.deadline.instant() {
+            self.deadlines.remove(&(at, id.raw()));
+        }
         self.keys[req.key].pending -= 1;
         self.forget_key_if_unused(req.key);
         req
@@ -309,6 +319,7 @@ impl<P: Handles> State<P> {
         host: Arc<str>,
         port: u16,
         id: RequestId,
+        key: usize,
         out: &mut Actions<P>,
     ) -> LookupId {
         let index_key = (host, port);
@@ -329,7 +340,8 @@ impl<P: Handles> State<P> {
             generation: self.next_generation,
         };
         self.lookup_index.insert((host.clone(), port), lid);
-        self.dns_lookups += 1;
+        self.counts.dns_lookups += 1;
+        self.keys[key].counts.dns_lookups += 1;
         out.push(Action::Resolve {
             lookup: lid,
             host,

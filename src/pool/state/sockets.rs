@@ -3,67 +3,129 @@
 use tokio::time::Instant;
 
 use super::{
-    Action, Actions, FromCache, Handles, Health, Poolable, RequestId, Room, SocketEntry, SocketId, State,
+    Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, Room, SocketEntry,
+    SocketId, State,
 };
-
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::pool::lists::{self, Chain};
 use crate::target::Target;
 
+/// Where a socket was found unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// By the kernel check as it was handed out.
+    Checkout,
+    /// By an event while it was idle.
+    Idle,
+    /// As it came back from a loan.
+    Return,
+}
+
+/// Why a socket whose [`Health`] is not `Usable` is closed.
+fn stale_reason(health: Health, found: Found) -> CloseReason {
+    match (health, found) {
+        (Health::DeadPeer, _) => CloseReason::DeadPeer,
+        (Health::Unread, Found::Return) => CloseReason::Unread,
+        (Health::Unread, _) => CloseReason::UnsolicitedData,
+        (_, Found::Checkout) => CloseReason::FoundDead,
+        _ => CloseReason::ClosedByPeer,
+    }
+}
+
 impl<P: Handles> State<P> {
     /// `allocate`'s fast path: the most recently used idle socket of
-    /// `target`'s key, counted as in use and reused, or `None`. The caller
-    /// checks it with [`Poolable::check`] after dropping the lock, so that
-    /// the system call does not serialise checkouts, and gives a stale one
-    /// back with [`State::revoke`].
+    /// `target`'s key that may still be handed out at `now`, counted as in
+    /// use and reused, or `None`. Sockets past their lifetime or their
+    /// server's idle limit are closed on the way. The caller checks the
+    /// socket with [`Poolable::check`] after dropping the lock, so that the
+    /// system call does not serialise checkouts, and gives a stale one back
+    /// with [`State::revoke`].
     ///
     /// # Errors
     ///
     /// `Error::Shutdown` once the manager is shut down.
-    pub(crate) fn checkout(&mut self, target: &Target) -> Result<Option<(P::Socket, SocketId)>, Error> {
+    pub(crate) fn checkout(
+        &mut self,
+        target: &Target,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) -> Result<Option<(P::Socket, SocketId)>, Error> {
         if self.shut_down {
             return Err(Error::Shutdown);
         }
-        let Some(idx) = self
-            .key_index
-            .get(target)
-            .and_then(|&key| self.keys[key].idle.tail())
-        else {
+        let Some(&key) = self.key_index.get(target) else {
             return Ok(None);
         };
-        let (socket, _) = self.unidle(idx);
+        let Some((socket, sid)) = self.take_fit(key, now, out) else {
+            return Ok(None);
+        };
+        self.hand_out(sid);
+        Ok(Some((socket, sid)))
+    }
+
+    /// The newest idle socket of `key` that may be handed out at `now`,
+    /// closing those past their lifetime or server limit on the way. It
+    /// stays accounted for, not yet in use.
+    fn take_fit(&mut self, key: usize, now: Instant, out: &mut Actions<P>) -> Option<(P::Socket, SocketId)> {
+        // Closing the key's last socket may forget the key, hence `get`.
+        while let Some(idx) = self.keys.get(key).and_then(|k| k.idle.tail()) {
+            let (socket, since) = self.unidle(idx);
+            match self.unfit(idx, since, now) {
+                None => return Some((socket, self.socket_id(idx))),
+                Some(reason) => self.close(idx, socket, reason, out),
+            }
+        }
+        None
+    }
+
+    /// Counts a socket just taken from the pool as in use and reused, and
+    /// spends one of its remaining uses.
+    fn hand_out(&mut self, sid: SocketId) {
+        let entry = &mut self.sockets[sid.index as usize];
+        if let Some(n) = &mut entry.remaining_uses {
+            *n = n.saturating_sub(1);
+        }
+        let key = entry.key;
         self.in_use += 1;
-        self.reuses += 1;
-        Ok(Some((socket, self.socket_id(idx))))
+        self.counts.reuses += 1;
+        self.keys[key].counts.reuses += 1;
     }
 
     /// Undoes a `checkout` whose socket turned out stale: it is closed and
-    /// counted in `stale_discarded` instead of `reuses`.
+    /// counted by its health instead of as a reuse.
     pub(crate) fn revoke(&mut self, sid: SocketId, socket: P::Socket, health: Health, out: &mut Actions<P>) {
-        let Some(_) = self.live_socket(sid) else {
-            out.push(Action::Close { socket, reset: false });
+        let Some(key) = self.live_socket(sid) else {
+            out.push(Action::Close {
+                socket,
+                reset: false,
+                reason: CloseReason::FoundDead,
+                target: None,
+            });
             return;
         };
         self.in_use -= 1;
-        self.reuses -= 1;
-        self.stale_discarded += 1;
-        self.close(sid.index as usize, socket, health, out);
+        self.counts.reuses -= 1;
+        self.keys[key].counts.reuses -= 1;
+        self.close_stale(sid.index as usize, socket, health, Found::Checkout, out);
         self.serve_waiters(out);
     }
 
-    /// Takes the newest idle socket of `key` that is still usable, closing
-    /// stale ones on the way. The caller counts it as in use.
-    pub(super) fn take_idle(&mut self, key: usize, out: &mut Actions<P>) -> Option<(P::Socket, SocketId)> {
-        // Closing the key's last socket forgets the key when no request
-        // names it (a checkout's), hence `get`.
-        while let Some(idx) = self.keys.get(key).and_then(|k| k.idle.tail()) {
-            let (mut socket, _) = self.unidle(idx);
+    /// Takes the newest idle socket of `key` that is fit and still usable,
+    /// closing the others on the way, and hands it out.
+    pub(super) fn take_idle(
+        &mut self,
+        key: usize,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) -> Option<(P::Socket, SocketId)> {
+        while let Some((mut socket, sid)) = self.take_fit(key, now, out) {
             let health = socket.check();
             if health == Health::Usable {
-                return Some((socket, self.socket_id(idx)));
+                self.hand_out(sid);
+                return Some((socket, sid));
             }
-            self.stale_discarded += 1;
-            self.close(idx, socket, health, out);
+            self.close_stale(sid.index as usize, socket, health, Found::Checkout, out);
         }
         None
     }
@@ -77,108 +139,138 @@ impl<P: Handles> State<P> {
         now: Instant,
         out: &mut Actions<P>,
     ) {
-        self.connects += 1;
         if let Some(key) = self.connecting_key(request) {
             self.connecting -= 1;
             self.in_use += 1;
-            let sid = self.new_socket(key);
+            let sid = self.new_socket(key, now);
             self.deliver(request, socket, sid, FromCache::Fresh, out);
         } else {
             // The request left (cancelled or timed out) after the connect
             // finished but before this report, and its slot was released
-            // then. Keep the socket if there is still room for it.
+            // then. Keep the socket if there is still room for it; no
+            // eviction for a socket nobody asked for.
             let key = self.intern(target);
-            // No eviction for a socket nobody asked for.
             if !self.shut_down && self.room(key) == Room::Free {
                 self.keys[key].open += 1;
                 self.in_use += 1;
-                let sid = self.new_socket(key);
+                let sid = self.new_socket(key, now);
                 let health = socket.watch(sid.token());
-                self.put_back(sid, socket, health, now, out);
+                self.put_back(sid, socket, health, Hints::default(), now, out);
             } else {
-                out.push(Action::Close { socket, reset: false });
+                let reason = if self.shut_down {
+                    CloseReason::Shutdown
+                } else {
+                    CloseReason::Unneeded
+                };
+                self.count_connect(key);
+                self.count_close(key, reason);
+                out.push(Action::Close {
+                    socket,
+                    reset: false,
+                    reason,
+                    target: Some(target.clone()),
+                });
                 self.forget_key_if_unused(key);
             }
         }
         self.serve_waiters(out);
     }
 
-    /// A `Connection` came back with a socket worth keeping. `health` is
-    /// what [`Poolable::watch`] said, called by the caller before taking the
-    /// lock; a waiter gets the socket only after a fresh `check`.
+    /// A `Connection` came back with a socket worth keeping, and what it
+    /// learned on loan. `health` is what [`Poolable::watch`] said, called
+    /// by the caller before taking the lock; a waiter gets the socket only
+    /// after a fresh `check`.
     pub(crate) fn put_back(
         &mut self,
         sid: SocketId,
         mut socket: P::Socket,
         mut health: Health,
+        hints: Hints,
         now: Instant,
         out: &mut Actions<P>,
     ) {
         let Some(key) = self.live_socket(sid) else {
-            out.push(Action::Close { socket, reset: false });
+            out.push(Action::Close {
+                socket,
+                reset: false,
+                reason: CloseReason::Discarded,
+                target: None,
+            });
             return;
         };
         let idx = sid.index as usize;
         self.in_use -= 1;
-        let waiter = self.keys[key].waiters.front().copied();
+        let entry = &mut self.sockets[idx];
+        if hints.remaining_uses.is_some() {
+            entry.remaining_uses = hints.remaining_uses;
+        }
+        if let Some(limit) = hints.server_idle_timeout {
+            entry.server_idle_timeout = Some(limit);
+            self.teach(key, limit, now, out);
+        }
+        let entry = &mut self.sockets[idx];
         // An event reported between `watch` and now found the socket not yet
         // idle; ask the kernel instead of losing it.
-        let missed_event = std::mem::take(&mut self.sockets[idx].event);
+        let missed_event = std::mem::take(&mut entry.event);
+        let spent = entry.remaining_uses == Some(0);
+        let waiter = self.keys[key].waiters.front().copied();
         if health == Health::Usable && (waiter.is_some() || missed_event) {
             health = socket.check();
         }
-        if self.shut_down {
-            health = Health::Closed;
-        }
-        match (health, waiter) {
-            (Health::Usable, Some(waiter)) => {
+        let verdict = if self.shut_down {
+            Err(CloseReason::Shutdown)
+        } else if health != Health::Usable {
+            Err(stale_reason(health, Found::Return))
+        } else if spent {
+            Err(CloseReason::UsesSpent)
+        } else if let Some(reason) = self.unfit(idx, now, now) {
+            Err(reason)
+        } else {
+            Ok(())
+        };
+        match (verdict, waiter) {
+            (Ok(()), Some(waiter)) => {
                 self.keys[key].waiters.pop_front();
                 self.queued -= 1;
                 self.update_eligible(key);
-                self.in_use += 1;
-                self.reuses += 1;
+                self.hand_out(sid);
                 self.deliver(waiter, socket, sid, FromCache::Deferred, out);
             }
-            (Health::Usable, None) => {
+            (Ok(()), None) => {
                 self.idle += 1;
                 self.sockets[idx].idle = Some((socket, now));
                 lists::push_back(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
                 lists::push_back(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
-                self.arm(now + self.limits.keep_alive, out);
-            }
-            (health, _) => {
-                if !self.shut_down {
-                    self.stale_discarded += 1;
+                if let Some(at) = Deadline::after(now, self.limits.keep_alive).instant() {
+                    self.arm(at, out);
                 }
-                self.close(idx, socket, health, out);
             }
+            (Err(reason), _) => self.close(idx, socket, reason, out),
         }
         self.serve_waiters(out);
     }
 
     /// A `Connection` was dropped unfit for reuse (discarded, an I/O error,
     /// end of stream, or its socket taken); the caller closes the socket.
-    /// `stale` counts it in `stale_discarded`.
-    pub(crate) fn discard(&mut self, sid: SocketId, stale: bool, out: &mut Actions<P>) {
+    pub(crate) fn discard(&mut self, sid: SocketId, reason: CloseReason, out: &mut Actions<P>) {
         let Some(key) = self.live_socket(sid) else {
             return;
         };
         self.in_use -= 1;
-        if stale {
-            self.stale_discarded += 1;
-        }
+        self.count_close(key, reason);
         self.sockets.remove(sid.index as usize);
         self.release_slot(key);
         self.serve_waiters(out);
     }
 
-    /// An idle socket became readable: the peer closed it, reset it, or
-    /// sent bytes. Reports for sockets no longer idle are ignored.
-    pub(crate) fn idle_event(&mut self, token: u64, out: &mut Actions<P>) {
+    /// An idle socket became readable: the peer closed it, reset it, sent
+    /// bytes, or stopped answering. A close teaches the key its server's
+    /// idle limit. Reports for sockets no longer idle are ignored.
+    pub(crate) fn idle_event(&mut self, token: u64, now: Instant, out: &mut Actions<P>) {
         let sid = SocketId::from_token(token);
-        if self.live_socket(sid).is_none() {
+        let Some(key) = self.live_socket(sid) else {
             return;
-        }
+        };
         let idx = sid.index as usize;
         let Some((socket, _)) = self.sockets[idx].idle.as_mut() else {
             self.sockets[idx].event = true;
@@ -186,9 +278,11 @@ impl<P: Handles> State<P> {
         };
         let health = socket.watch(token);
         if health != Health::Usable {
-            let (socket, _) = self.unidle(idx);
-            self.stale_discarded += 1;
-            self.close(idx, socket, health, out);
+            let (socket, since) = self.unidle(idx);
+            if health == Health::Closed {
+                self.observe_idle_close(key, now.saturating_duration_since(since), now, out);
+            }
+            self.close_stale(idx, socket, health, Found::Idle, out);
             self.serve_waiters(out);
         }
     }
@@ -206,14 +300,23 @@ impl<P: Handles> State<P> {
         }
     }
 
-    pub(super) fn new_socket(&mut self, key: usize) -> SocketId {
+    /// Accounts for a socket of `key` connected at `now`.
+    pub(super) fn new_socket(&mut self, key: usize, now: Instant) -> SocketId {
         self.next_generation = self.next_generation.wrapping_add(1);
+        self.count_connect(key);
+        let expires = match self.limits.max_lifetime {
+            Some(d) => Deadline::after(now, d),
+            None => Deadline::Never,
+        };
         let idx = self.sockets.insert(SocketEntry {
             key,
             generation: self.next_generation,
             links: Default::default(),
             idle: None,
             event: false,
+            expires,
+            remaining_uses: None,
+            server_idle_timeout: None,
         });
         self.socket_id(idx)
     }
@@ -230,14 +333,53 @@ impl<P: Handles> State<P> {
             .expect("a socket on the idle lists holds its socket")
     }
 
+    /// Closes a socket found unusable.
+    fn close_stale(
+        &mut self,
+        idx: usize,
+        socket: P::Socket,
+        health: Health,
+        found: Found,
+        out: &mut Actions<P>,
+    ) {
+        let reason = stale_reason(health, found);
+        self.close_with(idx, socket, reason, health == Health::Unread, out);
+    }
+
     /// Closes a socket that is neither idle nor counted in use any more.
-    pub(super) fn close(&mut self, idx: usize, socket: P::Socket, health: Health, out: &mut Actions<P>) {
+    pub(super) fn close(&mut self, idx: usize, socket: P::Socket, reason: CloseReason, out: &mut Actions<P>) {
+        self.close_with(idx, socket, reason, reason == CloseReason::Unread, out);
+    }
+
+    fn close_with(
+        &mut self,
+        idx: usize,
+        socket: P::Socket,
+        reason: CloseReason,
+        reset: bool,
+        out: &mut Actions<P>,
+    ) {
         let key = self.sockets.remove(idx).key;
+        self.count_close(key, reason);
         out.push(Action::Close {
             socket,
-            reset: health == Health::Unread,
+            reset,
+            reason,
+            target: Some(self.keys[key].target.clone()),
         });
         self.release_slot(key);
+    }
+
+    /// Counts a connect, for the manager and for its key.
+    fn count_connect(&mut self, key: usize) {
+        self.counts.connects += 1;
+        self.keys[key].counts.connects += 1;
+    }
+
+    /// Counts a close, for the manager and for its key.
+    pub(super) fn count_close(&mut self, key: usize, reason: CloseReason) {
+        self.counts.closes.count(reason);
+        self.keys[key].counts.closes.count(reason);
     }
 
     /// Closes the least recently used idle socket, if any, to make room.
@@ -246,7 +388,7 @@ impl<P: Handles> State<P> {
             return false;
         };
         let (socket, _) = self.unidle(idx);
-        self.close(idx, socket, Health::Closed, out);
+        self.close(idx, socket, CloseReason::Evicted, out);
         true
     }
 }

@@ -1,9 +1,18 @@
-//! [`Stats`]: the snapshot `State` keeps the counts for.
+//! [`Stats`]: the snapshot `State` keeps the counts for, and [`Closes`],
+//! why the pool closed each socket it closed.
 
-/// A snapshot of a manager's counts, from [`Manager::stats`](crate::Manager::stats).
+use std::time::Duration;
+
+/// A snapshot of a manager's counts, from
+/// [`Manager::stats`](crate::Manager::stats), or of one connection key's,
+/// from [`Manager::stats_for`](crate::Manager::stats_for).
 ///
 /// The gauges (`open` to `queued`) add up at every moment the pool's lock
 /// is free: `open == idle + in_use + connecting`, never above `max_open`.
+/// Every socket that connected is still open or was closed for one reason,
+/// so `connects == idle + in_use + closes.total()` (equivalently, counting
+/// sockets still connecting as opened: `connects + connecting == open +
+/// closes.total()`).
 ///
 /// # Examples
 ///
@@ -11,7 +20,7 @@
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let stats = keepalive::Manager::new().stats();
-/// assert_eq!((stats.open, stats.connects), (0, 0));
+/// assert_eq!((stats.open, stats.connects, stats.closes.total()), (0, 0, 0));
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,9 +41,185 @@ pub struct Stats {
     pub connects: u64,
     /// Allocations served from the pool (immediate + deferred).
     pub reuses: u64,
-    /// Sockets found closed, reset, carrying unread data, or after an I/O
-    /// error, and dropped instead of reused.
+    /// Sockets found closed, reset, dead, carrying unread data, or after an
+    /// I/O error, and dropped instead of reused: the sum of the
+    /// `closed_by_peer`, `found_dead`, `unsolicited_data`, `dead_peer`,
+    /// `unread` and `io_error` closes.
     pub stale_discarded: u64,
     /// Calls of [`Resolve::resolve`](crate::Resolve::resolve).
     pub dns_lookups: u64,
+    /// Why each closed socket was closed.
+    pub closes: Closes,
+    /// For [`Manager::stats_for`](crate::Manager::stats_for): how long the
+    /// key's server keeps idle connections, as learned from its closes or
+    /// told by `Connection::set_server_idle_timeout`; idle sockets are
+    /// retired a margin before it. `None` when nothing is known, and always
+    /// in the manager-wide [`Manager::stats`](crate::Manager::stats).
+    pub server_idle_timeout: Option<Duration>,
+}
+
+/// Sockets the pool closed, by reason. Every socket that connected and is
+/// no longer open is counted in exactly one field.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+/// let manager = keepalive::Manager::new();
+/// manager.allocate(target).await?.discard();
+/// let stats = manager.stats();
+/// assert_eq!(stats.closes.discarded, 1);
+/// assert_eq!(stats.connects, stats.idle as u64 + stats.in_use as u64 + stats.closes.total());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Closes {
+    /// Idle for `keep_alive`.
+    pub idle_timeout: u64,
+    /// Retired a margin before the server's idle limit (learned or told),
+    /// so that no request meets the server's close on its way.
+    pub server_limit: u64,
+    /// Closed (FIN) or reset (RST) by the server while idle in the pool, or
+    /// found so when it came back.
+    pub closed_by_peer: u64,
+    /// Found closed or reset by the kernel check as it was handed out.
+    pub found_dead: u64,
+    /// The server sent bytes nobody asked for while it was idle.
+    pub unsolicited_data: u64,
+    /// The peer stopped answering: TCP keepalive probes or the user
+    /// timeout ran out (`ETIMEDOUT`).
+    pub dead_peer: u64,
+    /// Older than `max_lifetime`.
+    pub lifetime: u64,
+    /// Handed out as many times as `Connection::set_remaining_uses` allowed.
+    pub uses_spent: u64,
+    /// Closed to make room under `max_open` for another key.
+    pub evicted: u64,
+    /// Discarded by the user ([`Connection::discard`](crate::Connection::discard)),
+    /// shut down for writing, or dropped after reading end of stream.
+    pub discarded: u64,
+    /// Returned with bytes the user had not read.
+    pub unread: u64,
+    /// Returned after an I/O error.
+    pub io_error: u64,
+    /// Closed by [`Manager::shutdown`](crate::Manager::shutdown), or
+    /// returned after it.
+    pub shutdown: u64,
+    /// Connected for a request that had left (cancelled or timed out), with
+    /// no room to keep it idle.
+    pub unneeded: u64,
+}
+
+impl Closes {
+    /// Every close, whatever its reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(keepalive::Closes::default().total(), 0);
+    /// ```
+    pub fn total(&self) -> u64 {
+        self.each().iter().map(|(_, n)| n).sum()
+    }
+
+    /// The closes `Stats::stale_discarded` counts.
+    pub(crate) fn stale(&self) -> u64 {
+        self.closed_by_peer
+            + self.found_dead
+            + self.unsolicited_data
+            + self.dead_peer
+            + self.unread
+            + self.io_error
+    }
+
+    /// Each reason with its count, named as [`CloseReason::name`] names it.
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 14] {
+        use CloseReason::*;
+        [
+            (IdleTimeout, self.idle_timeout),
+            (ServerLimit, self.server_limit),
+            (ClosedByPeer, self.closed_by_peer),
+            (FoundDead, self.found_dead),
+            (UnsolicitedData, self.unsolicited_data),
+            (DeadPeer, self.dead_peer),
+            (Lifetime, self.lifetime),
+            (UsesSpent, self.uses_spent),
+            (Evicted, self.evicted),
+            (Discarded, self.discarded),
+            (Unread, self.unread),
+            (IoError, self.io_error),
+            (Shutdown, self.shutdown),
+            (Unneeded, self.unneeded),
+        ]
+    }
+
+    /// Counts one close.
+    pub(crate) fn count(&mut self, reason: CloseReason) {
+        *self.field(reason) += 1;
+    }
+
+    fn field(&mut self, reason: CloseReason) -> &mut u64 {
+        match reason {
+            CloseReason::IdleTimeout => &mut self.idle_timeout,
+            CloseReason::ServerLimit => &mut self.server_limit,
+            CloseReason::ClosedByPeer => &mut self.closed_by_peer,
+            CloseReason::FoundDead => &mut self.found_dead,
+            CloseReason::UnsolicitedData => &mut self.unsolicited_data,
+            CloseReason::DeadPeer => &mut self.dead_peer,
+            CloseReason::Lifetime => &mut self.lifetime,
+            CloseReason::UsesSpent => &mut self.uses_spent,
+            CloseReason::Evicted => &mut self.evicted,
+            CloseReason::Discarded => &mut self.discarded,
+            CloseReason::Unread => &mut self.unread,
+            CloseReason::IoError => &mut self.io_error,
+            CloseReason::Shutdown => &mut self.shutdown,
+            CloseReason::Unneeded => &mut self.unneeded,
+        }
+    }
+}
+
+/// Why the pool closed a socket: one per field of [`Closes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum CloseReason {
+    IdleTimeout,
+    ServerLimit,
+    ClosedByPeer,
+    FoundDead,
+    UnsolicitedData,
+    DeadPeer,
+    Lifetime,
+    UsesSpent,
+    Evicted,
+    Discarded,
+    Unread,
+    IoError,
+    Shutdown,
+    Unneeded,
+}
+
+impl CloseReason {
+    /// The name of its field in [`Closes`], for logs and events.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::ServerLimit => "server_limit",
+            CloseReason::ClosedByPeer => "closed_by_peer",
+            CloseReason::FoundDead => "found_dead",
+            CloseReason::UnsolicitedData => "unsolicited_data",
+            CloseReason::DeadPeer => "dead_peer",
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::UsesSpent => "uses_spent",
+            CloseReason::Evicted => "evicted",
+            CloseReason::Discarded => "discarded",
+            CloseReason::Unread => "unread",
+            CloseReason::IoError => "io_error",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Unneeded => "unneeded",
+        }
+    }
 }

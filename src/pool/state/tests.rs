@@ -71,6 +71,15 @@ struct Sim {
     ids: HashMap<u32, RequestId>,
     /// Successful connects: the model's `connects`.
     connected: u64,
+    /// Each socket's connect time, and the uses it has left when the
+    /// user said (`set_remaining_uses`).
+    born: HashMap<u32, Instant>,
+    uses_left: HashMap<u32, u32>,
+    /// Closes by reason, as the actions and the discards the model made
+    /// say: the model's `closes`.
+    closes: HashMap<CloseReason, u64>,
+    /// The reason each closed socket was closed for.
+    close_reason: HashMap<u32, CloseReason>,
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -86,6 +95,10 @@ fn named(i: usize) -> Target {
 
 impl Sim {
     fn new(max_per_host: usize, max_open: usize) -> Sim {
+        Sim::with_lifetime(max_per_host, max_open, None)
+    }
+
+    fn with_lifetime(max_per_host: usize, max_open: usize, max_lifetime: Option<Duration>) -> Sim {
         Sim {
             state: State::new(Limits {
                 max_per_host,
@@ -93,6 +106,8 @@ impl Sim {
                 keep_alive: KEEP_ALIVE,
                 max_queued: usize::MAX,
                 dns_ttl: None,
+                max_lifetime,
+                learn_idle_timeouts: true,
             }),
             now: Instant::now(),
             next_name: 0,
@@ -106,7 +121,37 @@ impl Sim {
             alive: Default::default(),
             ids: HashMap::new(),
             connected: 0,
+            born: HashMap::new(),
+            uses_left: HashMap::new(),
+            closes: HashMap::new(),
+            close_reason: HashMap::new(),
         }
+    }
+
+    /// A socket goes to a request: never one past its lifetime or with no
+    /// uses left; a reuse spends one use.
+    fn handed_out(&mut self, name: u32, from: FromCache) {
+        if from == FromCache::Fresh {
+            return;
+        }
+        if let Some(lifetime) = self.state.limits.max_lifetime {
+            assert!(
+                self.now < self.born[&name] + lifetime,
+                "socket {name} handed out past its lifetime"
+            );
+        }
+        if let Some(n) = self.uses_left.get_mut(&name) {
+            assert!(*n > 0, "socket {name} handed out with no uses left");
+            *n -= 1;
+        }
+    }
+
+    /// A socket closed for `reason`.
+    fn closed_for(&mut self, name: u32, reason: CloseReason) {
+        self.alive.remove(&name);
+        self.closed.push(name);
+        *self.closes.entry(reason).or_default() += 1;
+        assert!(self.close_reason.insert(name, reason).is_none(), "closed twice");
     }
 
     fn apply(&mut self, actions: Actions<Fake>) {
@@ -120,6 +165,7 @@ impl Sim {
                     ..
                 } => {
                     self.loaned.insert(socket.name, (id, socket.health.clone()));
+                    self.handed_out(socket.name, from);
                     let got = Outcome::Got {
                         socket: socket.name,
                         from,
@@ -150,10 +196,8 @@ impl Sim {
                         .is_none());
                     self.resolving.push(lookup);
                 }
-                Action::Close { socket, .. } => {
-                    self.alive.remove(&socket.name);
-                    self.closed.push(socket.name);
-                }
+                Action::Close { socket, reason, .. } => self.closed_for(socket.name, reason),
+                Action::Learned { .. } => {}
                 Action::Abort(task) => {
                     self.aborted.push(task);
                     match task {
@@ -169,7 +213,7 @@ impl Sim {
     /// `allocate`: checkout, else a request. Returns the label.
     fn allocate(&mut self, target: &Target, label: u32) {
         let mut out = Actions::new();
-        let mut hit = self.state.checkout(target);
+        let mut hit = self.state.checkout(target, self.now, &mut out);
         // As `Manager::allocate` does: check outside the lock, revoke a
         // stale socket, try again.
         while let Ok(Some((mut socket, id))) = hit {
@@ -179,11 +223,12 @@ impl Sim {
                 break;
             }
             self.state.revoke(id, socket, health, &mut out);
-            hit = self.state.checkout(target);
+            hit = self.state.checkout(target, self.now, &mut out);
         }
         match hit {
             Ok(Some((socket, id))) => {
                 self.loaned.insert(socket.name, (id, socket.health.clone()));
+                self.handed_out(socket.name, FromCache::Immediate);
                 let got = Outcome::Got {
                     socket: socket.name,
                     from: FromCache::Immediate,
@@ -197,7 +242,7 @@ impl Sim {
                 let new = NewRequest {
                     responder: label,
                     now: self.now,
-                    deadline: self.now + TIMEOUT,
+                    deadline: Deadline::after(self.now, TIMEOUT),
                     timeout: TIMEOUT,
                     addrs,
                 };
@@ -226,6 +271,7 @@ impl Sim {
             self.next_name += 1;
             self.connected += 1;
             self.alive.insert(self.next_name);
+            self.born.insert(self.next_name, self.now);
             self.healths.insert(self.next_name, health.clone());
             let socket = FakeSocket {
                 name: self.next_name,
@@ -258,20 +304,51 @@ impl Sim {
 
     /// Drops the connection holding socket `name`.
     fn give_back(&mut self, name: u32) {
+        self.give_back_with(name, Hints::default());
+    }
+
+    /// Drops the connection holding socket `name` after the user gave the
+    /// pool `hints`; checks the close reason the model expects.
+    fn give_back_with(&mut self, name: u32, hints: Hints) {
         let (id, health) = self.loaned.remove(&name).expect("on loan");
+        if let Some(n) = hints.remaining_uses {
+            self.uses_left.insert(name, n);
+        }
+        let expected = if self.state.shut_down {
+            Some(CloseReason::Shutdown)
+        } else {
+            match health.get() {
+                Health::Unread => Some(CloseReason::Unread),
+                Health::Closed => Some(CloseReason::ClosedByPeer),
+                Health::DeadPeer => Some(CloseReason::DeadPeer),
+                Health::Usable if self.uses_left.get(&name) == Some(&0) => Some(CloseReason::UsesSpent),
+                Health::Usable
+                    if self
+                        .state
+                        .limits
+                        .max_lifetime
+                        .is_some_and(|l| self.now >= self.born[&name] + l) =>
+                {
+                    Some(CloseReason::Lifetime)
+                }
+                Health::Usable => None,
+            }
+        };
         let mut out = Actions::new();
         let mut socket = FakeSocket { name, health };
         let seen = socket.watch(id.token());
-        self.state.put_back(id, socket, seen, self.now, &mut out);
+        self.state.put_back(id, socket, seen, hints, self.now, &mut out);
         self.apply(out);
+        if let Some(reason) = expected {
+            assert_eq!(self.close_reason.get(&name), Some(&reason), "socket {name}");
+        }
     }
 
     fn discard(&mut self, name: u32) {
         let (id, _) = self.loaned.remove(&name).expect("on loan");
         let mut out = Actions::new();
-        self.state.discard(id, false, &mut out);
-        self.alive.remove(&name);
-        self.closed.push(name);
+        self.state.discard(id, CloseReason::Discarded, &mut out);
+        self.closed_for(name, CloseReason::Discarded);
         self.apply(out);
     }
 
@@ -308,8 +385,9 @@ impl Sim {
         };
         let token = self.state.socket_id(idx).token();
         let mut out = Actions::new();
-        self.state.idle_event(token, &mut out);
+        self.state.idle_event(token, self.now, &mut out);
         self.apply(out);
+        assert_eq!(self.close_reason.get(&name), Some(&CloseReason::ClosedByPeer));
     }
 
     fn outcome(&self, label: u32) -> Option<&Outcome> {
@@ -368,6 +446,17 @@ impl Sim {
         assert_eq!(stats.connecting, self.connecting.len(), "connecting");
         assert_eq!(stats.queued, pending - self.connecting.len(), "queued");
         assert_eq!(stats.connects, self.connected, "connects");
+        // Every close has a reason, counted once; they add up.
+        for (reason, n) in stats.closes.each() {
+            assert_eq!(n, self.closes.get(&reason).copied().unwrap_or(0), "{reason:?}");
+        }
+        assert_eq!(
+            stats.connects,
+            (stats.idle + stats.in_use) as u64 + stats.closes.total(),
+            "opened = open + closes"
+        );
+        assert_eq!(stats.closes.total(), self.closed.len() as u64);
+        assert_eq!(stats.stale_discarded, stats.closes.stale());
     }
 }
 
@@ -392,7 +481,7 @@ fn a_returned_socket_is_reused_immediately() {
             from: FromCache::Immediate
         })
     );
-    assert_eq!((sim.state.connects, sim.state.reuses), (1, 1));
+    assert_eq!((sim.state.counts.connects, sim.state.counts.reuses), (1, 1));
 }
 
 #[test]
@@ -479,7 +568,7 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     sim.state
         .connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
     sim.apply(out);
-    assert_eq!((sim.state.idle, sim.state.connects), (1, 1));
+    assert_eq!((sim.state.idle, sim.state.counts.connects), (1, 1));
 }
 
 #[test]
@@ -489,7 +578,11 @@ fn one_lookup_serves_every_request_for_a_name() {
         sim.allocate(&named(0), label);
     }
     assert_eq!(
-        (sim.state.dns_lookups, sim.resolving.len(), sim.state.queued),
+        (
+            sim.state.counts.dns_lookups,
+            sim.resolving.len(),
+            sim.state.queued
+        ),
         (1, 1, 3)
     );
     sim.resolve(0, true);
@@ -509,11 +602,11 @@ fn stale_idle_sockets_are_closed_on_report_and_at_checkout() {
     sim.give_back(1);
     sim.give_back(2);
     sim.server_closes(1);
-    assert_eq!((sim.state.idle, sim.state.stale_discarded), (1, 1));
+    assert_eq!((sim.state.idle, sim.state.stats().stale_discarded), (1, 1));
     sim.healths[&2].set(Health::Unread); // not reported yet
     sim.allocate(&target(0), 3);
     assert_eq!(sim.outcome(3), None, "the stale socket was not handed out");
-    assert_eq!((sim.state.stale_discarded, sim.connecting.len()), (2, 1));
+    assert_eq!((sim.state.stats().stale_discarded, sim.connecting.len()), (2, 1));
 }
 
 #[test]
@@ -554,7 +647,8 @@ enum Op {
         ok: bool,
     },
     /// Drop a loaned connection: 0 back to the pool, 1 with unread data,
-    /// 2 discarded.
+    /// 2 discarded, 3 back with `set_remaining_uses(pick % 3)`, 4 back with
+    /// `set_server_idle_timeout(pick % 8 s)`.
     Drop {
         pick: usize,
         how: u8,
@@ -577,7 +671,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..3usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
         2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::ConnectDone { pick, ok }),
         1 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::LookupDone { pick, ok }),
-        3 => (any::<usize>(), 0..3u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
+        3 => (any::<usize>(), 0..5u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
@@ -608,7 +702,21 @@ impl Sim {
                         self.healths[&name].set(Health::Unread);
                         self.give_back(name);
                     }
-                    _ => self.discard(name),
+                    2 => self.discard(name),
+                    3 => {
+                        let hints = Hints {
+                            remaining_uses: Some((pick % 3) as u32),
+                            ..Hints::default()
+                        };
+                        self.give_back_with(name, hints);
+                    }
+                    _ => {
+                        let hints = Hints {
+                            server_idle_timeout: Some(Duration::from_secs((pick % 8) as u64)),
+                            ..Hints::default()
+                        };
+                        self.give_back_with(name, hints);
+                    }
                 }
             }
             Op::Cancel { pick } if *next_label > 0 => {
@@ -646,17 +754,23 @@ impl Sim {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Random sequences of every event over three keys with small limits:
-    /// after each step `Sim::check` asserts the limits, that no request
-    /// waits while a slot it could use is free, and that the stats agree
-    /// with the model; at the end nothing lingers.
+    /// Random sequences of every event over three keys with small limits,
+    /// with or without a `max_lifetime`, and connections returned with
+    /// `set_remaining_uses` and `set_server_idle_timeout` hints: after each
+    /// step `Sim::check` asserts the limits, that no request waits while a
+    /// slot it could use is free, that the stats agree with the model
+    /// (close reasons included, and `connects == open sockets + closes`);
+    /// no socket is handed out past its lifetime or uses; at the end
+    /// nothing lingers.
     #[test]
     fn random_event_sequences_keep_every_invariant(
         max_per_host in 1..=3usize,
         max_open in 1..=4usize,
+        max_lifetime in prop::option::of(5..40u64),
         ops in prop::collection::vec(op(), 1..250),
     ) {
-        let mut sim = Sim::new(max_per_host, max_open);
+        let lifetime = max_lifetime.map(Duration::from_secs);
+        let mut sim = Sim::with_lifetime(max_per_host, max_open, lifetime);
         let mut labels = 0;
         for op in &ops {
             sim.apply_op(op, &mut labels);
@@ -664,7 +778,9 @@ proptest! {
         sim.drain();
         let s = sim.state.stats();
         prop_assert_eq!((s.open, s.queued, s.in_use), (0, 0, 0), "{:?}", s);
-        prop_assert!(sim.state.keys.is_empty(), "keys linger");
+        let idle_keys = sim.state.keys.iter().all(|(_, k)| k.open == 0 && k.pending == 0 && k.dormant.is_some());
+        prop_assert!(idle_keys, "keys still in use");
+        prop_assert_eq!(sim.state.dormant_count, sim.state.keys.len());
         prop_assert!(sim.alive.is_empty(), "sockets linger");
         let answered = (1..=labels).all(|l| sim.outcomes.contains_key(&l));
         prop_assert!(answered, "a request was never answered");

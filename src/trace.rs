@@ -1,0 +1,29 @@
+//! Events for the `tracing` feature: the pool's decisions as `tracing`
+//! events with target `keepalive`. Without the feature the macro expands
+//! to nothing, so its arguments are not even evaluated: zero cost.
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | `connect started` | debug | `target` |
+//! | `connect finished` | debug | `target`, `elapsed_us`, `ok` |
+//! | `reuse` | trace | `target`, `from` (`immediate`, `deferred`) |
+//! | `close` | debug | `target`, `reason` (a field name of `Closes`) |
+//! | `queue full` | warn | `target`, `limit` |
+//! | `timeout` | debug | `target`, `after_ms` |
+//! | `server idle limit learned` | info | `target`, `limit_ms` |
+
+/// `tracing::event!` with the feature, nothing without it.
+#[cfg(feature = "tracing")]
+macro_rules! event {
+    ($level:ident, $($rest:tt)*) => {
+        tracing::event!(target: "keepalive", tracing::Level::$level, $($rest)*)
+    };
+}
+
+/// `tracing::event!` with the feature, nothing without it.
+#[cfg(not(feature = "tracing"))]
+macro_rules! event {
+    ($($rest:tt)*) => {};
+}
+
+pub(crate) use event;
