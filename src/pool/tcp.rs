@@ -12,6 +12,9 @@ use crate::config::TcpOptions;
 
 /// Linux's largest TCP_KEEPIDLE and TCP_KEEPINTVL, in seconds.
 const MAX_KEEPALIVE_SECS: u64 = 32_767;
+/// The largest TCP_USER_TIMEOUT Linux takes: an int of milliseconds
+/// (24.8 days).
+const MAX_USER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// Linux's largest TCP_KEEPCNT.
 const MAX_KEEPALIVE_RETRIES: u32 = 127;
 
@@ -39,8 +42,7 @@ pub(super) fn apply(tcp: &TcpStream, options: &TcpOptions) -> io::Result<()> {
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(timeout) = options.user_timeout {
-        // socket2 saturates at u32::MAX milliseconds (49 days); 1 ms at least.
-        socket.set_tcp_user_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        socket.set_tcp_user_timeout(Some(timeout.clamp(Duration::from_millis(1), MAX_USER_TIMEOUT)))?;
     }
     Ok(())
 }
@@ -76,6 +78,14 @@ mod tests {
             keepalive_retries: Some(1000),
             user_timeout: Some(Duration::from_secs(7)),
         };
+        let mut longest = options;
+        longest.user_timeout = Some(Duration::MAX);
+        apply(&tcp, &longest).unwrap();
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            SockRef::from(&tcp).tcp_user_timeout().unwrap(),
+            Some(MAX_USER_TIMEOUT)
+        );
         apply(&tcp, &options).unwrap();
         let socket = SockRef::from(&tcp);
         assert!(socket.keepalive().unwrap());

@@ -28,6 +28,22 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     }
 }
 
+/// A test that needs something the machine lacks: fails under `CI=true`;
+/// elsewhere it says so on the real standard error, which the test harness
+/// does not capture (`eprintln!` would be swallowed when the test passes),
+/// and the caller returns early.
+pub fn skip_or_fail(what: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is required in CI: {why}");
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let banner = format!(
+        "\n!!!!!!!! SKIPPED {test}: {what} is not available ({why}); `bash .ci/run` installs it !!!!!!!!\n\n"
+    );
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(banner.as_bytes());
+}
+
 /// Polls a condition that has no event to await (a pool-internal discard),
 /// failing the test after [`DEADLINE`].
 pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {

@@ -31,10 +31,7 @@ fn binary() -> Option<PathBuf> {
 
 /// Skips (or, in CI, fails) a test that needs nginx.
 pub fn unavailable(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("nginx is required in CI: {why}");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: nginx is not available ({why}); `bash .ci/run` installs it !!!!!!!!\n");
+    super::skip_or_fail("nginx", why);
 }
 
 impl Nginx {
