@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::stream::Stream;
 use crate::target::Target;
+use crate::trace::event;
 
 /// Looks `host` up for every request waiting on `lookup`.
 pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<str>, port: u16) {
@@ -43,10 +44,20 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
         delay: config.happy_eyeballs_delay,
         tcp: config.tcp,
     };
+    event!(DEBUG, target = %target, "connect started");
+    #[cfg(feature = "tracing")]
+    let started = Instant::now();
     let result = match happy_eyeballs::connect_first(&target, &addrs, plan).await {
         Ok(tcp) => secure(&config, &target, tcp).await,
         Err(e) => Err(e),
     };
+    event!(
+        DEBUG,
+        target = %target,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        ok = result.is_ok(),
+        "connect finished"
+    );
     let Some(shared) = shared.upgrade() else {
         return;
     };
