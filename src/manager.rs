@@ -151,6 +151,7 @@ impl Manager {
                 }
                 Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
                 Err(error) => {
+                    #[cfg(feature = "tracing")]
                     if let Error::QueueFull { limit } = &error {
                         event!(WARN, target = %target, limit = *limit as u64, "queue full");
                     }

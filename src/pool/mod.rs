@@ -121,6 +121,7 @@ impl Shared {
                     let _ = responder.send(Ok(conn));
                 }
                 Action::Fail { responder, error } => {
+                    #[cfg(feature = "tracing")]
                     if let Error::Timeout { target, after } = &error {
                         event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, "timeout");
                     }

@@ -127,6 +127,20 @@ impl Closes {
         self.each().iter().map(|(_, n)| n).sum()
     }
 
+    /// Each reason, named as its field, with its count, in the fields'
+    /// order: for reports and logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let closes = keepalive::Closes::default();
+    /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
+    /// assert_eq!(closes.iter().count(), 14);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        self.each().into_iter().map(|(reason, n)| (reason.name(), n))
+    }
+
     /// The closes `Stats::stale_discarded` counts.
     pub(crate) fn stale(&self) -> u64 {
         self.closed_by_peer
