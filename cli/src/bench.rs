@@ -58,6 +58,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
 
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let bar = plan.progress.then(|| progress_bar(&plan));
     let start = Instant::now();
     let deadline = plan.duration.map(|d| start + d);
@@ -73,6 +74,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
                 url: url.clone(),
                 issued: issued.clone(),
                 done: done.clone(),
+                failed: failed.clone(),
                 limit,
                 deadline,
             };
@@ -80,14 +82,24 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         })
         .collect();
     let ticker = bar.clone().map(|bar| {
-        let (done, deadline) = (done.clone(), deadline);
+        let (done, failed) = (done.clone(), failed.clone());
         tokio::spawn(async move {
+            let mut last = (Instant::now(), 0);
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                match deadline {
-                    Some(_) => bar.set_position(start.elapsed().as_secs()),
-                    None => bar.set_position(done.load(Ordering::Relaxed)),
+                tokio::time::sleep(PROGRESS_TICK).await;
+                let (now, finished) = (Instant::now(), done.load(Ordering::Relaxed));
+                let errors = failed.load(Ordering::Relaxed);
+                let rate = (finished - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+                last = (now, finished);
+                let elapsed = start.elapsed();
+                match plan_duration(deadline, start) {
+                    Some(total) => bar.set_position((elapsed.as_millis() as u64).min(total)),
+                    None => bar.set_position(finished),
                 }
+                bar.set_message(format!(
+                    "{rate:.0} requests/s  {errors} errors  {:.1} s",
+                    elapsed.as_secs_f64()
+                ));
             }
         })
     });
@@ -114,19 +126,29 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         elapsed,
         latency: total.latency,
         stats: manager.stats(),
+        hosts: vec![report::HostLimit::of(&manager, &url.target)],
     };
     manager.shutdown().await;
     Ok(summary)
 }
 
+/// How often the progress bar is redrawn, with the rate over that time.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+
+/// A timed run's length in milliseconds, the progress bar's length.
+fn plan_duration(deadline: Option<Instant>, start: Instant) -> Option<u64> {
+    deadline.map(|d| d.duration_since(start).as_millis() as u64)
+}
+
+/// A bar over requests (`-n`) or milliseconds (`-d`), with live requests/s
+/// and errors as its message.
 fn progress_bar(plan: &Plan) -> indicatif::ProgressBar {
-    let (len, unit) = match plan.duration {
-        Some(d) => (d.as_secs().max(1), "s"),
-        None => (plan.requests, "requests"),
+    let (len, template) = match plan.duration {
+        Some(d) => (d.as_millis().max(1) as u64, "{bar:40} {msg}"),
+        None => (plan.requests, "{bar:40} {pos}/{len} requests  {msg}"),
     };
     let bar = indicatif::ProgressBar::new(len);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed}}");
-    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar
@@ -166,6 +188,7 @@ struct Worker {
     url: Arc<Url>,
     issued: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
     limit: u64,
     deadline: Option<Instant>,
 }
@@ -181,15 +204,17 @@ impl Worker {
             let result = get(&self.manager, &self.url, &mut buf).await;
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             tally.latency.saturating_record(micros.max(1));
-            match result {
-                Ok(outcome) if outcome.status < 400 => tally.ok += 1,
-                Ok(outcome) => {
-                    *tally
-                        .errors
-                        .entry(format!("status {}", outcome.status))
-                        .or_default() += 1
+            let kind = match result {
+                Ok(outcome) if outcome.status < 400 => None,
+                Ok(outcome) => Some(format!("status {}", outcome.status)),
+                Err(kind) => Some(kind),
+            };
+            match kind {
+                None => tally.ok += 1,
+                Some(kind) => {
+                    *tally.errors.entry(kind).or_default() += 1;
+                    self.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(kind) => *tally.errors.entry(kind).or_default() += 1,
             }
             self.done.fetch_add(1, Ordering::Relaxed);
         }

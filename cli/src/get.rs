@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use keepalive::{FromCache, Manager};
 use tokio::time::Instant;
 
-use crate::report::format_latency;
+use crate::report::{closes_text, format_latency, HostLimit};
 use crate::url::Url;
 use keepalive_http::{self as http, Outcome};
 
@@ -54,6 +54,17 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
     let mut all_ok = true;
     for worker in workers {
         all_ok &= worker.await.unwrap_or(false);
+    }
+    // What the pool learned of each host, on stderr: stdout has one line
+    // per request.
+    let mut seen = std::collections::HashSet::new();
+    for url in plan.urls.iter().filter(|u| seen.insert(u.target.clone())) {
+        let stats = manager.stats_for(&url.target);
+        eprintln!(
+            "server  {}  (closes: {})",
+            HostLimit::of(&manager, &url.target).text(),
+            closes_text(&stats)
+        );
     }
     manager.shutdown().await;
     Ok(all_ok)

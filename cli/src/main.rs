@@ -4,7 +4,7 @@
 //! ```text
 //! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--json]
 //! keepalive get URL... [-c C] [--repeat N] [-o FILE]
-//! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS]
+//! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]]
 //! ```
 
 mod bench;
@@ -85,6 +85,9 @@ enum Command {
         /// Close connections idle for this many seconds.
         #[arg(long, value_parser = seconds)]
         idle_close: Option<Duration>,
+        /// With --idle-close, announce it in `Keep-Alive: timeout=N` (whole seconds).
+        #[arg(long, requires = "idle_close")]
+        announce: bool,
     },
 }
 
@@ -183,6 +186,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             addr,
             close_after,
             idle_close,
+            announce,
         } => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -192,6 +196,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let options = serve::Options {
                 close_after,
                 idle_close,
+                announce,
             };
             serve::serve(listener, options)
                 .await

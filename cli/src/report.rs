@@ -1,11 +1,12 @@
 //! The bench summary: counts, rates, latency percentiles from an HDR
-//! histogram, and the pool's stats, as text or one JSON object.
+//! histogram, the pool's stats and close reasons, and what it knows of the
+//! server's idle limit, as text or one JSON object.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use keepalive::Stats;
+use keepalive::{Manager, Stats, Target};
 
 /// Latencies are recorded in microseconds, up to a minute, to three
 /// significant figures.
@@ -23,15 +24,61 @@ pub(crate) struct Summary {
     pub(crate) elapsed: Duration,
     pub(crate) latency: Histogram<u64>,
     pub(crate) stats: Stats,
+    /// What the pool knows of each host's idle limit.
+    pub(crate) hosts: Vec<HostLimit>,
+}
+
+/// A host's server idle limit as the pool knows it, and how many of its
+/// connections the pool retired before that limit.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HostLimit {
+    pub(crate) target: String,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) retired: u64,
+}
+
+impl HostLimit {
+    pub(crate) fn of(manager: &Manager, target: &Target) -> HostLimit {
+        let stats = manager.stats_for(target);
+        HostLimit {
+            target: target.to_string(),
+            idle_timeout: stats.server_idle_timeout,
+            retired: stats.closes.server_limit,
+        }
+    }
+
+    /// `http://h:80: idle limit 1.50 s, 3 connections retired before it`.
+    pub(crate) fn text(&self) -> String {
+        let limit = self
+            .idle_timeout
+            .map_or_else(|| "not known".to_owned(), format_latency);
+        format!(
+            "{}: idle limit {limit}, {} connections retired before it",
+            self.target, self.retired
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "target": self.target,
+            "idle_timeout_secs": self.idle_timeout.map(|d| d.as_secs_f64()),
+            "retired_before_limit": self.retired,
+        })
+    }
 }
 
 impl Summary {
     pub(crate) fn requests(&self) -> u64 {
-        self.ok + self.errors.values().sum::<u64>()
+        self.ok + self.failed()
     }
 
+    pub(crate) fn failed(&self) -> u64 {
+        self.errors.values().sum::<u64>()
+    }
+
+    /// Completed requests per second: failures do not count.
     pub(crate) fn per_second(&self) -> f64 {
-        self.requests() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+        self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
     /// Allocations served from the pool, out of all allocations.
@@ -48,23 +95,26 @@ impl Summary {
         self.latency.value_at_quantile(q)
     }
 
+    /// The text summary; failures come first when there are any.
     pub(crate) fn text(&self) -> String {
-        let errors = if self.errors.is_empty() {
-            "0".to_owned()
-        } else {
-            let kinds: Vec<String> = self.errors.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            format!("{} ({})", self.errors.values().sum::<u64>(), kinds.join(", "))
-        };
         let us = |v: u64| format_latency(Duration::from_micros(v));
-        format!(
-            "url          {url}\n\
-             requests     {requests} in {elapsed:.2?} with {c} workers: {rate:.0} requests/s\n\
-             errors       {errors}\n\
+        let mut text = format!("url          {}\n", self.url);
+        if !self.errors.is_empty() {
+            let kinds: Vec<String> = self.errors.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            text += &format!(
+                "FAILED       {} of {} requests ({})\n",
+                self.failed(),
+                self.requests(),
+                kinds.join(", ")
+            );
+        }
+        text += &format!(
+            "requests     {ok} completed in {elapsed:.2?} with {c} workers: {rate:.0} requests/s\n\
              latency      p50 {p50}  p90 {p90}  p99 {p99}  max {max}\n\
              connections  {connects} opened, {reuse:.2}% of allocations reused, {stale} stale discarded\n\
+             closes       {closes}\n\
              dns lookups  {dns}\n",
-            url = self.url,
-            requests = self.requests(),
+            ok = self.ok,
             elapsed = self.elapsed,
             c = self.concurrency,
             rate = self.per_second(),
@@ -75,16 +125,23 @@ impl Summary {
             connects = self.stats.connects,
             reuse = self.reuse_ratio() * 100.0,
             stale = self.stats.stale_discarded,
+            closes = closes_text(&self.stats),
             dns = self.stats.dns_lookups,
-        )
+        );
+        for host in &self.hosts {
+            text += &format!("server       {}\n", host.text());
+        }
+        text
     }
 
     pub(crate) fn json(&self) -> serde_json::Value {
+        let closes: BTreeMap<&str, u64> = self.stats.closes.iter().collect();
         serde_json::json!({
             "url": self.url,
             "concurrency": self.concurrency,
             "requests": self.requests(),
             "ok": self.ok,
+            "failed": self.failed(),
             "errors": self.errors,
             "elapsed_secs": self.elapsed.as_secs_f64(),
             "requests_per_sec": self.per_second(),
@@ -98,8 +155,25 @@ impl Summary {
             "connections_opened": self.stats.connects,
             "reuse_ratio": self.reuse_ratio(),
             "stale_discarded": self.stats.stale_discarded,
+            "closes": closes,
+            "server_limits": self.hosts.iter().map(HostLimit::json).collect::<Vec<_>>(),
             "dns_lookups": self.stats.dns_lookups,
         })
+    }
+}
+
+/// The close reasons that happened, `3 idle_timeout, 1 evicted`, or `none`.
+pub(crate) fn closes_text(stats: &Stats) -> String {
+    let happened: Vec<String> = stats
+        .closes
+        .iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    if happened.is_empty() {
+        "none".to_owned()
+    } else {
+        happened.join(", ")
     }
 }
 
@@ -135,16 +209,31 @@ mod tests {
             elapsed: Duration::from_secs(2),
             latency,
             stats,
+            hosts: vec![HostLimit {
+                target: "http://127.0.0.1:1".into(),
+                idle_timeout: Some(Duration::from_millis(1500)),
+                retired: 3,
+            }],
         };
         assert_eq!(summary.requests(), 100);
-        assert_eq!(summary.per_second(), 50.0);
+        assert_eq!(summary.per_second(), 49.0, "completed requests only");
         assert_eq!(summary.reuse_ratio(), 0.96);
         let json = summary.json();
         assert_eq!(json["errors"]["connect"], 2);
         assert_eq!(json["latency_us"]["p50"], 500);
+        assert_eq!(json["server_limits"][0]["idle_timeout_secs"], 1.5);
+        assert_eq!(json["server_limits"][0]["retired_before_limit"], 3);
         let text = summary.text();
         assert!(
-            text.contains("50 requests/s") && text.contains("2 (2 connect)"),
+            text.contains("49 requests/s") && text.contains("FAILED       2 of 100 requests (2 connect)"),
+            "{text}"
+        );
+        assert!(
+            text.find("FAILED") < text.find("requests     "),
+            "failures first: {text}"
+        );
+        assert!(
+            text.contains("idle limit 1.50 s, 3 connections retired"),
             "{text}"
         );
         assert_eq!(format_latency(Duration::from_micros(12_345)), "12.3 ms");

@@ -19,6 +19,9 @@ pub(crate) struct Options {
     /// Close a connection that has been idle this long between requests,
     /// without a word, like a server's keep-alive timeout.
     pub(crate) idle_close: Option<Duration>,
+    /// Announce the idle limit in `Keep-Alive: timeout=N` (whole seconds,
+    /// rounded down), as Apache httpd and Node.js do.
+    pub(crate) announce: bool,
 }
 
 /// Serves connections from `listener` until the process ends.
@@ -77,17 +80,22 @@ fn parse(buf: &[u8]) -> Result<Option<Request>, &'static str> {
     }))
 }
 
-fn response(head: bool, close: bool) -> String {
+fn response(head: bool, close: bool, announce: Option<Duration>) -> String {
+    let connection = match (close, announce) {
+        (true, _) => "Connection: close\r\n".to_owned(),
+        (false, Some(idle)) => format!("Keep-Alive: timeout={}\r\n", idle.as_secs()),
+        (false, None) => String::new(),
+    };
     format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{connection}\r\n{}",
         BODY.len(),
-        if close { "Connection: close\r\n" } else { "" },
         if head { "" } else { BODY }
     )
 }
 
 async fn connection(mut stream: TcpStream, options: Options) {
-    let responses = [false, true].map(|close| [false, true].map(|head| response(head, close)));
+    let announce = options.idle_close.filter(|_| options.announce);
+    let responses = [false, true].map(|close| [false, true].map(|head| response(head, close, announce)));
     let mut buf = Vec::with_capacity(4096);
     let mut served = 0u64;
     loop {

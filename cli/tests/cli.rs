@@ -78,6 +78,46 @@ fn bench_without_a_url_loads_its_own_server() {
 }
 
 #[test]
+fn a_bench_where_every_request_fails_says_so_first_and_exits_non_zero() {
+    let out = run(&["bench", "http://127.0.0.1:1/", "-n", "300", "-c", "4"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].starts_with("FAILED       300 of 300 requests (300 connect)"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("0 completed") && lines[2].ends_with(" 0 requests/s"),
+        "{text}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&run(&["bench", "http://127.0.0.1:1/", "-n", "50", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (summary["failed"].as_u64(), summary["requests_per_sec"].as_f64()),
+        (Some(50), Some(0.0))
+    );
+}
+
+#[test]
+fn the_servers_keep_alive_hint_reaches_the_pool_and_the_summary() {
+    let server = Serve::start(&["--idle-close", "2", "--announce"]);
+    let summary = json(&run(&["bench", &server.url, "-n", "200", "-c", "2", "--json"]));
+    assert_eq!(summary["ok"], 200);
+    let limit = &summary["server_limits"][0];
+    assert_eq!(limit["idle_timeout_secs"], 2.0, "{summary}");
+    assert_eq!(limit["retired_before_limit"], 0);
+    assert_eq!(summary["closes"]["server_limit"], 0);
+    let out = run(&["get", &server.url, &server.url]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("idle limit 2.00 s, 0 connections retired before it"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn connection_close_from_the_server_is_honoured() {
     let server = Serve::start(&["--close-after", "3"]);
     let summary = json(&run(&["bench", &server.url, "-n", "30", "-c", "1", "--json"]));

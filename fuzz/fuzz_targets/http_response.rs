@@ -1,4 +1,5 @@
-//! The `keepalive` command's HTTP/1.1 response parser on arbitrary bytes:
+//! keepalive-http's response parser on arbitrary bytes (and its
+//! `Keep-Alive` hint parser):
 //! the head parser and the body decoder fed in pieces of every size never
 //! panic, never use more input than they were given, and agree with
 //! themselves however the input is split.
@@ -23,6 +24,11 @@ fn decode(framing: http1::Framing, input: &[u8], step: usize) -> Option<(Vec<u8>
 }
 
 fuzz_target!(|data: &[u8]| {
+    // Any bytes as a `Keep-Alive` value: lenient, never a panic.
+    let hints = http1::KeepAlive::parse(data);
+    if let Some(timeout) = hints.timeout {
+        assert_eq!(timeout.subsec_nanos(), 0, "whole seconds");
+    }
     let Some((&control, input)) = data.split_first() else { return };
     let head_request = control & 1 == 1;
     let step = usize::from(control >> 1) + 1;

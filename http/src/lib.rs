@@ -46,7 +46,10 @@
 //!     // Back to the pool with the server's hints, or closed if unfit.
 //!     keepalive_http::settle(conn, &outcome);
 //! }
-//! assert_eq!(manager.stats().connects, 1);
+//! let stats = manager.stats_for(&target);
+//! assert_eq!(stats.connects, 1);
+//! // The server's `Keep-Alive: timeout=5` taught the pool its idle limit.
+//! assert_eq!(stats.server_idle_timeout, Some(std::time::Duration::from_secs(5)));
 //! # Ok(())
 //! # }
 //! ```
@@ -78,11 +81,16 @@ pub use head::{parse_head, Framing, Head, KeepAlive, MAX_HEAD};
 /// # Examples
 ///
 /// See the crate's front page.
-pub fn settle(conn: keepalive::Connection, outcome: &Outcome) {
-    if outcome.reusable {
-        drop(conn);
-    } else {
+pub fn settle(mut conn: keepalive::Connection, outcome: &Outcome) {
+    if !outcome.reusable {
         conn.discard();
+        return;
+    }
+    if let Some(timeout) = outcome.hints.timeout {
+        conn.set_server_idle_timeout(timeout);
+    }
+    if let Some(max) = outcome.hints.max {
+        conn.set_remaining_uses(max);
     }
 }
 

@@ -253,3 +253,41 @@ async fn a_closed_connection_before_any_byte_is_retryable() {
     let err = results.into_iter().next().unwrap().unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
+
+#[test]
+fn keep_alive_hints_are_read_leniently() {
+    let h = head("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(h.hints.timeout, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(h.hints.max, Some(100));
+    let h = head("HTTP/1.1 200 OK\r\nKEEP-ALIVE:  Max = 3 ; TIMEOUT = \"7.9\" \r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        (h.hints.timeout, h.hints.max),
+        (Some(std::time::Duration::from_secs(7)), Some(3))
+    );
+    for junk in [
+        "timeout",
+        "timeout=",
+        "=5",
+        "timeout=-1",
+        "timeout=abc, max=",
+        "\"",
+        ",,,;;;",
+        "timeout==5",
+        "max=1e3",
+    ] {
+        let text = format!("HTTP/1.1 200 OK\r\nKeep-Alive: {junk}\r\nContent-Length: 0\r\n\r\n");
+        let h = head(&text);
+        assert!(
+            h.hints.timeout.is_none() && h.hints.max.is_none(),
+            "{junk}: {:?}",
+            h.hints
+        );
+        assert!(h.keep_alive, "junk hints do not change persistence");
+    }
+    let huge = KeepAlive::parse(b"timeout=99999999999999999999999, max=99999999999");
+    assert_eq!(
+        (huge.timeout, huge.max),
+        (Some(std::time::Duration::from_secs(u64::MAX)), Some(u32::MAX))
+    );
+    assert_eq!(KeepAlive::parse(&[0xff, b'=', 0x80]), KeepAlive::default());
+}
