@@ -14,16 +14,19 @@
 //! return is not an idle limit (servers close right after a final
 //! response). The limit never exceeds `keep_alive`.
 //!
-//! # Recovery
+//! # Several observations, and recovery
 //!
-//! Each observation replaces the last: a socket the server kept open for
-//! longer proves the limit longer, so a spurious early close (a server
-//! restart closing everything) is corrected by the next idle close at the
-//! real limit. Sockets past the learned limit stay in the pool (never
-//! handed out) until they are checked out or the server closes them, which
-//! is how that evidence arrives. Without a new observation or hint, a
-//! learned limit lapses [`RELEARN_AFTER`] after it was learned, and the
-//! key is treated as unknown again.
+//! Servers do not all close at one instant: lighttpd checks idle
+//! connections once a second, so its closes fall anywhere in a band a
+//! second wide above its limit; behind a load balancer, backends differ.
+//! The limit the pool uses is therefore the smallest observation (or hint)
+//! of the last [`WINDOW`] to [`WINDOW`] × 2: observations are kept in two
+//! windows, the current one and the one before. A spurious early close (a
+//! server restart closing everything) thus stops cutting reuse for its key
+//! at most `2 × WINDOW` (60 s) after it happened, while a real limit that
+//! the server keeps showing is never forgotten. Sockets past the limit stay
+//! in the pool (never handed out) until a checkout finds them or the server
+//! closes them, which is how new observations keep coming.
 
 use std::time::Duration;
 
@@ -34,8 +37,8 @@ use crate::deadline::Deadline;
 
 /// Closes sooner than this after a socket's return teach nothing.
 pub(crate) const MIN_OBSERVATION: Duration = Duration::from_millis(50);
-/// A learned limit with no newer observation or hint is dropped after this.
-pub(crate) const RELEARN_AFTER: Duration = Duration::from_secs(60);
+/// Observations are kept for one to two of these: see the module docs.
+pub(crate) const WINDOW: Duration = Duration::from_secs(30);
 /// The smallest safety margin before a server's idle limit.
 pub(crate) const MIN_MARGIN: Duration = Duration::from_millis(100);
 
@@ -45,22 +48,47 @@ pub(crate) fn margin(limit: Duration) -> Duration {
     (limit / 10).max(MIN_MARGIN)
 }
 
-/// A key's server idle limit, if one is known.
+/// A key's server idle limit, if one is known: the smallest observation
+/// of the current window and of the one before.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct ServerLimit {
-    /// The limit, and when it was learned or last confirmed.
-    known: Option<(Duration, Instant)>,
+    /// (start of the current window, its smallest, the previous window's).
+    known: Option<(Instant, Option<Duration>, Option<Duration>)>,
 }
 
 impl ServerLimit {
-    /// The limit, unless none is known or it lapsed.
+    /// The limit, unless none is known or what was known expired.
     pub(super) fn limit(&self, now: Instant) -> Option<Duration> {
-        let (limit, at) = self.known?;
-        (!Deadline::after(at, RELEARN_AFTER).is_reached(now)).then_some(limit)
+        let (start, current, previous) = self.known?;
+        let age = now.saturating_duration_since(start);
+        if age < WINDOW {
+            smaller(current, previous)
+        } else if age < WINDOW * 2 {
+            current
+        } else {
+            None
+        }
     }
 
     fn learn(&mut self, limit: Duration, now: Instant) {
-        self.known = Some((limit, now));
+        let (start, current, previous) = self.known.unwrap_or((now, None, None));
+        let age = now.saturating_duration_since(start);
+        let (start, current, previous) = if age < WINDOW {
+            (start, current, previous)
+        } else if age < WINDOW * 2 {
+            (start + WINDOW, None, current)
+        } else {
+            (now, None, None)
+        };
+        self.known = Some((start, smaller(current, Some(limit)), previous));
+    }
+}
+
+/// The smaller of two optional limits.
+fn smaller(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -102,10 +130,7 @@ impl<P: Handles> State<P> {
             return Some(CloseReason::Lifetime);
         }
         let learned = self.keys[entry.key].server.limit(now);
-        let limit = match (entry.server_idle_timeout, learned) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let limit = smaller(entry.server_idle_timeout, learned)?;
         let idle_for = now.saturating_duration_since(since);
         (idle_for >= limit.saturating_sub(margin(limit))).then_some(CloseReason::ServerLimit)
     }
@@ -122,17 +147,25 @@ mod tests {
     }
 
     #[test]
-    fn a_learned_limit_lapses_unless_confirmed() {
+    fn the_limit_is_the_smallest_recent_observation_and_spurious_ones_expire() {
         let now = Instant::now();
+        let secs = Duration::from_secs;
         let mut server = ServerLimit::default();
         assert_eq!(server.limit(now), None);
-        server.learn(Duration::from_secs(2), now);
-        assert_eq!(
-            server.limit(now + RELEARN_AFTER / 2),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(server.limit(now + RELEARN_AFTER), None);
-        server.learn(Duration::from_secs(3), now + RELEARN_AFTER);
-        assert_eq!(server.limit(now + RELEARN_AFTER), Some(Duration::from_secs(3)));
+        // A restart closes a socket after 200 ms; the real limit is 2 s.
+        server.learn(Duration::from_millis(200), now);
+        server.learn(secs(2), now + secs(5));
+        assert_eq!(server.limit(now + secs(5)), Some(Duration::from_millis(200)));
+        // The real limit keeps showing; the spurious one ages out.
+        for t in [35, 65, 95] {
+            server.learn(secs(2), now + secs(t));
+        }
+        assert_eq!(server.limit(now + secs(95)), Some(secs(2)));
+        // A band of closes (lighttpd): the smallest counts.
+        server.learn(Duration::from_millis(2700), now + secs(96));
+        server.learn(Duration::from_millis(2050), now + secs(97));
+        assert_eq!(server.limit(now + secs(97)), Some(Duration::from_millis(2000)));
+        // Nothing new for two windows: forgotten.
+        assert_eq!(server.limit(now + secs(97) + WINDOW * 2), None);
     }
 }
