@@ -33,7 +33,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Action, Actions, CloseReason, Handles, State};
-use crate::deadline::Deadline;
 
 /// Closes sooner than this after a socket's return teach nothing.
 pub(crate) const MIN_OBSERVATION: Duration = Duration::from_millis(50);
