@@ -319,11 +319,12 @@ impl Builder {
     /// larger of 10% of the limit and 100 ms), so that a request never
     /// meets the server's close on its way. One observation is enough; a
     /// close within 50 ms of a socket's return teaches nothing. The limit
-    /// used is the smallest observation of the last 30 to 60 s (servers
-    /// such as lighttpd close anywhere in a band), so a spurious early
-    /// close (a restart) stops cutting reuse within 60 s, and a limit
-    /// nothing confirms is forgotten within 60 s. The limit is per
-    /// connection key and never above `keep_alive`.
+    /// used is the smallest close of the last 30 to 60 s, less the width
+    /// of the band the closes fall in (servers such as lighttpd close
+    /// anywhere in a second-wide band; never less than half the smallest),
+    /// so a spurious early close (a restart) stops cutting reuse within
+    /// 60 s, and a limit nothing confirms is forgotten within 60 s. The
+    /// limit is per connection key and never above `keep_alive`.
     /// [`Connection::set_server_idle_timeout`](crate::Connection::set_server_idle_timeout)
     /// teaches it up front whatever this says. Defaults to on.
     ///

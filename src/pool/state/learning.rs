@@ -17,16 +17,27 @@
 //! # Several observations, and recovery
 //!
 //! Servers do not all close at one instant: lighttpd checks idle
-//! connections once a second, so its closes fall anywhere in a band a
-//! second wide above its limit; behind a load balancer, backends differ.
-//! The limit the pool uses is therefore the smallest observation (or hint)
-//! of the last [`WINDOW`] to [`WINDOW`] × 2: observations are kept in two
-//! windows, the current one and the one before. A spurious early close (a
-//! server restart closing everything) thus stops cutting reuse for its key
-//! at most `2 × WINDOW` (60 s) after it happened, while a real limit that
-//! the server keeps showing is never forgotten. Sockets past the limit stay
-//! in the pool (never handed out) until a checkout finds them or the server
-//! closes them, which is how new observations keep coming.
+//! connections once a second, so its closes fall anywhere in a band about
+//! a second wide; behind a load balancer, backends differ. The pool keeps
+//! the smallest and the largest close of the last [`WINDOW`] to [`WINDOW`]
+//! × 2 (two windows, the current one and the one before) and takes as the
+//! limit the smallest close less the width of that band (never less than
+//! half the smallest): a server that closes at one instant (nginx, Apache)
+//! is taken at its word, one that closes in a band is assumed to close as
+//! early below the smallest close seen as the band is wide. What the
+//! server says (`Keep-Alive: timeout=`) is kept apart and taken as it is;
+//! the smaller of the two wins.
+//!
+//! A spurious early close (a server restart closing everything) thus stops
+//! cutting reuse for its key at most `2 × WINDOW` (60 s) after it happened,
+//! while a limit the server keeps showing is never forgotten. Sockets past
+//! the limit stay in the pool (never handed out) until a checkout finds
+//! them or the server closes them, which is how new observations keep
+//! coming.
+//!
+//! The pool measures idle time from a socket's return: a connection held
+//! on loan long after its last response makes the server's close look
+//! early. Return connections promptly, as an HTTP client does.
 
 use std::time::Duration;
 
@@ -47,21 +58,58 @@ pub(crate) fn margin(limit: Duration) -> Duration {
     (limit / 10).max(MIN_MARGIN)
 }
 
-/// A key's server idle limit, if one is known: the smallest observation
-/// of the current window and of the one before.
+/// A key's server idle limit, if one is known: what the server told (its
+/// `Keep-Alive: timeout=` hints) and what its closes showed, each kept for
+/// the current window and the one before.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct ServerLimit {
-    /// (start of the current window, its smallest, the previous window's).
-    known: Option<(Instant, Option<Duration>, Option<Duration>)>,
+    told: Windows,
+    seen: Windows,
 }
 
 impl ServerLimit {
-    /// The limit, unless none is known or what was known expired.
+    /// The limit, unless none is known or what was known expired: the
+    /// smallest hint, or the smallest close widened by the spread of the
+    /// closes, whichever is smaller.
     pub(super) fn limit(&self, now: Instant) -> Option<Duration> {
+        let told = self.told.range(now).map(|(least, _)| least);
+        let seen = self.seen.range(now).map(|(least, most)| {
+            // A server whose closes spread over a band (lighttpd's
+            // once-a-second check) may close as early below the smallest
+            // close seen as the band is wide; never below half of it.
+            least.saturating_sub(most - least).max(least / 2)
+        });
+        smaller(told, seen)
+    }
+
+    /// The server closed an idle socket after `idle_for`.
+    fn observe(&mut self, idle_for: Duration, now: Instant) {
+        self.seen.add(idle_for, now);
+    }
+
+    /// The server said it closes after `limit`.
+    fn tell(&mut self, limit: Duration, now: Instant) {
+        self.told.add(limit, now);
+    }
+}
+
+/// The smallest and largest of the values of the current window and the
+/// one before.
+#[derive(Clone, Copy, Debug, Default)]
+struct Windows {
+    /// (start of the current window, its range, the previous one's).
+    known: Option<(Instant, Range, Range)>,
+}
+
+/// The smallest and largest of some durations, if any.
+type Range = Option<(Duration, Duration)>;
+
+impl Windows {
+    fn range(&self, now: Instant) -> Range {
         let (start, current, previous) = self.known?;
         let age = now.saturating_duration_since(start);
         if age < WINDOW {
-            smaller(current, previous)
+            union(current, previous)
         } else if age < WINDOW * 2 {
             current
         } else {
@@ -69,7 +117,7 @@ impl ServerLimit {
         }
     }
 
-    fn learn(&mut self, limit: Duration, now: Instant) {
+    fn add(&mut self, value: Duration, now: Instant) {
         let (start, current, previous) = self.known.unwrap_or((now, None, None));
         let age = now.saturating_duration_since(start);
         let (start, current, previous) = if age < WINDOW {
@@ -79,7 +127,14 @@ impl ServerLimit {
         } else {
             (now, None, None)
         };
-        self.known = Some((start, smaller(current, Some(limit)), previous));
+        self.known = Some((start, union(current, Some((value, value))), previous));
+    }
+}
+
+fn union(a: Range, b: Range) -> Range {
+    match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, b) => a.or(b),
     }
 }
 
@@ -102,21 +157,36 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         if self.limits.learn_idle_timeouts && idle_for >= MIN_OBSERVATION {
-            self.teach(key, idle_for, now, out);
+            let idle_for = idle_for.min(self.limits.keep_alive);
+            self.update_limit(key, now, out, |server| server.observe(idle_for, now));
         }
     }
 
-    /// Takes `limit` (capped at `keep_alive`) as `key`'s server idle limit.
+    /// The server said it closes `key`'s idle sockets after `limit`
+    /// (capped at `keep_alive`).
     pub(super) fn teach(&mut self, key: usize, limit: Duration, now: Instant, out: &mut Actions<P>) {
         let limit = limit.min(self.limits.keep_alive);
+        self.update_limit(key, now, out, |server| server.tell(limit, now));
+    }
+
+    fn update_limit(
+        &mut self,
+        key: usize,
+        now: Instant,
+        out: &mut Actions<P>,
+        f: impl FnOnce(&mut ServerLimit),
+    ) {
         let k = &mut self.keys[key];
         let before = k.server.limit(now);
-        k.server.learn(limit, now);
-        if cfg!(feature = "tracing") && before != Some(limit) {
-            out.push(Action::Learned {
-                target: k.target.clone(),
-                limit,
-            });
+        f(&mut k.server);
+        let after = k.server.limit(now);
+        if cfg!(feature = "tracing") && before != after {
+            if let Some(limit) = after {
+                out.push(Action::Learned {
+                    target: k.target.clone(),
+                    limit,
+                });
+            }
         }
     }
 
@@ -146,24 +216,30 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_is_the_smallest_recent_observation_and_spurious_ones_expire() {
+    fn the_limit_is_the_smallest_recent_close_widened_by_their_spread() {
         let now = Instant::now();
-        let secs = Duration::from_secs;
+        let (secs, ms) = (Duration::from_secs, Duration::from_millis);
         let mut server = ServerLimit::default();
         assert_eq!(server.limit(now), None);
         // A restart closes a socket after 200 ms; the real limit is 2 s.
-        server.learn(Duration::from_millis(200), now);
-        server.learn(secs(2), now + secs(5));
-        assert_eq!(server.limit(now + secs(5)), Some(Duration::from_millis(200)));
-        // The real limit keeps showing; the spurious one ages out.
+        server.observe(ms(200), now);
+        assert_eq!(server.limit(now), Some(ms(200)));
+        // The real limit keeps showing; the spurious close ages out.
         for t in [35, 65, 95] {
-            server.learn(secs(2), now + secs(t));
+            server.observe(secs(2), now + secs(t));
         }
         assert_eq!(server.limit(now + secs(95)), Some(secs(2)));
-        // A band of closes (lighttpd): the smallest counts.
-        server.learn(Duration::from_millis(2700), now + secs(96));
-        server.learn(Duration::from_millis(2050), now + secs(97));
-        assert_eq!(server.limit(now + secs(97)), Some(Duration::from_millis(2000)));
+        // A band of closes (lighttpd): as early below the smallest as the
+        // band is wide, never below half of the smallest.
+        server.observe(ms(2300), now + secs(96));
+        assert_eq!(server.limit(now + secs(96)), Some(ms(1700)));
+        server.observe(ms(5000), now + secs(97));
+        assert_eq!(server.limit(now + secs(97)), Some(secs(1)));
+        // What the server says counts as it is, and the smaller wins.
+        server.tell(ms(1500), now + secs(97));
+        assert_eq!(server.limit(now + secs(97)), Some(secs(1)));
+        server.tell(ms(800), now + secs(97));
+        assert_eq!(server.limit(now + secs(97)), Some(ms(800)));
         // Nothing new for two windows: forgotten.
         assert_eq!(server.limit(now + secs(97) + WINDOW * 2), None);
     }
