@@ -30,6 +30,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,6 +46,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,
+    accepted: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,6 +60,8 @@ impl Relay {
     pub async fn start(upstream: SocketAddr, delay: Duration) -> io::Result<Relay> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
         let task = tokio::spawn(async move {
             // Dropping the set (when the relay is dropped) ends every
             // connection.
@@ -65,6 +70,7 @@ impl Relay {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((client, _)) => {
+                            count.fetch_add(1, Ordering::Relaxed);
                             connections.spawn(relay(client, upstream, delay));
                         }
                         Err(_) => return,
@@ -73,12 +79,17 @@ impl Relay {
                 }
             }
         });
-        Ok(Relay { addr, task })
+        Ok(Relay { addr, accepted, task })
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections clients opened through the relay.
+    pub fn connections(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 }
 

@@ -23,6 +23,8 @@
 
 use keepalive_http as http1;
 
+mod race;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,9 @@ struct Measure {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("race") {
+        return race::main(std::env::args().skip(2));
+    }
     let mut secs = 3.0;
     let mut rounds = 3;
     let mut only_c = None;
@@ -65,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), Box<dyn std::error::Error>> {
-    let (mut server, url) = start_server().await?;
+    let (mut server, url) = start_server(&[]).await?;
     println!("server: {url} (keepalive serve, own process); {rounds} rounds of {secs:?} per client and c");
     println!();
     println!("| c | client | requests/s | p99 | vs hyper-util | vs raw |");
@@ -104,8 +109,9 @@ fn median(mut runs: Vec<Measure>) -> Measure {
     }
 }
 
-/// Starts `keepalive serve` (built next to this binary) on a free port.
-async fn start_server() -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
+/// Starts `keepalive serve` (built next to this binary) on a free port,
+/// with `args`.
+async fn start_server(args: &[&str]) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("keepalive");
     if !server.exists() {
@@ -117,6 +123,7 @@ async fn start_server() -> Result<(tokio::process::Child, String), Box<dyn std::
     }
     let mut child = tokio::process::Command::new(&server)
         .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -243,42 +250,7 @@ impl Load {
             if start >= end {
                 return Ok((count, latency));
             }
-            match self {
-                Load::Keepalive {
-                    manager,
-                    target,
-                    request,
-                } => {
-                    let mut conn = manager
-                        .allocate(target.clone())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let out = http1::exchange(&mut conn, request, false, &mut buf, &mut |_| {})
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    http1::settle(conn, &out);
-                }
-                Load::Hyper { client, uri } => {
-                    let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-                    response.into_body().collect().await.map_err(|e| e.to_string())?;
-                }
-                Load::Reqwest { client, url } => {
-                    client
-                        .get(url)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .bytes()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Load::Raw { request, .. } => {
-                    let stream = raw.as_mut().expect("connected above");
-                    http1::exchange(stream, request, false, &mut buf, &mut |_| {})
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-            }
+            self.once(raw.as_mut(), &mut buf).await?;
             if start >= warm_until {
                 count += 1;
                 let _ = latency.record(
@@ -288,5 +260,47 @@ impl Load {
                 );
             }
         }
+    }
+
+    /// One GET with this client; `raw` is the worker's own socket for
+    /// `Load::Raw`.
+    async fn once(&self, raw: Option<&mut tokio::net::TcpStream>, buf: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            Load::Keepalive {
+                manager,
+                target,
+                request,
+            } => {
+                let mut conn = manager
+                    .allocate(target.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let out = http1::exchange(&mut conn, request, false, buf, &mut |_| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                http1::settle(conn, &out);
+            }
+            Load::Hyper { client, uri } => {
+                let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
+                response.into_body().collect().await.map_err(|e| e.to_string())?;
+            }
+            Load::Reqwest { client, url } => {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .bytes()
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Load::Raw { request, .. } => {
+                let stream = raw.ok_or("a raw load needs its socket")?;
+                http1::exchange(stream, request, false, buf, &mut |_| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 }
