@@ -4,13 +4,13 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use super::servers::Process;
 
 /// A running nginx; killed, with its files removed, on drop.
 pub struct Nginx {
-    child: Child,
-    dir: PathBuf,
+    process: Process,
 }
 
 /// A free loopback port (the listener is closed before nginx binds it).
@@ -23,10 +23,7 @@ pub fn free_port() -> u16 {
 }
 
 fn binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    super::servers::binary(&["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"])
 }
 
 /// Skips (or, in CI, fails) a test that needs nginx.
@@ -60,37 +57,17 @@ impl Nginx {
              fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n{servers}\n}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn: {e}"))?;
-        let mut nginx = Nginx { child, dir };
-        let deadline = Instant::now() + super::DEADLINE;
-        for &port in ports {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Ok(Some(status)) = nginx.child.try_wait() {
-                    let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
-                    return Err(format!("nginx exited with {status}: {log}"));
-                }
-                if Instant::now() > deadline {
-                    return Err(format!("nginx did not listen on {port}"));
-                }
-                std::thread::sleep(Duration::from_millis(10)); // polling a port nginx binds in its own time
-            }
-        }
-        Ok(nginx)
+        let mut command = Command::new(bin);
+        command.arg("-p").arg(&dir).arg("-c").arg(dir.join("nginx.conf"));
+        let process = Process::spawn("nginx", command, dir, ports)?;
+        Ok(Nginx { process })
     }
 
     /// The access log: (connection number, requests on it so far, status)
     /// per request. The test's own readiness probes are not requests and
     /// are not logged.
     pub fn log(&self) -> Vec<(u64, u64, u16)> {
-        let text = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.dir().join("access.log")).unwrap_or_default();
         text.lines()
             .filter_map(|l| {
                 let mut f = l.split_whitespace().map(str::parse::<u64>);
@@ -100,14 +77,6 @@ impl Nginx {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.dir()
     }
 }

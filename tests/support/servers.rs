@@ -19,24 +19,27 @@ pub struct Process {
 
 impl Process {
     /// Runs `command` (which uses `dir`) and waits until it accepts on
-    /// `port`.
-    fn spawn(name: &str, mut command: Command, dir: PathBuf, port: u16) -> Result<Process, String> {
+    /// every one of `ports`; `port` is the first.
+    pub fn spawn(name: &str, mut command: Command, dir: PathBuf, ports: &[u16]) -> Result<Process, String> {
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("{name}: {e}"))?;
+        let port = ports.first().copied().ok_or("no port to wait for")?;
         let mut process = Process { child, dir, port };
         let deadline = Instant::now() + super::DEADLINE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = process.child.try_wait() {
-                let log = std::fs::read_to_string(process.dir.join("error.log")).unwrap_or_default();
-                return Err(format!("{name} exited with {status}: {log}"));
+        for &port in ports {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Ok(Some(status)) = process.child.try_wait() {
+                    let log = std::fs::read_to_string(process.dir.join("error.log")).unwrap_or_default();
+                    return Err(format!("{name} exited with {status}: {log}"));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("{name} did not listen on {port}"));
+                }
+                std::thread::sleep(Duration::from_millis(10)); // polling a port the server binds in its own time
             }
-            if Instant::now() > deadline {
-                return Err(format!("{name} did not listen on {port}"));
-            }
-            std::thread::sleep(Duration::from_millis(10)); // polling a port the server binds in its own time
         }
         Ok(process)
     }
@@ -69,7 +72,7 @@ fn workdir(name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn binary(candidates: &[&str]) -> Option<PathBuf> {
+pub fn binary(candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
@@ -98,7 +101,7 @@ pub fn apache(idle_secs: u64) -> Result<Process, String> {
     std::fs::write(dir.join("httpd.conf"), conf).map_err(|e| e.to_string())?;
     let mut command = Command::new(bin);
     command.arg("-f").arg(dir.join("httpd.conf")).arg("-DFOREGROUND");
-    Process::spawn("apache2", command, dir, port)
+    Process::spawn("apache2", command, dir, &[port])
 }
 
 /// Apache's access log: (client port, requests before this one on its
@@ -133,7 +136,7 @@ pub fn lighttpd(idle_secs: u64) -> Result<Process, String> {
     std::fs::write(dir.join("lighttpd.conf"), conf).map_err(|e| e.to_string())?;
     let mut command = Command::new(bin);
     command.arg("-D").arg("-f").arg(dir.join("lighttpd.conf"));
-    Process::spawn("lighttpd", command, dir, port)
+    Process::spawn("lighttpd", command, dir, &[port])
 }
 
 /// Node.js's `http` server with `keepAliveTimeout = idle_ms`: it announces
@@ -151,5 +154,5 @@ pub fn node(idle_ms: u64) -> Result<Process, String> {
     std::fs::write(dir.join("server.js"), script).map_err(|e| e.to_string())?;
     let mut command = Command::new(bin);
     command.arg(dir.join("server.js"));
-    Process::spawn("node", command, dir, port)
+    Process::spawn("node", command, dir, &[port])
 }

@@ -216,6 +216,19 @@ pub(crate) enum Action<P: Handles> {
     Abort(P::Task),
 }
 
+impl<P: Handles> Action<P> {
+    /// Closes a socket the pool no longer accounts for (its entry is gone:
+    /// a report that raced with its removal).
+    pub(super) fn untracked_close(socket: P::Socket, reason: CloseReason) -> Action<P> {
+        Action::Close {
+            socket,
+            reset: false,
+            reason,
+            target: None,
+        }
+    }
+}
+
 /// The decisions of one call, plus whether the background task must wake
 /// earlier than it planned.
 pub(crate) struct Actions<P: Handles> {

@@ -96,12 +96,7 @@ impl<P: Handles> State<P> {
     /// counted by its health instead of as a reuse.
     pub(crate) fn revoke(&mut self, sid: SocketId, socket: P::Socket, health: Health, out: &mut Actions<P>) {
         let Some(key) = self.live_socket(sid) else {
-            out.push(Action::Close {
-                socket,
-                reset: false,
-                reason: CloseReason::FoundDead,
-                target: None,
-            });
+            out.push(Action::untracked_close(socket, CloseReason::FoundDead));
             return;
         };
         self.in_use -= 1;
@@ -190,12 +185,7 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         let Some(key) = self.live_socket(sid) else {
-            out.push(Action::Close {
-                socket,
-                reset: false,
-                reason: CloseReason::Discarded,
-                target: None,
-            });
+            out.push(Action::untracked_close(socket, CloseReason::Discarded));
             return;
         };
         let idx = sid.index as usize;
