@@ -34,6 +34,12 @@ pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings for a [`Manager`].
 ///
+/// Every duration may be anything from 1 ns to `Duration::MAX`; a deadline
+/// too far for an `Instant` means "never" (so `Duration::MAX` turns a
+/// limit off), never a panic or an overflow. Zero is a programming error
+/// that [`Builder::build`] reports. The `Option` settings take a value or
+/// `None` (turning the feature off), as reqwest's builder does.
+///
 /// # Examples
 ///
 /// ```

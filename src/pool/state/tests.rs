@@ -610,6 +610,42 @@ fn stale_idle_sockets_are_closed_on_report_and_at_checkout() {
 }
 
 #[test]
+fn a_servers_idle_close_teaches_its_key_only_and_not_when_immediate() {
+    let mut sim = Sim::new(2, 10);
+    for (label, key) in [(1, 0), (2, 1)] {
+        sim.allocate(&target(key), label);
+        sim.connect(0, true);
+    }
+    sim.give_back(1);
+    sim.give_back(2);
+    // Key 1's socket closed 10 ms after its return: a final-response close,
+    // no lesson.
+    sim.now += Duration::from_millis(10);
+    sim.server_closes(2);
+    assert_eq!(sim.state.stats_for(&target(1), sim.now).server_idle_timeout, None);
+    // Key 0's closed after 2 s idle: learned, for key 0 alone.
+    sim.now += Duration::from_secs(2);
+    sim.server_closes(1);
+    let learned = sim.state.stats_for(&target(0), sim.now).server_idle_timeout;
+    assert_eq!(learned, Some(Duration::from_millis(2010)));
+    assert_eq!(sim.state.stats_for(&target(1), sim.now).server_idle_timeout, None);
+    // A socket of key 0 idle for 1.5 s is still handed out; one idle for
+    // 1.9 s (within the 201 ms margin) is retired and a connect starts.
+    sim.allocate(&target(0), 3);
+    sim.connect(0, true);
+    sim.give_back(3);
+    sim.advance(Duration::from_millis(1500));
+    sim.allocate(&target(0), 4);
+    assert!(matches!(sim.outcome(4), Some(Outcome::Got { socket: 3, .. })));
+    sim.give_back(3);
+    sim.advance(Duration::from_millis(1900));
+    sim.allocate(&target(0), 5);
+    assert_eq!(sim.outcome(5), None, "not handed out");
+    assert_eq!(sim.connecting.len(), 1);
+    assert_eq!(sim.close_reason.get(&3), Some(&CloseReason::ServerLimit));
+}
+
+#[test]
 fn shutdown_fails_everything_pending_and_closes_idle_sockets() {
     let mut sim = Sim::new(1, 10);
     sim.allocate(&target(0), 1);
