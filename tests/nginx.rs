@@ -143,8 +143,19 @@ async fn keepalive_requests_3_gives_three_requests_per_connection() {
         connections.values().all(|&n| n <= 3),
         "never more than nginx allows"
     );
-    assert_eq!(connections.len() as u64, manager.stats().connects);
-    assert_eq!(manager.stats().connects, 1000, "each connection served exactly 3");
+    let stats = manager.stats();
+    assert_eq!(connections.len() as u64, stats.connects);
+    // nginx closed each connection after its third response (the pool
+    // discarded it on `Connection: close`); the ones still open at the end
+    // served fewer, one per worker at most.
+    let full = connections.values().filter(|&&n| n == 3).count() as u64;
+    assert_eq!(full, stats.closes.discarded, "{stats:?}");
+    assert_eq!(
+        stats.connects,
+        stats.closes.discarded + stats.idle as u64,
+        "{stats:?}"
+    );
+    assert!(stats.idle <= 4 && stats.connects >= 1000, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
