@@ -177,16 +177,20 @@ impl<P: Handles> State<P> {
         f: impl FnOnce(&mut ServerLimit),
     ) {
         let k = &mut self.keys[key];
-        let before = k.server.limit(now);
+        // Comparing before and after serves only the tracing event: a
+        // hint comes with every response, so without the feature the
+        // update is all there is.
+        let before = cfg!(feature = "tracing").then(|| k.server.limit(now));
         f(&mut k.server);
-        let after = k.server.limit(now);
-        if cfg!(feature = "tracing") && before != after {
-            if let Some(limit) = after {
-                out.push(Action::Learned {
-                    target: k.target.clone(),
-                    limit,
-                });
-            }
+        let Some(before) = before else {
+            return;
+        };
+        match k.server.limit(now) {
+            Some(limit) if before != Some(limit) => out.push(Action::Learned {
+                target: k.target.clone(),
+                limit,
+            }),
+            _ => {}
         }
     }
 
