@@ -62,7 +62,7 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
         let stats = manager.stats_for(&url.target);
         eprintln!(
             "server  {}  (closes: {})",
-            HostLimit::of(&manager, &url.target).text(),
+            HostLimit::from_stats(&url.target, &stats).text(),
             closes_text(&stats)
         );
     }

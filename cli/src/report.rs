@@ -39,7 +39,11 @@ pub(crate) struct HostLimit {
 
 impl HostLimit {
     pub(crate) fn of(manager: &Manager, target: &Target) -> HostLimit {
-        let stats = manager.stats_for(target);
+        HostLimit::from_stats(target, &manager.stats_for(target))
+    }
+
+    /// From a snapshot already taken with `Manager::stats_for(target)`.
+    pub(crate) fn from_stats(target: &Target, stats: &Stats) -> HostLimit {
         HostLimit {
             target: target.to_string(),
             idle_timeout: stats.server_idle_timeout,
