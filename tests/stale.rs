@@ -88,7 +88,7 @@ async fn the_checkout_check_sees_a_fin_the_runtime_has_not_polled() {
     go.send(()).unwrap();
     let _server_side = server.join().unwrap();
     let deadline = std::time::Instant::now() + support::DEADLINE;
-    while support::tcp_state(local).as_deref() != Some(support::CLOSE_WAIT) {
+    while support::tcp_state(local, port).as_deref() != Some(support::CLOSE_WAIT) {
         assert!(
             std::time::Instant::now() < deadline,
             "FIN never reached the client socket"

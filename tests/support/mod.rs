@@ -284,14 +284,18 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
 
-/// The kernel's TCP state (hex, as in /proc/net/tcp) of the IPv4 socket
-/// bound to `local_port` on loopback, if any.
-pub fn tcp_state(local_port: u16) -> Option<String> {
+/// The kernel's TCP state (hex, as in /proc/net/tcp) of the IPv4 loopback
+/// connection from `local_port` to `remote_port`, if any. Both ports are
+/// matched: an earlier connection that used the same ephemeral port may
+/// still linger in TIME_WAIT.
+pub fn tcp_state(local_port: u16, remote_port: u16) -> Option<String> {
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let needle = format!("0100007F:{local_port:04X}");
+    let local = format!("0100007F:{local_port:04X}");
+    let remote = format!("0100007F:{remote_port:04X}");
     table.lines().skip(1).find_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.get(1) == Some(&needle.as_str())).then(|| cols[3].to_owned())
+        (cols.get(1) == Some(&local.as_str()) && cols.get(2) == Some(&remote.as_str()))
+            .then(|| cols[3].to_owned())
     })
 }
 
