@@ -13,8 +13,10 @@ use tokio::time::Instant;
 use crate::connection::Connection;
 use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::object::{Plain, Protocol};
 pub use crate::pool::state::RequestId;
 use crate::pool::Shared;
+use crate::transport::{Dialer, Transport};
 
 /// A pending request for a connection: a future of
 /// `Result<Connection, Error>`.
@@ -51,30 +53,42 @@ use crate::pool::Shared;
 ///
 /// [`Manager::allocate`]: crate::Manager::allocate
 #[must_use = "dropping an Allocation cancels the request"]
-pub struct Allocation {
+pub struct Allocation<P = Plain, T = Dialer>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     id: RequestId,
     start: Instant,
-    inner: Inner,
+    inner: Inner<P, T>,
 }
 
-enum Inner {
+enum Inner<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     /// Decided inside `allocate`; taken by the first poll.
-    Ready(Option<Result<Connection, Error>>),
+    Ready(Option<Result<Connection<P, T>, Error>>),
     /// Waiting for the pool.
     Waiting {
-        rx: oneshot::Receiver<Result<Connection, Error>>,
-        shared: Arc<Shared>,
+        rx: oneshot::Receiver<Result<Connection<P, T>, Error>>,
+        shared: Arc<Shared<P, T>>,
     },
 }
 
-impl Allocation {
+impl<P, T> Allocation<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     /// A request decided at once, at `start`: served from the pool under
     /// `id`, or failed before the pool saw it (`id` is `None`).
     pub(crate) fn ready(
         id: Option<RequestId>,
         start: Instant,
-        result: Result<Connection, Error>,
-    ) -> Allocation {
+        result: Result<Connection<P, T>, Error>,
+    ) -> Allocation<P, T> {
         Allocation {
             id: id.unwrap_or(RequestId::NONE),
             start,
@@ -85,9 +99,9 @@ impl Allocation {
     pub(crate) fn waiting(
         id: RequestId,
         start: Instant,
-        rx: oneshot::Receiver<Result<Connection, Error>>,
-        shared: Arc<Shared>,
-    ) -> Allocation {
+        rx: oneshot::Receiver<Result<Connection<P, T>, Error>>,
+        shared: Arc<Shared<P, T>>,
+    ) -> Allocation<P, T> {
         Allocation {
             id,
             start,
@@ -133,7 +147,7 @@ impl Allocation {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn timeout(self, d: Duration) -> Allocation {
+    pub fn timeout(self, d: Duration) -> Allocation<P, T> {
         if let Inner::Waiting { shared, .. } = &self.inner {
             let (id, deadline) = (self.id, Deadline::after(self.start, d));
             shared.decide(|state, out| state.set_deadline(id, deadline, d, out));
@@ -142,8 +156,12 @@ impl Allocation {
     }
 }
 
-impl Future for Allocation {
-    type Output = Result<Connection, Error>;
+impl<P, T> Future for Allocation<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    type Output = Result<Connection<P, T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -159,7 +177,11 @@ impl Future for Allocation {
     }
 }
 
-impl Drop for Allocation {
+impl<P, T> Drop for Allocation<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn drop(&mut self) {
         if let Inner::Waiting { shared, .. } = &self.inner {
             let id = self.id;
@@ -171,7 +193,11 @@ impl Drop for Allocation {
     }
 }
 
-impl fmt::Debug for Allocation {
+impl<P, T> fmt::Debug for Allocation<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.inner {
             Inner::Ready(Some(_)) => "ready",

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -11,10 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::object::{Plain, Pooled, Protocol};
 pub use crate::pool::state::FromCache;
 use crate::pool::state::{CloseReason, Hints, Poolable, SocketId};
 use crate::pool::{PooledSocket, Shared};
 use crate::target::Target;
+use crate::transport::{Dialer, Stream, Transport};
 
 /// Whether the socket may go back to the pool when the connection drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +28,19 @@ enum Reuse {
     Finished,
     /// An I/O error: counted as a stale discard.
     Failed,
+    /// The object's [`Pooled::recycle`] refused it.
+    Refused,
 }
 
-/// A connected socket on loan from a [`Manager`](crate::Manager).
+/// A connected socket (or another pooled object) on loan from a
+/// [`Manager`](crate::Manager).
+///
+/// It dereferences to the pooled object: a [`Stream`] for the default
+/// manager, a protocol's `Conn` for a manager built with
+/// [`Builder::protocol`](crate::Builder::protocol). When that object is a
+/// byte stream, the connection is one too, and notes what it sees on the
+/// way (an error, end of stream) to decide whether the object may be
+/// reused.
 ///
 /// Read and write it with Tokio's `AsyncReadExt` / `AsyncWriteExt`. Dropping
 /// it is the original's `free()`: the socket goes back to the pool for the
@@ -67,26 +80,81 @@ enum Reuse {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Connection {
+pub struct Connection<P = Plain, T = Dialer>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     /// `None` only while dropping.
-    socket: Option<PooledSocket>,
+    socket: Option<PooledSocket<P::Conn>>,
     id: SocketId,
     target: Target,
     from_cache: FromCache,
     reuse: Reuse,
     /// What the user said about the socket, handed back with it.
     hints: Hints,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<P, T>>,
 }
 
 impl Connection {
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername(2)`: after the peer reset the connection, say;
+    /// `ErrorKind::Unsupported` for a Unix socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target).await?;
+    /// assert_eq!(conn.peer_addr()?, listener.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Stream::peer_addr(self)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)`; `ErrorKind::Unsupported` for a Unix socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target).await?;
+    /// assert!(conn.local_addr()?.ip().is_loopback());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Stream::local_addr(self)
+    }
+}
+
+impl<P, T> Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        socket: PooledSocket,
+        shared: Arc<Shared<P, T>>,
+        socket: PooledSocket<P::Conn>,
         id: SocketId,
         target: Target,
         from_cache: FromCache,
-    ) -> Connection {
+    ) -> Connection<P, T> {
         Connection {
             socket: Some(socket),
             id,
@@ -136,50 +204,6 @@ impl Connection {
     /// ```
     pub fn target(&self) -> &Target {
         &self.target
-    }
-
-    /// The remote address.
-    ///
-    /// # Errors
-    ///
-    /// As `getpeername(2)`: after the peer reset the connection, say.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    /// let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
-    /// let conn = keepalive::Manager::new().allocate(target).await?;
-    /// assert_eq!(conn.peer_addr()?, listener.local_addr()?);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream().tcp().peer_addr()
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockname(2)`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
-    /// let conn = keepalive::Manager::new().allocate(target).await?;
-    /// assert!(conn.local_addr()?.ip().is_loopback());
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream().tcp().local_addr()
     }
 
     /// Closes the connection; the socket is never reused.
@@ -255,37 +279,62 @@ impl Connection {
         self.hints.remaining_uses = Some(n);
     }
 
-    fn stream(&self) -> &crate::stream::Stream {
+    fn object(&self) -> &P::Conn {
         &self
             .socket
             .as_ref()
-            .expect("a live connection holds its socket")
-            .stream
+            .expect("a live connection holds its object")
+            .object
     }
 
-    fn stream_pin(&mut self) -> Pin<&mut crate::stream::Stream> {
-        Pin::new(
-            &mut self
-                .socket
-                .as_mut()
-                .expect("a live connection holds its socket")
-                .stream,
-        )
+    fn object_mut(&mut self) -> &mut P::Conn {
+        &mut self
+            .socket
+            .as_mut()
+            .expect("a live connection holds its object")
+            .object
     }
 
     /// Notes an I/O result's bearing on reuse.
-    fn note<T>(&mut self, result: &io::Result<T>) {
+    fn note<R>(&mut self, result: &io::Result<R>) {
         if result.is_err() {
             self.reuse = Reuse::Failed;
         }
     }
 }
 
-impl AsyncRead for Connection {
+impl<P, T> Deref for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    type Target = P::Conn;
+
+    fn deref(&self) -> &P::Conn {
+        self.object()
+    }
+}
+
+impl<P, T> DerefMut for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    fn deref_mut(&mut self) -> &mut P::Conn {
+        self.object_mut()
+    }
+}
+
+impl<P, T> AsyncRead for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+    P::Conn: AsyncRead,
+{
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let result = ready!(this.stream_pin().poll_read(cx, buf));
+        let result = ready!(Pin::new(this.object_mut()).poll_read(cx, buf));
         this.note(&result);
         if result.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
             this.reuse = Reuse::Finished;
@@ -294,10 +343,15 @@ impl AsyncRead for Connection {
     }
 }
 
-impl AsyncWrite for Connection {
+impl<P, T> AsyncWrite for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+    P::Conn: AsyncWrite,
+{
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = ready!(this.stream_pin().poll_write(cx, buf));
+        let result = ready!(Pin::new(this.object_mut()).poll_write(cx, buf));
         this.note(&result);
         Poll::Ready(result)
     }
@@ -308,18 +362,18 @@ impl AsyncWrite for Connection {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = ready!(this.stream_pin().poll_write_vectored(cx, bufs));
+        let result = ready!(Pin::new(this.object_mut()).poll_write_vectored(cx, bufs));
         this.note(&result);
         Poll::Ready(result)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream().is_write_vectored()
+        self.object().is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let result = ready!(this.stream_pin().poll_flush(cx));
+        let result = ready!(Pin::new(this.object_mut()).poll_flush(cx));
         this.note(&result);
         Poll::Ready(result)
     }
@@ -327,17 +381,25 @@ impl AsyncWrite for Connection {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.reuse = Reuse::Finished;
-        this.stream_pin().poll_shutdown(cx)
+        Pin::new(this.object_mut()).poll_shutdown(cx)
     }
 }
 
-impl Drop for Connection {
+impl<P, T> Drop for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn drop(&mut self) {
         let Some(mut socket) = self.socket.take() else {
             return;
         };
         let (id, hints) = (self.id, self.hints);
+        if self.reuse == Reuse::Eligible && !socket.object.recycle() {
+            self.reuse = Reuse::Refused;
+        }
         let reason = match self.reuse {
+            Reuse::Refused => CloseReason::RecycleRefused,
             Reuse::Eligible => {
                 // Checked, and watched for events, before taking the lock.
                 let health = socket.watch(id.token());
@@ -356,13 +418,17 @@ impl Drop for Connection {
     }
 }
 
-impl fmt::Debug for Connection {
+impl<P, T> fmt::Debug for Connection<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+    P::Conn: fmt::Debug,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("target", &self.target)
             .field("from_cache", &self.from_cache)
-            .field("local_addr", &self.local_addr().ok())
-            .field("peer_addr", &self.peer_addr().ok())
+            .field("object", self.object())
             .finish()
     }
 }

@@ -84,6 +84,14 @@ pub enum Error {
         /// returns that inner error itself.
         source: Option<Arc<io::Error>>,
     },
+    /// The protocol step ([`Protocol::handshake`](crate::Protocol::handshake))
+    /// on a connected stream failed: a refused login, say.
+    Handshake {
+        /// The target requested.
+        target: String,
+        /// The protocol step's error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
     Cancelled,
     /// The manager is shut down.
@@ -110,6 +118,7 @@ impl fmt::Display for Error {
                 write!(f, "allocation for {target} timed out after {after:?}")
             }
             Error::Tls { target, reason, .. } => write!(f, "tls for {target} failed: {reason}"),
+            Error::Handshake { target, .. } => write!(f, "protocol handshake with {target} failed"),
             Error::Cancelled => f.write_str("allocation cancelled"),
             Error::Shutdown => f.write_str("connection manager is shut down"),
             Error::QueueFull { limit } => write!(f, "queue full: {limit} requests are already waiting"),
@@ -124,6 +133,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(&**source),
+            Error::Handshake { source, .. } => Some(&**source),
             Error::Tls {
                 source: Some(source), ..
             } => match source.get_ref() {
@@ -149,7 +159,38 @@ impl Error {
         Error::InvalidTarget { input, reason }
     }
 
-    /// The step that failed: `"resolve"`, `"connect"`, `"tls"` or
+    /// A transport's failure: the [`Error`] it carried through the
+    /// `io::Error` (as the pool's own dialer does), or `Error::Connect`
+    /// around it.
+    pub(crate) fn from_transport(target: &crate::Target, e: io::Error) -> Error {
+        if let Some(error) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+            return error.clone();
+        }
+        Error::Connect {
+            target: target.to_string(),
+            addr: None,
+            tried: Vec::new(),
+            source: Arc::new(e),
+        }
+    }
+
+    /// A protocol step's failure; an [`Error`] it returned stays itself.
+    pub(crate) fn handshake<E: std::error::Error + Send + Sync + 'static>(
+        target: &crate::Target,
+        e: E,
+    ) -> Error {
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+        match boxed.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(source) => Error::Handshake {
+                target: target.to_string(),
+                source: Arc::from(source),
+            },
+        }
+    }
+
+    /// The step that failed: `"resolve"`, `"connect"`, `"tls"`,
+    /// `"handshake"` (a [`Protocol`](crate::Protocol) step) or
     /// `"allocate"`.
     ///
     /// # Examples
@@ -162,6 +203,7 @@ impl Error {
             Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
             Error::Connect { .. } | Error::Timeout { .. } => "connect",
             Error::Tls { .. } => "tls",
+            Error::Handshake { .. } => "handshake",
             Error::InvalidTarget { .. } | Error::Cancelled | Error::Shutdown | Error::QueueFull { .. } => {
                 "allocate"
             }

@@ -12,17 +12,28 @@
 //! * `deadline`: "now + d" for any duration, saturating to "never".
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
 //! * `hickory` (feature `hickory`): `HickoryResolver`.
-//! * `stream`: the byte stream under a connection, TCP or TLS.
-//! * `tls` (feature `tls`, on by default): the rustls handshake and the
-//!   default configuration.
 //! * `trace`: the `tracing` events (feature `tracing`), nothing without it.
-//! * `pool`: the shared state behind one lock (`pool/mod.rs`); every
-//!   decision as pure data in `pool/state/` (`sockets.rs`, `requests.rs`,
-//!   `learning.rs`, `stats.rs`, and `boundary.rs` for the types at its
-//!   edge); the idle lists (`pool/lists.rs`); the tasks that carry
-//!   decisions out (`pool/tasks.rs`); the pooled socket and its liveness
-//!   checks (`pool/socket.rs`); connects (`pool/happy_eyeballs.rs`) and
-//!   the TCP options every socket gets (`pool/tcp.rs`).
+//!
+//! The connect pipeline, in the order an object is made:
+//!
+//! * `transport/`: [`Transport`], the extension point for dialing, and
+//!   [`Dialer`], the pool's own (`dialer.rs`): Happy Eyeballs
+//!   (`happy_eyeballs.rs`) with the TCP options every socket gets
+//!   (`tcp.rs`), TLS (`tls.rs`, feature `tls`, on by default) and Unix
+//!   sockets; [`Stream`], what it makes (`stream.rs`), and the kernel's
+//!   view of an idle socket (`liveness.rs`).
+//! * `object/`: [`Pooled`], what the pool needs of anything it keeps,
+//!   [`Protocol`], the step that makes it from a stream, and [`Plain`].
+//!
+//! The pool itself:
+//!
+//! * `pool/state/`: every decision as pure data (`sockets.rs`,
+//!   `requests.rs`, `learning.rs`, `stats.rs`, and `boundary.rs` for the
+//!   types at its edge), with no I/O, clock reads or spawning.
+//! * `pool/`: the shell that carries the decisions out: the shared state
+//!   behind one lock (`mod.rs`), the idle lists (`lists.rs`), the tasks
+//!   (`tasks.rs`), the pooled object with its idle watch (`socket.rs`), and
+//!   the lookup cache (`dns_cache.rs`).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
@@ -34,13 +45,12 @@ mod error;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod manager;
+mod object;
 mod pool;
 mod resolver;
-mod stream;
 mod target;
-#[cfg(feature = "tls")]
-mod tls;
 mod trace;
+mod transport;
 
 pub use allocation::{Allocation, RequestId};
 pub use config::{
@@ -57,9 +67,11 @@ pub use hickory::HickoryResolver;
 #[cfg(feature = "hickory")]
 pub use hickory_resolver;
 pub use manager::{Closes, Manager, Stats};
+pub use object::{Health, Plain, Pooled, Protocol};
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to
 /// [`Builder::tls_config`] matches the version keepalive uses.
 #[cfg(feature = "tls")]
 pub use rustls;
 pub use target::Target;
+pub use transport::{Dial, Dialer, Stream, Transport};

@@ -13,11 +13,13 @@ use crate::config::{Builder, Config};
 use crate::connection::{Connection, FromCache};
 use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::object::{Plain, Protocol};
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
 pub use crate::pool::state::{Closes, Stats};
 use crate::pool::{PooledSocket, Shared, Tokio};
 use crate::target::Target;
 use crate::trace::event;
+use crate::transport::{Dialer, Transport};
 
 /// A connection manager: pooled keep-alive sockets, per-host and total
 /// limits, a queue, shared name lookups, and liveness checks.
@@ -25,6 +27,14 @@ use crate::trace::event;
 /// Cloning gives another handle to the same pool. The pool, its background
 /// task and its sockets end when the last `Manager`, [`Allocation`] and
 /// [`Connection`] are dropped.
+///
+/// The type parameters say what it pools: `P`, the [`Protocol`] step that
+/// makes the pooled object, on streams from `T`, the
+/// [`Transport`]. The defaults, [`Plain`] on the pool's own [`Dialer`],
+/// pool the [`Stream`](crate::Stream)s it dials: `Manager` alone names
+/// that manager. [`Builder::protocol`] and [`Builder::transport`] choose
+/// others; every limit, the queue, timeouts, liveness checks, learning and
+/// the stats apply to them unchanged.
 ///
 /// # Examples
 ///
@@ -42,9 +52,24 @@ use crate::trace::event;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
-pub struct Manager {
-    shared: Arc<Shared>,
+pub struct Manager<P = Plain, T = Dialer>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    shared: Arc<Shared<P, T>>,
+}
+
+impl<P, T> Clone for Manager<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    fn clone(&self) -> Self {
+        Manager {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl Manager {
@@ -82,11 +107,17 @@ impl Manager {
     pub fn builder() -> Builder {
         Builder::new()
     }
+}
 
+impl<P, T> Manager<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     #[track_caller]
-    pub(crate) fn start(config: Config) -> Manager {
+    pub(crate) fn start(config: Config, protocol: P, transport: T) -> Manager<P, T> {
         Manager {
-            shared: Shared::start(config),
+            shared: Shared::start(config, protocol, transport),
         }
     }
 
@@ -118,7 +149,7 @@ impl Manager {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn allocate(&self, target: Target) -> Allocation {
+    pub fn allocate(&self, target: Target) -> Allocation<P, T> {
         // The one clock read of a checkout: the request's start, the time
         // idle sockets are judged at, and its deadline's base.
         let start = Instant::now();
@@ -135,7 +166,17 @@ impl Manager {
         }
         let shared = &self.shared;
         loop {
-            match shared.decide(|state, out| Self::begin(state, &target, start, shared.config.timeout, out)) {
+            let begin = |state: &mut State<Tokio<P, T>>, out: &mut Actions<Tokio<P, T>>| {
+                Self::begin(
+                    state,
+                    &shared.pipeline.transport,
+                    &target,
+                    start,
+                    shared.config.timeout,
+                    out,
+                )
+            };
+            match shared.decide(begin) {
                 Ok(Outcome::Hit(mut socket, sid, id)) => {
                     // Asked outside the lock, so checkouts do not queue
                     // behind each other's system calls.
@@ -163,20 +204,24 @@ impl Manager {
 
     /// Under the lock: an idle socket, or a new request.
     fn begin(
-        state: &mut State<Tokio>,
+        state: &mut State<Tokio<P, T>>,
+        transport: &T,
         target: &Target,
         start: Instant,
         timeout: std::time::Duration,
-        out: &mut Actions<Tokio>,
-    ) -> Result<Outcome, Error> {
+        out: &mut Actions<Tokio<P, T>>,
+    ) -> Result<Outcome<P, T>, Error> {
         if let Some((socket, sid)) = state.checkout(target, start, out)? {
             return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
         }
         // Only a miss pays for a channel: the warm path allocates nothing.
         let (responder, rx) = oneshot::channel();
-        let addrs = target
-            .literal()
-            .map(|ip| Arc::from([SocketAddr::new(ip, target.port())]));
+        // A literal needs no lookup, nor a transport that finds its own way.
+        let addrs = match target.literal() {
+            Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.port())])),
+            None if !transport.needs_addresses(target) => Some(Arc::from([])),
+            None => None,
+        };
         let new = NewRequest {
             responder,
             now: start,
@@ -297,11 +342,15 @@ impl Manager {
 }
 
 /// What `allocate` found under the lock.
-enum Outcome {
-    /// An idle socket, still to be checked, and the request's id.
-    Hit(PooledSocket, SocketId, RequestId),
+enum Outcome<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    /// An idle object, still to be checked, and the request's id.
+    Hit(PooledSocket<P::Conn>, SocketId, RequestId),
     /// A request that waits for the pool.
-    Waiting(RequestId, oneshot::Receiver<Result<Connection, Error>>),
+    Waiting(RequestId, oneshot::Receiver<Result<Connection<P, T>, Error>>),
 }
 
 impl Default for Manager {
@@ -312,7 +361,11 @@ impl Default for Manager {
     }
 }
 
-impl fmt::Debug for Manager {
+impl<P, T> fmt::Debug for Manager<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
             .field("config", &self.shared.config)

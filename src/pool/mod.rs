@@ -6,13 +6,12 @@
 //! spawning lookups and connects, closing sockets, aborting tasks.
 
 mod dns_cache;
-mod happy_eyeballs;
 mod lists;
 mod socket;
 pub(crate) mod state;
 mod tasks;
-mod tcp;
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
@@ -24,32 +23,57 @@ use state::{Action, Actions, FromCache, Handles, Limits, State, TaskOwner};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::object::Protocol;
 use crate::trace::event;
+use crate::transport::{DialOptions, Transport};
 
 /// What completes an allocation.
-pub(crate) type Responder = oneshot::Sender<Result<Connection, Error>>;
+pub(crate) type Responder<P, T> = oneshot::Sender<Result<Connection<P, T>, Error>>;
 
-/// The real types behind [`State`].
-#[derive(Debug)]
-pub(crate) struct Tokio;
+/// The real types behind [`State`], for a manager whose objects `P` makes
+/// on streams from `T`.
+pub(crate) struct Tokio<P, T>(PhantomData<fn() -> (P, T)>);
 
-impl Handles for Tokio {
-    type Socket = PooledSocket;
-    type Responder = Responder;
+impl<P, T> Handles for Tokio<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    type Socket = PooledSocket<P::Conn>;
+    type Responder = Responder<P, T>;
     type Task = JoinHandle<()>;
 }
 
+/// How a manager makes its objects: the transport, the protocol step on
+/// its streams, and the settings of the pool's own dialing. Shared by the
+/// connect tasks.
+#[derive(Debug)]
+pub(crate) struct Pipeline<P, T> {
+    pub(crate) protocol: P,
+    pub(crate) transport: T,
+    pub(crate) options: DialOptions,
+}
+
 /// The state every handle of one manager shares.
-pub(crate) struct Shared {
-    state: Mutex<State<Tokio>>,
+pub(crate) struct Shared<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    state: Mutex<State<Tokio<P, T>>>,
     pub(crate) config: Config,
+    pub(crate) pipeline: Arc<Pipeline<P, T>>,
     pub(crate) signal: Arc<Signal>,
     /// The runtime the manager was built in: tasks are spawned there even
     /// when a `Connection` is dropped on another thread.
     runtime: tokio::runtime::Handle,
 }
 
-impl std::fmt::Debug for Shared {
+impl<P, T> std::fmt::Debug for Shared<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("config", &self.config)
@@ -57,14 +81,18 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-impl Shared {
+impl<P, T> Shared<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     /// Creates the shared state and starts the background task.
     ///
     /// # Panics
     ///
     /// Outside a Tokio runtime.
     #[track_caller]
-    pub(crate) fn start(config: Config) -> Arc<Shared> {
+    pub(crate) fn start(config: Config, protocol: P, transport: T) -> Arc<Shared<P, T>> {
         let runtime = tokio::runtime::Handle::try_current()
             .expect("keepalive::Manager must be created inside a Tokio runtime");
         let limits = Limits {
@@ -76,9 +104,15 @@ impl Shared {
             max_lifetime: config.max_lifetime,
             learn_idle_timeouts: config.learn_idle_timeouts,
         };
+        let pipeline = Arc::new(Pipeline {
+            protocol,
+            transport,
+            options: config.dial.clone(),
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(limits)),
             config,
+            pipeline,
             signal: Arc::new(Signal::default()),
             runtime,
         });
@@ -91,13 +125,13 @@ impl Shared {
     /// The lock. A panic while it was held cannot leave `State` half
     /// updated in a way that matters more than stopping every user of the
     /// pool would, so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tokio>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tokio<P, T>>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Carries out decisions made under the lock, which must be released.
     /// Returns the handles of aborted tasks, for `shutdown` to await.
-    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Tokio>) -> Vec<JoinHandle<()>> {
+    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Tokio<P, T>>) -> Vec<JoinHandle<()>> {
         if actions.rearm {
             self.signal.notify.notify_one();
         }
@@ -131,8 +165,9 @@ impl Shared {
                     request,
                     target,
                     addrs,
+                    deadline,
                 } => {
-                    let task = tasks::connect(Arc::downgrade(self), request, target, addrs);
+                    let task = tasks::connect(Arc::downgrade(self), request, target, addrs, deadline);
                     started.push((TaskOwner::Connect(request), self.runtime.spawn(task)));
                 }
                 Action::Resolve { lookup, host, port } => {
@@ -177,7 +212,7 @@ impl Shared {
     /// Locks, lets `f` decide, unlocks, and carries the decisions out.
     pub(crate) fn decide<R>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut State<Tokio>, &mut Actions<Tokio>) -> R,
+        f: impl FnOnce(&mut State<Tokio<P, T>>, &mut Actions<Tokio<P, T>>) -> R,
     ) -> R {
         let mut actions = Actions::new();
         let result = f(&mut self.lock(), &mut actions);
@@ -188,7 +223,11 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl<P, T> Drop for Shared<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     fn drop(&mut self) {
         // Ends the background task, which holds only a weak reference.
         self.signal.close();

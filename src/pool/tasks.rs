@@ -9,20 +9,21 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
-use tokio::net::TcpStream;
-
-use super::happy_eyeballs::{self, Plan};
-use super::state::RequestId;
-use super::state::{Addrs, LookupId};
-use super::{PooledSocket, Shared, Signal};
-use crate::config::Config;
+use super::state::{Addrs, LookupId, RequestId};
+use super::{Pipeline, PooledSocket, Shared, Signal};
+use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::stream::Stream;
+use crate::object::Protocol;
 use crate::target::Target;
 use crate::trace::event;
+use crate::transport::{Dial, Transport};
 
 /// Looks `host` up for every request waiting on `lookup`.
-pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<str>, port: u16) {
+pub(super) async fn resolve<P, T>(shared: Weak<Shared<P, T>>, lookup: LookupId, host: Arc<str>, port: u16)
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     let Some(resolver) = shared.upgrade().map(|s| s.config.resolver.clone()) else {
         return;
     };
@@ -33,24 +34,25 @@ pub(super) async fn resolve(shared: Weak<Shared>, lookup: LookupId, host: Arc<st
     }
 }
 
-/// Connects for `request` to one of `addrs`, with a TLS handshake for
-/// `https`.
-pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Target, addrs: Addrs) {
-    let Some(config) = shared.upgrade().map(|s| s.config.clone()) else {
+/// Makes an object for `request`: the transport's stream to `target`,
+/// then the protocol step on it.
+pub(super) async fn connect<P, T>(
+    shared: Weak<Shared<P, T>>,
+    request: RequestId,
+    target: Target,
+    addrs: Addrs,
+    deadline: Deadline,
+) where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    let Some(pipeline) = shared.upgrade().map(|s| s.pipeline.clone()) else {
         return;
-    };
-    let plan = Plan {
-        bind: config.bind_address,
-        delay: config.happy_eyeballs_delay,
-        tcp: config.tcp,
     };
     event!(DEBUG, target = %target, "connect started");
     #[cfg(feature = "tracing")]
     let started = Instant::now();
-    let result = match happy_eyeballs::connect_first(&target, &addrs, plan).await {
-        Ok(tcp) => secure(&config, &target, tcp).await,
-        Err(e) => Err(e),
-    };
+    let result = make(&pipeline, &target, &addrs, deadline).await;
     event!(
         DEBUG,
         target = %target,
@@ -63,35 +65,51 @@ pub(super) async fn connect(shared: Weak<Shared>, request: RequestId, target: Ta
     };
     let now = Instant::now();
     shared.decide(|state, out| match result {
-        Ok(stream) => {
-            let socket = PooledSocket::new(stream, shared.signal.clone());
+        Ok(object) => {
+            let socket = PooledSocket::new(object, shared.signal.clone());
             state.connected(request, &target, socket, now, out);
         }
         Err(error) => state.connect_failed(request, error, out),
     });
 }
 
-/// TLS over the socket for `https` targets; plain TCP for the others.
-#[cfg(feature = "tls")]
-async fn secure(config: &Config, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
-    if !target.is_tls() {
-        return Ok(Stream::Tcp(tcp));
-    }
-    let tls = config.tls.clone().unwrap_or_else(crate::tls::default_config);
-    let stream = crate::tls::handshake(tls, target, tcp).await?;
-    Ok(Stream::Tls(Box::new(stream)))
-}
-
-/// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
-#[cfg(not(feature = "tls"))]
-async fn secure(_: &Config, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
-    Ok(Stream::Tcp(tcp))
+/// The pipeline's two steps.
+async fn make<P, T>(
+    pipeline: &Pipeline<P, T>,
+    target: &Target,
+    addrs: &Addrs,
+    deadline: Deadline,
+) -> Result<P::Conn, Error>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    let dial = Dial {
+        target,
+        addrs,
+        deadline,
+        options: &pipeline.options,
+    };
+    let stream = pipeline
+        .transport
+        .connect(dial)
+        .await
+        .map_err(|e| Error::from_transport(target, e))?;
+    pipeline
+        .protocol
+        .handshake(target, stream)
+        .await
+        .map_err(|e| Error::handshake(target, e))
 }
 
 /// The background task: sleeps until the next keep-alive expiry or request
 /// deadline, or until an idle socket reports an event, and lets `State`
 /// act on it. Ends when the manager's shared state is dropped.
-pub(super) async fn drive(shared: Weak<Shared>, signal: Arc<Signal>) {
+pub(super) async fn drive<P, T>(shared: Weak<Shared<P, T>>, signal: Arc<Signal>)
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     let mut wake_at = None;
     loop {
         match wake_at {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::stats::CloseReason;
 use crate::deadline::Deadline;
 use crate::error::Error;
+pub(crate) use crate::object::Health;
 use crate::target::Target;
 
 /// Identifies one request, for [`Manager::deallocate`].
@@ -96,20 +97,6 @@ pub(crate) trait Poolable {
     fn watch(&mut self, token: u64) -> Health;
 }
 
-/// The state of a socket that is not in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Health {
-    /// Open, nothing to read: may be handed out.
-    Usable,
-    /// The peer closed or reset it, or it has a pending error.
-    Closed,
-    /// The kernel gave up on the peer (`ETIMEDOUT`): TCP keepalive probes
-    /// or the user timeout ran out.
-    DeadPeer,
-    /// Bytes nobody asked for are waiting: close it with a reset.
-    Unread,
-}
-
 /// What a `Connection` learned about its socket while on loan, handed
 /// back with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,6 +181,8 @@ pub(crate) enum Action<P: Handles> {
         request: RequestId,
         target: Target,
         addrs: Addrs,
+        /// The request's deadline, which the transport may want to know.
+        deadline: Deadline,
     },
     /// Start looking `host` up; report with `resolved`, and `attach` the task.
     Resolve {

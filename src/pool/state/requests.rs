@@ -106,13 +106,14 @@ impl<P: Handles> State<P> {
         let Phase::Queued(addrs) = std::mem::replace(&mut req.phase, Phase::Connecting(None)) else {
             unreachable!("only a request with addresses is connected");
         };
-        let key = req.key;
+        let (key, deadline) = (req.key, req.deadline);
         self.keys[key].open += 1;
         self.connecting += 1;
         out.push(Action::Connect {
             request: id,
             target: self.keys[key].target.clone(),
             addrs,
+            deadline,
         });
     }
 

@@ -105,6 +105,9 @@ pub struct Closes {
     pub discarded: u64,
     /// Returned with bytes the user had not read.
     pub unread: u64,
+    /// Returned, but its [`Pooled::recycle`](crate::Pooled::recycle)
+    /// refused it (a session left mid-transaction, say).
+    pub recycle_refused: u64,
     /// Returned after an I/O error.
     pub io_error: u64,
     /// Closed by [`Manager::shutdown`](crate::Manager::shutdown), or
@@ -135,7 +138,7 @@ impl Closes {
     /// ```
     /// let closes = keepalive::Closes::default();
     /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
-    /// assert_eq!(closes.iter().count(), 14);
+    /// assert_eq!(closes.iter().count(), 15);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
         self.each().into_iter().map(|(reason, n)| (reason.name(), n))
@@ -152,7 +155,7 @@ impl Closes {
     }
 
     /// Each reason with its count, named as [`CloseReason::name`] names it.
-    pub(crate) fn each(&self) -> [(CloseReason, u64); 14] {
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 15] {
         use CloseReason::*;
         [
             (IdleTimeout, self.idle_timeout),
@@ -166,6 +169,7 @@ impl Closes {
             (Evicted, self.evicted),
             (Discarded, self.discarded),
             (Unread, self.unread),
+            (RecycleRefused, self.recycle_refused),
             (IoError, self.io_error),
             (Shutdown, self.shutdown),
             (Unneeded, self.unneeded),
@@ -190,6 +194,7 @@ impl Closes {
             CloseReason::Evicted => &mut self.evicted,
             CloseReason::Discarded => &mut self.discarded,
             CloseReason::Unread => &mut self.unread,
+            CloseReason::RecycleRefused => &mut self.recycle_refused,
             CloseReason::IoError => &mut self.io_error,
             CloseReason::Shutdown => &mut self.shutdown,
             CloseReason::Unneeded => &mut self.unneeded,
@@ -211,6 +216,7 @@ pub(crate) enum CloseReason {
     Evicted,
     Discarded,
     Unread,
+    RecycleRefused,
     IoError,
     Shutdown,
     Unneeded,
@@ -231,6 +237,7 @@ impl CloseReason {
             CloseReason::Evicted => "evicted",
             CloseReason::Discarded => "discarded",
             CloseReason::Unread => "unread",
+            CloseReason::RecycleRefused => "recycle_refused",
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Unneeded => "unneeded",

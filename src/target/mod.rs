@@ -1,13 +1,19 @@
 //! [`Target`]: where to connect, and the connection key pooled sockets are
 //! grouped by.
 
+mod parse;
+
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr};
-use std::str::FromStr;
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
+use parse::classify_host;
+
+/// The scheme of Unix domain socket targets.
+const UNIX: &str = "unix";
 
 /// Where to connect: scheme, host and port, plus the final destination when
 /// the connection goes through a proxy ([`Target::for_target`]).
@@ -69,6 +75,8 @@ struct Endpoint {
 enum HostKind {
     Literal(IpAddr),
     Name,
+    /// A Unix domain socket's path (scheme `unix`).
+    Path,
 }
 
 impl fmt::Display for Endpoint {
@@ -76,6 +84,7 @@ impl fmt::Display for Endpoint {
     /// parses back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
+            _ if &*self.scheme == UNIX => write!(f, "{UNIX}://{}", self.host),
             Ok(HostKind::Literal(IpAddr::V6(_))) => {
                 write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
             }
@@ -87,6 +96,9 @@ impl fmt::Display for Endpoint {
 impl Endpoint {
     fn new(scheme: String, host: String, port: u16) -> Endpoint {
         let scheme = scheme.to_ascii_lowercase();
+        if scheme == UNIX {
+            return Endpoint::unix(host);
+        }
         let (host, kind) = classify_host(host);
         let kind = if scheme.is_empty() {
             Err("empty scheme".into())
@@ -109,54 +121,23 @@ impl Endpoint {
     }
 }
 
-/// Strips IPv6 brackets, lower-cases names, and says what the host is.
-fn classify_host(host: String) -> (String, Result<HostKind, Arc<str>>) {
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return match inner.parse::<Ipv6Addr>() {
-            Ok(ip) => (inner.to_owned(), Ok(HostKind::Literal(IpAddr::V6(ip)))),
-            Err(_) => (
-                host.clone(),
-                Err(format!("{host:?} is not an IPv6 literal").into()),
-            ),
+impl Endpoint {
+    /// A Unix socket at `path`; its port is always 0.
+    fn unix(path: String) -> Endpoint {
+        let kind = if path.is_empty() {
+            Err("empty socket path".into())
+        } else if path.contains('\0') {
+            Err("socket path contains a NUL byte".into())
+        } else {
+            Ok(HostKind::Path)
         };
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return (host, Ok(HostKind::Literal(ip)));
-    }
-    let name = host.to_ascii_lowercase();
-    let kind = check_dns_name(&name).map(|()| HostKind::Name);
-    (name, kind)
-}
-
-/// RFC 1123 host names: dot-separated labels of 1 to 63 letters, digits and
-/// hyphens, not starting or ending with a hyphen, 253 characters at most
-/// (one trailing dot allowed). A last label of digits only is refused, as
-/// URL parsers do, because resolvers read such names as IPv4 numbers.
-fn check_dns_name(name: &str) -> Result<(), Arc<str>> {
-    let bad = |why: &str| Err(format!("host {name:?} {why}").into());
-    if name.is_empty() {
-        return Err("empty host".into());
-    }
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if trimmed.len() > 253 {
-        return bad("is longer than 253 characters");
-    }
-    for label in trimmed.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return bad("has a label that is empty or longer than 63 characters");
-        }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return bad("is neither an IP literal nor a DNS name (RFC 1123)");
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return bad("has a label that starts or ends with '-'");
+        Endpoint {
+            scheme: UNIX.into(),
+            host: path.into(),
+            port: 0,
+            kind,
         }
     }
-    let last = trimmed.rsplit('.').next().unwrap_or(trimmed);
-    if last.bytes().all(|b| b.is_ascii_digit()) {
-        return bad("is not a valid IPv4 literal");
-    }
-    Ok(())
 }
 
 /// One random hasher per process, so that hostile host names cannot be
@@ -183,6 +164,38 @@ impl Target {
     /// [`Manager::allocate`]: crate::Manager::allocate
     pub fn new(scheme: impl Into<String>, host: impl Into<String>, port: u16) -> Target {
         Target::build(Endpoint::new(scheme.into(), host.into(), port), None)
+    }
+
+    /// A Unix domain socket at `path`: scheme `unix`, [`host`](Target::host)
+    /// the path, [`port`](Target::port) 0. `"unix:///run/app.sock"` parses
+    /// to the same target. The pool's [`Dialer`](crate::Dialer) connects
+    /// to it with no lookup; everything else (limits, reuse, the checkout
+    /// check and the idle watch, close reasons, learning) is as for TCP.
+    ///
+    /// A path that is not UTF-8 is reported by
+    /// [`Manager::allocate`](crate::Manager::allocate) as an invalid
+    /// target.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::Target;
+    /// let t = Target::unix("/run/app.sock");
+    /// assert_eq!((t.scheme(), t.host(), t.port()), ("unix", "/run/app.sock", 0));
+    /// assert_eq!(t, "unix:///run/app.sock".parse()?);
+    /// assert_eq!(t.to_string(), "unix:///run/app.sock");
+    /// # Ok::<(), keepalive::Error>(())
+    /// ```
+    pub fn unix(path: impl AsRef<Path>) -> Target {
+        let path = path.as_ref();
+        let endpoint = match path.to_str() {
+            Some(text) => Endpoint::unix(text.to_owned()),
+            None => Endpoint {
+                kind: Err("socket path is not UTF-8".into()),
+                ..Endpoint::unix(path.to_string_lossy().into_owned())
+            },
+        };
+        Target::build(endpoint, None)
     }
 
     /// The original's `for_scheme` / `for_addr` / `for_port`: the final
@@ -257,6 +270,17 @@ impl Target {
     /// ```
     pub fn is_tls(&self) -> bool {
         self.scheme() == "https"
+    }
+
+    /// True for a Unix domain socket target (scheme `unix`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(keepalive::Target::unix("/run/app.sock").is_unix());
+    /// ```
+    pub fn is_unix(&self) -> bool {
+        self.inner.endpoint.kind == Ok(HostKind::Path)
     }
 
     /// Checks every part; the error says what was wrong.
@@ -341,148 +365,5 @@ impl fmt::Debug for Target {
     }
 }
 
-impl FromStr for Target {
-    type Err = Error;
-
-    /// Parses `scheme://host[:port][/path…]`. The path, query and any user
-    /// information are ignored. Ports default to 80 for `http` and 443 for
-    /// `https`; other schemes need an explicit port. The form `Display`
-    /// writes for a proxied target, `A for B`, parses as
-    /// `A.parse()?.for_target(B's scheme, host, port)`.
-    ///
-    /// # Errors
-    ///
-    /// An error with [`Error::is_invalid_target`] when the text is no URL,
-    /// has no scheme or host, has no port and no default, or names a bad
-    /// host.
-    fn from_str(s: &str) -> Result<Target, Error> {
-        if let Some((proxy, destination)) = s.split_once(" for ") {
-            let via = parse_url(destination)?;
-            let target = parse_url(proxy)?.for_target(via.scheme(), via.host(), via.port());
-            target.validate()?;
-            return Ok(target);
-        }
-        parse_url(s)
-    }
-}
-
-/// One `scheme://host[:port][/path…]`.
-fn parse_url(s: &str) -> Result<Target, Error> {
-    let bad = |reason: &str| Error::invalid_target(s.to_owned(), reason.to_owned());
-    if !s.contains("://") {
-        return Err(bad("not a URL of the form scheme://host[:port]"));
-    }
-    let uri: http::Uri = s
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-    let scheme = uri.scheme_str().ok_or_else(|| bad("no scheme"))?;
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("no host"))?;
-    // The port as written: `Uri::port` hides ports that overflow u16.
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
-    let explicit = match after_host.rsplit_once(':') {
-        Some((_, digits)) => Some(
-            digits
-                .parse::<u16>()
-                .map_err(|_| bad("port is not a number from 0 to 65535"))?,
-        ),
-        None => None,
-    };
-    let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
-        (Some(port), _) => port,
-        (None, "http") => 80,
-        (None, "https") => 443,
-        (None, _) => return Err(bad("no port, and the scheme has no default port")),
-    };
-    let target = Target::new(scheme, host, port);
-    target.validate()?;
-    Ok(target)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn equal_spellings_are_one_key() {
-        let a = Target::new("HTTP", "[::1]", 80);
-        let b: Target = "http://[::1]/x".parse().unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.inner.hash, b.inner.hash);
-        let same_via = Target::new("http", "::1", 80).for_target("http", "::1", 80);
-        assert_eq!(a, same_via);
-    }
-
-    #[test]
-    fn display_parses_back_including_proxied_ipv6() {
-        for target in [
-            Target::new("http", "::1", 8080),
-            Target::new("http", "127.0.0.1", 3128).for_target("https", "::1", 443),
-            Target::new("http", "[::1]", 3128).for_target("https", "[2001:db8::1]", 8443),
-            Target::new("https", "proxy.example", 443).for_target("http", "origin.example", 80),
-        ] {
-            let text = target.to_string();
-            let again: Target = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(again, target, "{text}");
-        }
-        assert_eq!(
-            Target::new("http", "127.0.0.1", 1)
-                .for_target("http", "::1", 2)
-                .to_string(),
-            "http://127.0.0.1:1 for http://[::1]:2"
-        );
-        assert!("http://a.example:1 for nonsense".parse::<Target>().is_err());
-    }
-
-    #[test]
-    fn bad_parts_are_reported_not_panicked() {
-        for (t, needle) in [
-            (Target::new("", "a.example", 1), "empty scheme"),
-            (Target::new("http", "", 1), "empty host"),
-            (Target::new("http", "a.example", 0), "port 0"),
-            (Target::new("http", "a_b.example", 1), "RFC 1123"),
-            (Target::new("http", "-a.example", 1), "'-'"),
-            (Target::new("http", "[1.2.3.4]", 1), "IPv6"),
-            (Target::new("http", "1.2.3", 1), "IPv4"),
-            (
-                Target::new("http", "a.example", 1).for_target("x", "", 2),
-                "empty host",
-            ),
-        ] {
-            let err = t.validate().unwrap_err();
-            assert!(err.is_invalid_target(), "{t:?}");
-            assert!(err.to_string().contains(needle), "{err} lacks {needle}");
-        }
-    }
-
-    #[test]
-    fn urls_parse_with_default_ports() {
-        let t: Target = "https://Example.com/path?q".parse().unwrap();
-        assert_eq!((t.scheme(), t.host(), t.port()), ("https", "example.com", 443));
-        let t: Target = "postgres://db.internal:5432".parse().unwrap();
-        assert_eq!(t.port(), 5432);
-        for bad in [
-            "ftp//x",
-            "ftp://x",
-            "http://",
-            "http://a b",
-            "://x:1",
-            "http://[::1:80",
-            "http://a:99999",
-            "http://a:0",
-        ] {
-            let err = bad.parse::<Target>().unwrap_err();
-            assert!(err.is_invalid_target(), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn display_brackets_ipv6() {
-        let t = Target::new("http", "::1", 8080).for_target("https", "a.example", 443);
-        assert_eq!(t.to_string(), "http://[::1]:8080 for https://a.example:443");
-    }
-}
+mod tests;

@@ -1,12 +1,18 @@
-//! [`Builder`], the validated private [`Config`], and the defaults.
+//! [`Builder`], the validated private [`Config`], and the defaults; the
+//! settings of the pool's own dialing are in `dial.rs`.
+
+mod dial;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use dial::TcpOptions;
+
 use crate::manager::Manager;
+use crate::object::{Plain, Protocol};
 use crate::resolver::{Resolve, SystemResolver};
+use crate::transport::{DialOptions, Dialer, Transport};
 
 /// Sockets per connection key, idle + in use + connecting (the original's 4).
 pub const DEFAULT_MAX_PER_HOST: usize = 4;
@@ -56,8 +62,10 @@ pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// # }
 /// ```
 #[must_use = "a Builder does nothing until build() is called"]
-pub struct Builder {
+pub struct Builder<P = Plain, T = Dialer> {
     config: Config,
+    protocol: P,
+    transport: T,
 }
 
 /// The settings a manager runs with, checked by [`Builder::build`].
@@ -67,17 +75,13 @@ pub(crate) struct Config {
     pub(crate) max_open: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) timeout: Duration,
-    pub(crate) bind_address: Option<IpAddr>,
     pub(crate) max_queued: usize,
     pub(crate) resolver: Arc<dyn Resolve>,
-    pub(crate) happy_eyeballs_delay: Duration,
     pub(crate) dns_ttl: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) learn_idle_timeouts: bool,
-    pub(crate) tcp: TcpOptions,
-    /// `None`: [`crate::tls`]'s default, built on first use.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The settings of the pool's own dialing ([`Dialer`]).
+    pub(crate) dial: DialOptions,
 }
 
 impl Default for Config {
@@ -87,40 +91,18 @@ impl Default for Config {
             max_open: DEFAULT_MAX_OPEN,
             keep_alive: DEFAULT_KEEP_ALIVE,
             timeout: DEFAULT_TIMEOUT,
-            bind_address: None,
             max_queued: usize::MAX,
             resolver: Arc::new(SystemResolver),
-            happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
             dns_ttl: None,
             max_lifetime: None,
             learn_idle_timeouts: true,
-            tcp: TcpOptions::default(),
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-}
-
-/// The TCP options set on every socket the pool opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TcpOptions {
-    /// SO_KEEPALIVE on, with this idle time (TCP_KEEPIDLE).
-    pub(crate) keepalive: Option<Duration>,
-    /// TCP_KEEPINTVL.
-    pub(crate) keepalive_interval: Option<Duration>,
-    /// TCP_KEEPCNT.
-    pub(crate) keepalive_retries: Option<u32>,
-    /// TCP_USER_TIMEOUT (Linux).
-    pub(crate) user_timeout: Option<Duration>,
-}
-
-impl Default for TcpOptions {
-    fn default() -> TcpOptions {
-        TcpOptions {
-            keepalive: Some(DEFAULT_TCP_KEEPALIVE),
-            keepalive_interval: Some(DEFAULT_TCP_KEEPALIVE_INTERVAL),
-            keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
-            user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
+            dial: DialOptions {
+                bind: None,
+                happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
+                tcp: TcpOptions::default(),
+                #[cfg(feature = "tls")]
+                tls: None,
+            },
         }
     }
 }
@@ -135,18 +117,24 @@ impl Config {
             ("keep_alive", self.keep_alive.is_zero()),
             ("timeout", self.timeout.is_zero()),
             ("max_queued", self.max_queued == 0),
-            ("happy_eyeballs_delay", self.happy_eyeballs_delay.is_zero()),
+            ("happy_eyeballs_delay", self.dial.happy_eyeballs_delay.is_zero()),
             ("dns_ttl", self.dns_ttl.is_some_and(|d| d.is_zero())),
             ("max_lifetime", self.max_lifetime.is_some_and(|d| d.is_zero())),
-            ("tcp_keepalive", self.tcp.keepalive.is_some_and(|d| d.is_zero())),
+            (
+                "tcp_keepalive",
+                self.dial.tcp.keepalive.is_some_and(|d| d.is_zero()),
+            ),
             (
                 "tcp_keepalive_interval",
-                self.tcp.keepalive_interval.is_some_and(|d| d.is_zero()),
+                self.dial.tcp.keepalive_interval.is_some_and(|d| d.is_zero()),
             ),
-            ("tcp_keepalive_retries", self.tcp.keepalive_retries == Some(0)),
+            (
+                "tcp_keepalive_retries",
+                self.dial.tcp.keepalive_retries == Some(0),
+            ),
             (
                 "tcp_user_timeout",
-                self.tcp.user_timeout.is_some_and(|d| d.is_zero()),
+                self.dial.tcp.user_timeout.is_some_and(|d| d.is_zero()),
             ),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
@@ -162,13 +150,13 @@ impl fmt::Debug for Config {
             .field("max_open", &self.max_open)
             .field("keep_alive", &self.keep_alive)
             .field("timeout", &self.timeout)
-            .field("bind_address", &self.bind_address)
             .field("max_queued", &self.max_queued)
-            .field("happy_eyeballs_delay", &self.happy_eyeballs_delay)
             .field("dns_ttl", &self.dns_ttl)
             .field("max_lifetime", &self.max_lifetime)
             .field("learn_idle_timeouts", &self.learn_idle_timeouts)
-            .field("tcp", &self.tcp)
+            .field("bind_address", &self.dial.bind)
+            .field("happy_eyeballs_delay", &self.dial.happy_eyeballs_delay)
+            .field("tcp", &self.dial.tcp)
             .finish_non_exhaustive()
     }
 }
@@ -177,9 +165,13 @@ impl Builder {
     pub(crate) fn new() -> Builder {
         Builder {
             config: Config::default(),
+            protocol: Plain,
+            transport: Dialer,
         }
     }
+}
 
+impl<P, T> Builder<P, T> {
     /// The most sockets per connection key, counting idle, in use and
     /// connecting ones. Defaults to [`DEFAULT_MAX_PER_HOST`] (4).
     ///
@@ -240,20 +232,6 @@ impl Builder {
         self
     }
 
-    /// The local address every socket binds to before connecting. Defaults
-    /// to none: the system picks.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().bind_address([127, 0, 0, 2].into());
-    /// # drop(builder);
-    /// ```
-    pub fn bind_address(mut self, ip: IpAddr) -> Self {
-        self.config.bind_address = Some(ip);
-        self
-    }
-
     /// The most requests that may wait (for a name lookup or for a socket)
     /// at once; more fail with [`Error::is_queue_full`]. This bounds memory
     /// when a host is down. Defaults to unlimited.
@@ -268,22 +246,6 @@ impl Builder {
     /// [`Error::is_queue_full`]: crate::Error::is_queue_full
     pub fn max_queued(mut self, n: usize) -> Self {
         self.config.max_queued = n;
-        self
-    }
-
-    /// When a name has several addresses, how long one connect attempt runs
-    /// alone before the next address is tried as well (Happy Eyeballs,
-    /// RFC 8305). A failed attempt starts the next one at once. Defaults to
-    /// [`DEFAULT_HAPPY_EYEBALLS_DELAY`] (250 ms).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().happy_eyeballs_delay(std::time::Duration::from_millis(100));
-    /// # drop(builder);
-    /// ```
-    pub fn happy_eyeballs_delay(mut self, d: Duration) -> Self {
-        self.config.happy_eyeballs_delay = d;
         self
     }
 
@@ -345,120 +307,6 @@ impl Builder {
         self
     }
 
-    /// TCP keepalive (SO_KEEPALIVE) on every socket, with this idle time
-    /// before the first probe (TCP_KEEPIDLE, whole seconds, rounded up, at
-    /// most 32,767 s), so that a peer that vanished without a FIN or RST (a
-    /// dropped NAT entry, a powered-off server) is found dead by the kernel
-    /// and its idle socket leaves the pool. `None` turns keepalive off.
-    /// Defaults to [`DEFAULT_TCP_KEEPALIVE`] (15 s).
-    ///
-    /// With the defaults, an idle socket whose peer went silent is closed
-    /// about 15 s + 30 s after its last traffic: probes start after 15 s,
-    /// and `tcp_user_timeout` (30 s), not the retry count, ends them (Linux
-    /// lets `TCP_USER_TIMEOUT` decide when unanswered probes end a
-    /// connection). With `tcp_user_timeout(None)` it is 15 s +
-    /// `interval × retries` = 60 s.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().tcp_keepalive(std::time::Duration::from_secs(30));
-    /// # drop(builder);
-    /// ```
-    pub fn tcp_keepalive(mut self, d: impl Into<Option<Duration>>) -> Self {
-        self.config.tcp.keepalive = d.into();
-        self
-    }
-
-    /// Time between TCP keepalive probes (TCP_KEEPINTVL, whole seconds,
-    /// rounded up, at most 32,767 s). `None` leaves the system's default.
-    /// Defaults to [`DEFAULT_TCP_KEEPALIVE_INTERVAL`] (15 s).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().tcp_keepalive_interval(std::time::Duration::from_secs(5));
-    /// # drop(builder);
-    /// ```
-    pub fn tcp_keepalive_interval(mut self, d: impl Into<Option<Duration>>) -> Self {
-        self.config.tcp.keepalive_interval = d.into();
-        self
-    }
-
-    /// Unanswered TCP keepalive probes before the kernel gives up on the
-    /// peer (TCP_KEEPCNT, at most 127). Only counts when
-    /// `tcp_user_timeout` is off: on Linux a set user timeout decides
-    /// instead. `None` leaves the system's default. Defaults to
-    /// [`DEFAULT_TCP_KEEPALIVE_RETRIES`] (3).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().tcp_keepalive_retries(5);
-    /// # drop(builder);
-    /// ```
-    pub fn tcp_keepalive_retries(mut self, n: impl Into<Option<u32>>) -> Self {
-        self.config.tcp.keepalive_retries = n.into();
-        self
-    }
-
-    /// How long data written to a socket (or keepalive probes) may go
-    /// unacknowledged before the kernel gives up and the connection fails
-    /// with `ETIMEDOUT` (Linux `TCP_USER_TIMEOUT`, milliseconds; ignored
-    /// elsewhere). A request written to a peer that vanished then fails
-    /// with an I/O error within this time instead of retransmitting for
-    /// about 15 minutes. `None` turns it off. Defaults to
-    /// [`DEFAULT_TCP_USER_TIMEOUT`] (30 s).
-    ///
-    /// What a user gets with each combination (Linux):
-    ///
-    /// | keepalive | user timeout | idle peer gone silent | write to it |
-    /// |---|---|---|---|
-    /// | on (idle I) | on (U) | closed about I + U after the last traffic | fails after about U |
-    /// | on (idle I, interval V, retries N) | off | closed after I + V × N | retransmits for ~15 min |
-    /// | off | on (U) | stays until `keep_alive`, then closed | fails after about U |
-    /// | off | off | stays until `keep_alive`, then closed | retransmits for ~15 min |
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().tcp_user_timeout(std::time::Duration::from_secs(10));
-    /// # drop(builder);
-    /// ```
-    pub fn tcp_user_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
-        self.config.tcp.user_timeout = d.into();
-        self
-    }
-
-    /// The TLS configuration for `https` targets. Defaults to one that
-    /// trusts Mozilla's root certificates (the `webpki-roots` crate) and
-    /// verifies every server's certificate and name.
-    ///
-    /// There is no switch that turns verification off: who needs that
-    /// builds a `ClientConfig` with their own verifier. Use
-    /// [`keepalive::rustls`](crate::rustls) so the versions match.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use keepalive::rustls::{ClientConfig, RootCertStore};
-    ///
-    /// let provider = Arc::new(keepalive::rustls::crypto::ring::default_provider());
-    /// let config = ClientConfig::builder_with_provider(provider)
-    ///     .with_safe_default_protocol_versions()?
-    ///     .with_root_certificates(RootCertStore::empty()) // add your own CA here
-    ///     .with_no_client_auth();
-    /// let builder = keepalive::Manager::builder().tls_config(Arc::new(config));
-    /// # drop(builder);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[cfg(feature = "tls")]
-    pub fn tls_config(mut self, c: Arc<rustls::ClientConfig>) -> Self {
-        self.config.tls = Some(c);
-        self
-    }
-
     /// The name resolver. Defaults to [`SystemResolver`].
     ///
     /// # Examples
@@ -471,7 +319,13 @@ impl Builder {
         self.config.resolver = Arc::new(r);
         self
     }
+}
 
+impl<P, T> Builder<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
     /// Builds the manager and starts its background task.
     ///
     /// # Panics
@@ -489,13 +343,46 @@ impl Builder {
     /// # }
     /// ```
     #[track_caller]
-    pub fn build(self) -> Manager {
+    pub fn build(self) -> Manager<P, T> {
         self.config.check();
-        Manager::start(self.config)
+        Manager::start(self.config, self.protocol, self.transport)
     }
 }
 
-impl fmt::Debug for Builder {
+impl<P, T> Builder<P, T> {
+    /// The protocol step that makes the pooled object on each new stream
+    /// (a login, hyper's handshake): the manager then lends `Q::Conn`.
+    /// Defaults to [`Plain`]: the stream itself.
+    ///
+    /// # Examples
+    ///
+    /// See [`Protocol`].
+    pub fn protocol<Q>(self, protocol: Q) -> Builder<Q, T> {
+        Builder {
+            config: self.config,
+            protocol,
+            transport: self.transport,
+        }
+    }
+
+    /// The transport that dials targets instead of the pool's own
+    /// [`Dialer`] (a custom dialer, an in-memory transport for tests). The
+    /// dialing settings (`bind_address`, `happy_eyeballs_delay`, the TCP
+    /// options, `tls_config`) are the `Dialer`'s and do not apply to
+    /// another transport. Defaults to [`Dialer`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Transport`].
+    pub fn transport<U>(self, transport: U) -> Builder<P, U> {
+        Builder {
+            config: self.config,
+            protocol: self.protocol,
+            transport,
+        }
+    }
+}
+impl<P, T> fmt::Debug for Builder<P, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Builder").field(&self.config).finish()
     }

@@ -18,11 +18,11 @@ use crate::target::Target;
 
 /// How to connect: the local address, and the Happy Eyeballs delay.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Plan {
-    pub(super) bind: Option<IpAddr>,
-    pub(super) delay: Duration,
+pub(crate) struct Plan {
+    pub(crate) bind: Option<IpAddr>,
+    pub(crate) delay: Duration,
     /// The options every connected socket gets.
-    pub(super) tcp: TcpOptions,
+    pub(crate) tcp: TcpOptions,
 }
 
 /// Connects to the first of `addrs` that accepts.

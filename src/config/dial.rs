@@ -1,0 +1,183 @@
+//! The settings of the pool's own dialing ([`Dialer`](crate::Dialer)): the local
+//! address, Happy Eyeballs, the TCP options every socket gets, and TLS.
+//! They do not apply to another [`Transport`](crate::Transport).
+
+use std::net::IpAddr;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    Builder, DEFAULT_TCP_KEEPALIVE, DEFAULT_TCP_KEEPALIVE_INTERVAL, DEFAULT_TCP_KEEPALIVE_RETRIES,
+    DEFAULT_TCP_USER_TIMEOUT,
+};
+
+/// The TCP options set on every socket the pool opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpOptions {
+    /// SO_KEEPALIVE on, with this idle time (TCP_KEEPIDLE).
+    pub(crate) keepalive: Option<Duration>,
+    /// TCP_KEEPINTVL.
+    pub(crate) keepalive_interval: Option<Duration>,
+    /// TCP_KEEPCNT.
+    pub(crate) keepalive_retries: Option<u32>,
+    /// TCP_USER_TIMEOUT (Linux).
+    pub(crate) user_timeout: Option<Duration>,
+}
+
+impl Default for TcpOptions {
+    fn default() -> TcpOptions {
+        TcpOptions {
+            keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            keepalive_interval: Some(DEFAULT_TCP_KEEPALIVE_INTERVAL),
+            keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
+            user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
+        }
+    }
+}
+
+impl<P, T> Builder<P, T> {
+    /// The local address every socket binds to before connecting. Defaults
+    /// to none: the system picks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().bind_address([127, 0, 0, 2].into());
+    /// # drop(builder);
+    /// ```
+    pub fn bind_address(mut self, ip: IpAddr) -> Self {
+        self.config.dial.bind = Some(ip);
+        self
+    }
+
+    /// When a name has several addresses, how long one connect attempt runs
+    /// alone before the next address is tried as well (Happy Eyeballs,
+    /// RFC 8305). A failed attempt starts the next one at once. Defaults to
+    /// [`DEFAULT_HAPPY_EYEBALLS_DELAY`] (250 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().happy_eyeballs_delay(std::time::Duration::from_millis(100));
+    /// # drop(builder);
+    /// ```
+    pub fn happy_eyeballs_delay(mut self, d: Duration) -> Self {
+        self.config.dial.happy_eyeballs_delay = d;
+        self
+    }
+
+    /// TCP keepalive (SO_KEEPALIVE) on every socket, with this idle time
+    /// before the first probe (TCP_KEEPIDLE, whole seconds, rounded up, at
+    /// most 32,767 s), so that a peer that vanished without a FIN or RST (a
+    /// dropped NAT entry, a powered-off server) is found dead by the kernel
+    /// and its idle socket leaves the pool. `None` turns keepalive off.
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE`] (15 s).
+    ///
+    /// With the defaults, an idle socket whose peer went silent is closed
+    /// about 15 s + 30 s after its last traffic: probes start after 15 s,
+    /// and `tcp_user_timeout` (30 s), not the retry count, ends them (Linux
+    /// lets `TCP_USER_TIMEOUT` decide when unanswered probes end a
+    /// connection). With `tcp_user_timeout(None)` it is 15 s +
+    /// `interval × retries` = 60 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive(std::time::Duration::from_secs(30));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.dial.tcp.keepalive = d.into();
+        self
+    }
+
+    /// Time between TCP keepalive probes (TCP_KEEPINTVL, whole seconds,
+    /// rounded up, at most 32,767 s). `None` leaves the system's default.
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE_INTERVAL`] (15 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive_interval(std::time::Duration::from_secs(5));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive_interval(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.dial.tcp.keepalive_interval = d.into();
+        self
+    }
+
+    /// Unanswered TCP keepalive probes before the kernel gives up on the
+    /// peer (TCP_KEEPCNT, at most 127). Only counts when
+    /// `tcp_user_timeout` is off: on Linux a set user timeout decides
+    /// instead. `None` leaves the system's default. Defaults to
+    /// [`DEFAULT_TCP_KEEPALIVE_RETRIES`] (3).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_keepalive_retries(5);
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_keepalive_retries(mut self, n: impl Into<Option<u32>>) -> Self {
+        self.config.dial.tcp.keepalive_retries = n.into();
+        self
+    }
+
+    /// How long data written to a socket (or keepalive probes) may go
+    /// unacknowledged before the kernel gives up and the connection fails
+    /// with `ETIMEDOUT` (Linux `TCP_USER_TIMEOUT`, milliseconds; ignored
+    /// elsewhere). A request written to a peer that vanished then fails
+    /// with an I/O error within this time instead of retransmitting for
+    /// about 15 minutes. `None` turns it off. Defaults to
+    /// [`DEFAULT_TCP_USER_TIMEOUT`] (30 s).
+    ///
+    /// What a user gets with each combination (Linux):
+    ///
+    /// | keepalive | user timeout | idle peer gone silent | write to it |
+    /// |---|---|---|---|
+    /// | on (idle I) | on (U) | closed about I + U after the last traffic | fails after about U |
+    /// | on (idle I, interval V, retries N) | off | closed after I + V × N | retransmits for ~15 min |
+    /// | off | on (U) | stays until `keep_alive`, then closed | fails after about U |
+    /// | off | off | stays until `keep_alive`, then closed | retransmits for ~15 min |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().tcp_user_timeout(std::time::Duration::from_secs(10));
+    /// # drop(builder);
+    /// ```
+    pub fn tcp_user_timeout(mut self, d: impl Into<Option<Duration>>) -> Self {
+        self.config.dial.tcp.user_timeout = d.into();
+        self
+    }
+
+    /// The TLS configuration for `https` targets. Defaults to one that
+    /// trusts Mozilla's root certificates (the `webpki-roots` crate) and
+    /// verifies every server's certificate and name.
+    ///
+    /// There is no switch that turns verification off: who needs that
+    /// builds a `ClientConfig` with their own verifier. Use
+    /// [`keepalive::rustls`](crate::rustls) so the versions match.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use keepalive::rustls::{ClientConfig, RootCertStore};
+    ///
+    /// let provider = Arc::new(keepalive::rustls::crypto::ring::default_provider());
+    /// let config = ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(RootCertStore::empty()) // add your own CA here
+    ///     .with_no_client_auth();
+    /// let builder = keepalive::Manager::builder().tls_config(Arc::new(config));
+    /// # drop(builder);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, c: Arc<rustls::ClientConfig>) -> Self {
+        self.config.dial.tls = Some(c);
+        self
+    }
+}

@@ -1,0 +1,228 @@
+//! The pooled object: what the pool needs of anything it keeps
+//! ([`Pooled`]), and the protocol step that makes one from a stream
+//! ([`Protocol`], with [`Plain`], the stream itself, as the default).
+//!
+//! # Which anchors these follow
+//!
+//! * [`Pooled`] is bb8's `ManageConnection::{is_valid, has_broken}` and
+//!   deadpool's `Manager::recycle`, split by *when* the pool asks: a
+//!   synchronous [`check`](Pooled::check) at checkout (like hyper's
+//!   `SendRequest::is_closed`, it must not wait), a
+//!   [`watch`](Pooled::watch) while idle that registers a waker instead of
+//!   being polled on a timer (deadpool #191 shows what a pool without
+//!   background detection costs), and a [`recycle`](Pooled::recycle) on
+//!   return that may refuse the object.
+//! * [`Protocol`] is the shape of tower's `Service<Stream>` reduced to
+//!   one `async fn`, as tokio-postgres's `connect_raw` takes any stream: it
+//!   runs on a stream the pool dialed, so shared lookups, Happy Eyeballs,
+//!   TLS and TCP options still apply. Its default, [`Plain`], makes the
+//!   stream itself the pooled object: the path `Manager::new()` takes,
+//!   monomorphised and unboxed.
+
+use std::future::Future;
+use std::task::Context;
+
+use crate::target::Target;
+
+/// The state of a pooled object that is not in use.
+///
+/// # Examples
+///
+/// ```
+/// use keepalive::Health;
+/// assert_ne!(Health::Usable, Health::Closed);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Open, nothing to read: may be handed out.
+    Usable,
+    /// The peer closed or reset it, or it has a pending error. A close
+    /// seen while idle teaches the pool its server's idle limit.
+    Closed,
+    /// The kernel gave up on the peer (`ETIMEDOUT`): TCP keepalive probes
+    /// or the user timeout ran out.
+    DeadPeer,
+    /// Bytes nobody asked for are waiting: the pool closes it (for a
+    /// socket, with a reset).
+    Unread,
+}
+
+/// What the pool needs of an object to keep its promises: a cheap check
+/// at checkout, a wake-up when it dies while idle, and a reset on return.
+///
+/// [`Stream`](crate::Stream), the pool's own sockets, implements it with
+/// the kernel's view of the socket; a session over a stream delegates
+/// [`check`](Pooled::check) and [`watch`](Pooled::watch) to its stream and
+/// adds its own [`recycle`](Pooled::recycle); an object with a task of its
+/// own (hyper's `SendRequest`) reports that task's end from `watch`.
+///
+/// # Examples
+///
+/// A session over the pool's stream that must not be reused after a
+/// protocol error:
+///
+/// ```
+/// use std::task::Context;
+/// use keepalive::{Health, Pooled, Protocol, Stream, Target};
+///
+/// #[derive(Debug)]
+/// struct Session {
+///     stream: Stream,
+///     broken: bool,
+/// }
+///
+/// impl Pooled for Session {
+///     fn check(&mut self) -> Health {
+///         self.stream.check()
+///     }
+///     fn watch(&mut self, cx: &mut Context<'_>) -> Health {
+///         self.stream.watch(cx)
+///     }
+///     fn recycle(&mut self) -> bool {
+///         !self.broken
+///     }
+/// }
+///
+/// #[derive(Debug)]
+/// struct Open;
+///
+/// impl Protocol<Stream> for Open {
+///     type Conn = Session;
+///     type Error = std::io::Error;
+///
+///     async fn handshake(&self, _: &Target, stream: Stream) -> std::io::Result<Session> {
+///         Ok(Session { stream, broken: false })
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+/// let manager = keepalive::Manager::builder().protocol(Open).build();
+/// let mut session = manager.allocate(target.clone()).await?;
+/// session.broken = true; // the user left it in a state nobody else wants
+/// drop(session);
+/// assert_eq!(manager.stats().closes.recycle_refused, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Pooled: Send + Unpin + 'static {
+    /// Is it usable right now? Called as it is handed out (the hot path of
+    /// a checkout, outside the pool's lock, and under it for a request that
+    /// waited), so it must not wait: a non-blocking system call at most.
+    /// Anything but [`Health::Usable`] closes it, counted by its health.
+    fn check(&mut self) -> Health;
+
+    /// Like [`check`](Pooled::check), and arranges for `cx`'s waker to be
+    /// woken when the answer may have changed: called when the object goes
+    /// idle and again after each wake-up. The pool acts on wake-ups only
+    /// while the object is idle, so a spurious one costs a `watch`.
+    ///
+    /// An object that cannot be watched may return
+    /// `check()` without registering the waker; it is then found dead only
+    /// at checkout, or by keep-alive.
+    fn watch(&mut self, cx: &mut Context<'_>) -> Health;
+
+    /// Called when a loan ends normally, before the object goes back to
+    /// the pool: reset what the user left (a session's transaction, a
+    /// subscription), or return `false` to close it instead, counted as
+    /// [`Closes::recycle_refused`](crate::Closes::recycle_refused). It runs
+    /// in `Drop`, so it must not wait. Defaults to `true`.
+    fn recycle(&mut self) -> bool {
+        true
+    }
+
+    /// Called just before the pool drops an object that had unsolicited
+    /// bytes waiting, so that closing it does not linger (for sockets:
+    /// `SO_LINGER` 0, a reset). Defaults to nothing.
+    fn abort(&mut self) {}
+}
+
+/// The step that makes the pooled object from a stream the pool dialed: a
+/// login, a `SELECT`, an HTTP/2 preface, hyper's handshake.
+///
+/// It runs inside the request's timeout, counted as connecting (in
+/// [`Stats::connecting`](crate::Stats::connecting)), and is aborted when
+/// the request is cancelled. A failure fails the request with an
+/// [`Error`](crate::Error) whose function is `"handshake"` and whose
+/// source is this step's error.
+///
+/// # Examples
+///
+/// A greeting the server must answer before the stream is pooled:
+///
+/// ```
+/// use keepalive::{Protocol, Stream, Target};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// #[derive(Debug)]
+/// struct Hello;
+///
+/// impl Protocol<Stream> for Hello {
+///     type Conn = Stream;
+///     type Error = std::io::Error;
+///
+///     async fn handshake(&self, _target: &Target, mut stream: Stream) -> std::io::Result<Stream> {
+///         stream.write_all(b"HELLO\n").await?;
+///         let mut ok = [0; 3];
+///         stream.read_exact(&mut ok).await?;
+///         if &ok != b"OK\n" {
+///             return Err(std::io::Error::other("not greeted"));
+///         }
+///         Ok(stream)
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+/// # tokio::spawn(async move {
+/// #     let (mut s, _) = listener.accept().await.unwrap();
+/// #     let mut b = [0; 6];
+/// #     s.read_exact(&mut b).await.unwrap();
+/// #     s.write_all(b"OK\n").await.unwrap();
+/// #     std::future::pending::<()>().await;
+/// # });
+/// let manager = keepalive::Manager::builder().protocol(Hello).build();
+/// let conn = manager.allocate(target).await?; // greeted once, then pooled
+/// # drop(conn);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Protocol<S>: Send + Sync + 'static {
+    /// The object the pool keeps and lends.
+    type Conn: Pooled;
+    /// Why the step failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Makes the pooled object from a stream connected to `target`.
+    fn handshake(
+        &self,
+        target: &Target,
+        stream: S,
+    ) -> impl Future<Output = Result<Self::Conn, Self::Error>> + Send;
+}
+
+/// The default protocol: no step at all, the stream is the pooled object.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // The same manager as `Manager::new()`.
+/// let manager: keepalive::Manager = keepalive::Manager::builder().protocol(keepalive::Plain).build();
+/// # drop(manager);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plain;
+
+impl<S: Pooled> Protocol<S> for Plain {
+    type Conn = S;
+    type Error = std::convert::Infallible;
+
+    async fn handshake(&self, _: &Target, stream: S) -> Result<S, Self::Error> {
+        Ok(stream)
+    }
+}

@@ -1,0 +1,100 @@
+//! [`Dialer`]: the pool's own transport.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpStream, UnixStream};
+
+use super::happy_eyeballs::{self, Plan};
+use super::{Dial, Stream, Transport};
+use crate::config::TcpOptions;
+use crate::error::Error;
+use crate::target::Target;
+
+/// The pool's own transport, used unless the builder is given another:
+/// for `unix` targets a Unix domain socket at the path; for the others TCP
+/// to the addresses the pool resolved (Happy Eyeballs between them, the
+/// builder's bind address and TCP options on every socket), with a TLS
+/// handshake for `https`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // The same manager as `Manager::new()`.
+/// let manager: keepalive::Manager<keepalive::Plain, keepalive::Dialer> =
+///     keepalive::Manager::builder().transport(keepalive::Dialer).build();
+/// # drop(manager);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dialer;
+
+/// The builder's settings for [`Dialer`].
+#[derive(Clone, Debug)]
+pub(crate) struct DialOptions {
+    pub(crate) bind: Option<IpAddr>,
+    pub(crate) happy_eyeballs_delay: Duration,
+    pub(crate) tcp: TcpOptions,
+    /// `None`: [`crate::transport::tls`]'s default, built on first use.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Transport for Dialer {
+    type Stream = Stream;
+
+    fn needs_addresses(&self, target: &Target) -> bool {
+        !target.is_unix()
+    }
+
+    async fn connect(&self, dial: Dial<'_>) -> io::Result<Stream> {
+        let target = dial.target;
+        if target.is_unix() {
+            return match UnixStream::connect(target.host()).await {
+                Ok(unix) => Ok(Stream::unix(unix)),
+                Err(e) => Err(in_io(Error::Connect {
+                    target: target.to_string(),
+                    addr: None,
+                    tried: Vec::new(),
+                    source: Arc::new(e),
+                })),
+            };
+        }
+        let plan = Plan {
+            bind: dial.options.bind,
+            delay: dial.options.happy_eyeballs_delay,
+            tcp: dial.options.tcp,
+        };
+        let tcp = happy_eyeballs::connect_first(target, dial.addrs, plan)
+            .await
+            .map_err(in_io)?;
+        secure(dial.options, target, tcp).await.map_err(in_io)
+    }
+}
+
+/// A complete [`Error`] carried through `io::Error`, which the pool takes
+/// back out as it is (see `Error::from_transport`).
+fn in_io(error: Error) -> io::Error {
+    io::Error::other(error)
+}
+
+/// TLS over the socket for `https` targets; plain TCP for the others.
+#[cfg(feature = "tls")]
+async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+    if !target.is_tls() {
+        return Ok(Stream::tcp(tcp));
+    }
+    let tls = options.tls.clone().unwrap_or_else(super::tls::default_config);
+    let stream = super::tls::handshake(tls, target, tcp).await?;
+    Ok(Stream::tls(stream))
+}
+
+/// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+    Ok(Stream::tcp(tcp))
+}

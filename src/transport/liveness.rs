@@ -1,0 +1,185 @@
+//! What the kernel knows of a socket that nobody is reading: the
+//! [`Pooled`] checks of Tokio's `TcpStream` and `UnixStream` and of a TLS
+//! stream over TCP.
+//!
+//! `check` is a non-blocking `recv(MSG_PEEK)`, which does not wait for the
+//! runtime to have noticed a FIN or a reset. `watch` polls the socket once
+//! for readability with the pool's waker; Tokio's reactor keeps that waker
+//! and wakes it if the peer closes, resets or writes while the socket is
+//! idle.
+
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use socket2::SockRef;
+use tokio::io::{Interest, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::object::{Health, Pooled};
+
+/// How many times one check reads pending TLS records, or re-polls after
+/// draining them (or after a spurious readiness), before it gives up and
+/// calls the socket unusable.
+const MAX_ROUNDS: usize = 16;
+
+impl Pooled for TcpStream {
+    fn check(&mut self) -> Health {
+        peek_now(SockRef::from(&*self))
+    }
+
+    fn watch(&mut self, cx: &mut Context<'_>) -> Health {
+        match poll_peek_once(self, cx) {
+            Poll::Pending => Health::Usable,
+            Poll::Ready(Ok(0)) => Health::Closed,
+            Poll::Ready(Ok(_)) => Health::Unread,
+            Poll::Ready(Err(e)) => failed(&e),
+        }
+    }
+
+    fn abort(&mut self) {
+        reset_on_close(SockRef::from(&*self));
+    }
+}
+
+impl Pooled for UnixStream {
+    fn check(&mut self) -> Health {
+        peek_now(SockRef::from(&*self))
+    }
+
+    fn watch(&mut self, cx: &mut Context<'_>) -> Health {
+        // Tokio's UnixStream has no poll_peek: wait for readiness, then
+        // peek through `try_io`, which clears a readiness that was spurious.
+        for _ in 0..MAX_ROUNDS {
+            match self.poll_read_ready(cx) {
+                Poll::Pending => return Health::Usable,
+                Poll::Ready(Err(e)) => return failed(&e),
+                Poll::Ready(Ok(())) => {}
+            }
+            let peeked = self.try_io(Interest::READABLE, || {
+                let mut byte = [MaybeUninit::<u8>::uninit()];
+                SockRef::from(&*self).peek(&mut byte)
+            });
+            match peeked {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return failed(&e),
+                Ok(0) => return Health::Closed,
+                Ok(_) => return Health::Unread,
+            }
+        }
+        Health::Unread
+    }
+
+    fn abort(&mut self) {
+        reset_on_close(SockRef::from(&*self));
+    }
+}
+
+/// SO_LINGER 0, so that unread data does not leave the socket lingering in
+/// the kernel. Failing to set it only means a normal close.
+pub(super) fn reset_on_close(socket: SockRef<'_>) {
+    let _ = socket.set_linger(Some(Duration::ZERO));
+}
+
+/// A non-blocking `MSG_PEEK` of one byte.
+pub(super) fn peek_now(socket: SockRef<'_>) -> Health {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    match socket.peek(&mut byte) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
+        Err(e) => failed(&e),
+        Ok(0) => Health::Closed,
+        Ok(_) => Health::Unread,
+    }
+}
+
+/// A socket error's meaning: `ETIMEDOUT` is the kernel giving up on a peer
+/// that stopped answering (keepalive probes or the user timeout); anything
+/// else (a reset, say) is the peer's close.
+fn failed(e: &io::Error) -> Health {
+    if e.raw_os_error() == Some(libc::ETIMEDOUT) {
+        Health::DeadPeer
+    } else {
+        Health::Closed
+    }
+}
+
+/// Polls for readability once with `cx`'s waker, which Tokio keeps and
+/// wakes when the socket becomes readable.
+fn poll_peek_once(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    // Unconstrained: Tokio's cooperative budget must not turn this one
+    // poll into a spurious Pending (and a spurious wake) in a busy task.
+    let mut peek = tokio::task::unconstrained(std::future::poll_fn(|cx| tcp.poll_peek(cx, &mut buf)));
+    Pin::new(&mut peek).poll(cx)
+}
+
+/// TLS over TCP: bytes on the socket may be records that carry no data
+/// (session tickets), so they are read and handed to rustls before a
+/// verdict.
+#[cfg(feature = "tls")]
+pub(super) mod tls {
+    use super::*;
+    use tokio_rustls::client::TlsStream;
+
+    /// What the TLS records rustls has received say: unread application
+    /// data, a close, an error, or (`None`) nothing that rules reuse out.
+    fn verdict(conn: &mut rustls::ClientConnection) -> Option<Health> {
+        match conn.process_new_packets() {
+            Err(_) => Some(Health::Closed),
+            Ok(state) if state.plaintext_bytes_to_read() > 0 => Some(Health::Unread),
+            Ok(state) if state.peer_has_closed() => Some(Health::Closed),
+            Ok(_) => None,
+        }
+    }
+
+    /// Reads the TLS records the kernel holds (without waiting for the
+    /// runtime) and lets rustls process them: a TLS socket is usable when
+    /// that yields no application data and no close. Session tickets and
+    /// other handshake messages are consumed, so they do not count as
+    /// unread data.
+    pub(in crate::transport) fn check(tls: &mut TlsStream<TcpStream>) -> Health {
+        let (tcp, conn) = tls.get_mut();
+        if let Some(health) = verdict(conn) {
+            return health;
+        }
+        for _ in 0..MAX_ROUNDS {
+            let socket = SockRef::from(&*tcp);
+            match conn.read_tls(&mut &*socket) {
+                Ok(0) => return Health::Closed,
+                Ok(_) => {
+                    if let Some(health) = verdict(conn) {
+                        return health;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Health::Usable,
+                Err(e) => return failed(&e),
+            }
+        }
+        Health::Unread
+    }
+
+    /// What rustls already holds, then the socket's readiness with `cx`'s
+    /// waker; bytes that arrive are drained and looked at again.
+    pub(in crate::transport) fn watch(tls: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Health {
+        // What rustls already holds needs no system call.
+        if let Some(health) = verdict(tls.get_mut().1) {
+            return health;
+        }
+        for _ in 0..MAX_ROUNDS {
+            match poll_peek_once(tls.get_ref().0, cx) {
+                Poll::Pending => return Health::Usable,
+                Poll::Ready(Ok(0)) => return Health::Closed,
+                Poll::Ready(Err(e)) => return failed(&e),
+                Poll::Ready(Ok(_)) => match check(tls) {
+                    Health::Usable => {}
+                    health => return health,
+                },
+            }
+        }
+        Health::Unread
+    }
+}
