@@ -344,11 +344,11 @@ impl Sim {
         }
     }
 
-    fn discard(&mut self, name: u32) {
+    fn discard(&mut self, name: u32, reason: CloseReason) {
         let (id, _) = self.loaned.remove(&name).expect("on loan");
         let mut out = Actions::new();
-        self.state.discard(id, CloseReason::Discarded, &mut out);
-        self.closed_for(name, CloseReason::Discarded);
+        self.state.discard(id, reason, &mut out);
+        self.closed_for(name, reason);
         self.apply(out);
     }
 
@@ -532,7 +532,7 @@ fn requests_blocked_by_max_open_are_served_oldest_first_across_keys() {
     sim.allocate(&target(2), 3);
     sim.allocate(&target(1), 4);
     assert_eq!(sim.state.queued, 3);
-    sim.discard(1);
+    sim.discard(1, CloseReason::Discarded);
     assert_eq!(sim.connecting[0].1, target(1), "the oldest waiter, label 2");
     sim.connect(0, false);
     assert_eq!(sim.outcome(2), Some(&Outcome::Failed("connect")));
@@ -684,7 +684,8 @@ enum Op {
     },
     /// Drop a loaned connection: 0 back to the pool, 1 with unread data,
     /// 2 discarded, 3 back with `set_remaining_uses(pick % 3)`, 4 back with
-    /// `set_server_idle_timeout(pick % 8 s)`.
+    /// `set_server_idle_timeout(pick % 8 s)`, 5 refused by the object's
+    /// `recycle`.
     Drop {
         pick: usize,
         how: u8,
@@ -707,7 +708,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..3usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
         2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::ConnectDone { pick, ok }),
         1 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::LookupDone { pick, ok }),
-        3 => (any::<usize>(), 0..5u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
+        3 => (any::<usize>(), 0..6u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
@@ -738,7 +739,9 @@ impl Sim {
                         self.healths[&name].set(Health::Unread);
                         self.give_back(name);
                     }
-                    2 => self.discard(name),
+                    2 => self.discard(name, CloseReason::Discarded),
+                    // A custom object whose `recycle` refused it.
+                    5 => self.discard(name, CloseReason::RecycleRefused),
                     3 => {
                         let hints = Hints {
                             remaining_uses: Some((pick % 3) as u32),
