@@ -1,0 +1,422 @@
+//! [`Client`]: requests on pooled connections, with the retry rule.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Incoming};
+use keepalive::{FromCache, Manager, Stats, Target};
+
+use crate::conn::{release_when_idle, BoxError, Http1, Loan, Payload};
+use crate::error::Error;
+use crate::retry::{self, Failure};
+
+/// How many targets, by URI scheme and authority, the client remembers so
+/// that a request to a known one builds no `Target`.
+const MAX_TARGETS: usize = 1024;
+
+/// An HTTP/1.1 client: hyper on keepalive's pool.
+///
+/// Cloning gives another handle to the same pool. Every setting of the
+/// pool is available through [`Client::with_builder`].
+///
+/// # Examples
+///
+/// ```
+/// use http_body_util::{BodyExt, Empty};
+/// use bytes::Bytes;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}/", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// #     while let Ok((mut s, _)) = listener.accept().await {
+/// #         tokio::spawn(async move {
+/// #             let mut b = [0; 4096];
+/// #             while let Ok(1..) = s.read(&mut b).await {
+/// #                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+/// #             }
+/// #         });
+/// #     }
+/// # });
+/// let client = keepalive_hyper::Client::<Empty<Bytes>>::new();
+/// let req = http::Request::get(url).body(Empty::new())?;
+/// let body = client.request(req).await?.into_body().collect().await?.to_bytes();
+/// assert_eq!(&body[..], b"hello");
+/// # Ok(())
+/// # }
+/// ```
+pub struct Client<B = Full<Bytes>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    shared: Arc<Shared<B>>,
+}
+
+struct Shared<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    manager: Manager<Http1<B>>,
+    /// Targets by URI scheme and authority.
+    targets: Mutex<HashMap<(Scheme, Authority), Target>>,
+    retries: AtomicU64,
+}
+
+impl<B> Clone for Client<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn clone(&self) -> Self {
+        Client {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Client<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("manager", &self.shared.manager)
+            .field("retries", &self.retries())
+            .finish()
+    }
+}
+
+impl<B> Client<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// A client with every pool setting at its default.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// # drop(client);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn new() -> Client<B> {
+        Client::with_builder(Manager::builder())
+    }
+
+    /// A client on a pool with the builder's settings: limits, timeouts,
+    /// learning, TLS, the resolver, …
+    ///
+    /// # Panics
+    ///
+    /// As [`keepalive::Builder::build`]: a zero setting, or outside a Tokio
+    /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client =
+    ///     keepalive_hyper::Client::with_builder(keepalive::Manager::builder().max_per_host(8));
+    /// # drop(client);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn with_builder(builder: keepalive::Builder) -> Client<B> {
+        Client {
+            shared: Arc::new(Shared {
+                manager: builder.protocol(Http1::new()).build(),
+                targets: Mutex::default(),
+                retries: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Sends `req` to the target its URI names (scheme, host and port: an
+    /// absolute URI is required) and returns the response. The connection
+    /// goes back to the pool when the response body has been read to its
+    /// end; a response dropped before that closes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::pool`] when the URI names no target or no connection could
+    /// be had; [`Error::hyper`] when the exchange failed, after the retry
+    /// the crate docs describe.
+    ///
+    /// # Examples
+    ///
+    /// See [`Client`].
+    pub async fn request(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
+        let target = self.target_of(req.uri()).map_err(Error::from_pool)?;
+        self.send(target, req).await
+    }
+
+    /// Sends `req` to `target`: a Unix socket, say, or any target other
+    /// than the one the URI names. The URI may then be a path alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url: http::Uri = format!("http://{}/", listener.local_addr()?).parse()?;
+    /// # tokio::spawn(async move {
+    /// #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// #     while let Ok((mut s, _)) = listener.accept().await {
+    /// #         tokio::spawn(async move {
+    /// #             let mut b = [0; 4096];
+    /// #             while let Ok(1..) = s.read(&mut b).await {
+    /// #                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+    /// #             }
+    /// #         });
+    /// #     }
+    /// # });
+    /// # let port = url.port_u16().unwrap();
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// let target = keepalive::Target::new("http", "127.0.0.1", port);
+    /// let req = http::Request::get("/").body(Default::default())?;
+    /// assert_eq!(client.send(target, req).await?.status(), 200);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Incoming>, Error> {
+        let (mut parts, body) = req.into_parts();
+        to_origin_form(&mut parts, &target);
+        // A request without a body is sent with none of ours, so that it
+        // can be replayed.
+        let replayable = retry::is_idempotent(&parts.method) && body.is_end_stream();
+        let body: Payload<B> = if replayable {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        };
+        let manager = &self.shared.manager;
+        let conn = manager.allocate(target.clone()).await.map_err(Error::from_pool)?;
+        // A copy only where the rule may use it: a replayable request on a
+        // reused connection.
+        let copy = (replayable && conn.from_cache() != FromCache::Fresh)
+            .then(|| Request::from_parts(parts.clone(), Either::Right(Empty::new())));
+        let failure = match attempt(conn, Request::from_parts(parts, body)).await {
+            Ok(response) => return Ok(response),
+            Err(failure) => failure,
+        };
+        let again = failure.retry(copy).map_err(Error::from_hyper)?;
+        self.shared.retries.fetch_add(1, Ordering::Relaxed);
+        let conn = manager.allocate(target).await.map_err(Error::from_pool)?;
+        attempt(conn, again)
+            .await
+            .map_err(|failure| Error::from_hyper(failure.error))
+    }
+
+    /// The pool's counts: sockets, requests, connects, reuses, closes by
+    /// reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert_eq!(client.stats().open, 0);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.manager.stats()
+    }
+
+    /// The same counts for one target, with its server's idle limit as
+    /// the pool knows it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// let target = keepalive::Target::new("http", "127.0.0.1", 8080);
+    /// assert_eq!(client.stats_for(&target).connects, 0);
+    /// # }
+    /// ```
+    pub fn stats_for(&self, target: &Target) -> Stats {
+        self.shared.manager.stats_for(target)
+    }
+
+    /// How many requests were sent a second time under the retry rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert_eq!(client.retries(), 0);
+    /// # }
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.shared.retries.load(Ordering::Relaxed)
+    }
+
+    /// The target of an absolute URI, remembered by scheme and authority.
+    fn target_of(&self, uri: &Uri) -> Result<Target, keepalive::Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(keepalive::Error::InvalidTarget {
+                input: uri.to_string(),
+                reason: "the request URI is not absolute (scheme://host[:port]/…)".into(),
+            });
+        };
+        let mut targets = self.shared.targets.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (scheme.clone(), authority.clone());
+        if let Some(target) = targets.get(&key) {
+            return Ok(target.clone());
+        }
+        let target: Target = format!("{scheme}://{authority}").parse()?;
+        if targets.len() >= MAX_TARGETS {
+            targets.clear();
+        }
+        targets.insert(key, target.clone());
+        Ok(target)
+    }
+}
+
+impl<B> Default for Client<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Same as [`Client::new`].
+    #[track_caller]
+    fn default() -> Client<B> {
+        Client::new()
+    }
+}
+
+/// One exchange on a loaned connection; on success the connection is
+/// handed back when the response body has been read.
+async fn attempt<B>(
+    mut conn: Loan<B>,
+    req: Request<Payload<B>>,
+) -> Result<Response<Incoming>, Failure<Request<Payload<B>>>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let reused = conn.from_cache() != FromCache::Fresh;
+    let read_before = conn.bytes_read();
+    if let Err(error) = conn.send.ready().await {
+        conn.discard();
+        return Err(Failure {
+            error,
+            unsent: Some(req),
+            reused,
+            responded: false,
+        });
+    }
+    match conn.send.try_send_request(req).await {
+        Ok(response) => {
+            take_hints(&mut conn, &response);
+            release_when_idle(conn);
+            Ok(response)
+        }
+        Err(mut e) => {
+            let unsent = e.take_message();
+            let responded = conn.bytes_read() != read_before;
+            conn.discard();
+            Err(Failure {
+                error: e.into_error(),
+                unsent,
+                reused,
+                responded,
+            })
+        }
+    }
+}
+
+/// The server's `Keep-Alive: timeout=, max=` hints, for the pool.
+fn take_hints<B>(conn: &mut Loan<B>, response: &Response<Incoming>)
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let Some(value) = response.headers().get("keep-alive") else {
+        return;
+    };
+    let hints = keepalive_http::KeepAlive::parse(value.as_bytes());
+    if let Some(timeout) = hints.timeout {
+        conn.set_server_idle_timeout(timeout);
+    }
+    if let Some(max) = hints.max {
+        conn.set_remaining_uses(max);
+    }
+}
+
+/// HTTP/1.1 to an origin: the request line carries the path alone, and
+/// the authority goes to `Host` (unless the request has one).
+fn to_origin_form(parts: &mut http::request::Parts, target: &Target) {
+    if !parts.headers.contains_key(HOST) {
+        let host = match parts.uri.authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None if target.is_unix() => Some(HeaderValue::from_static("localhost")),
+            None => host_of(target),
+        };
+        if let Some(host) = host {
+            parts.headers.insert(HOST, host);
+        }
+    }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+}
+
+/// `host[:port]` of a TCP target, the port only when not the scheme's
+/// default.
+fn host_of(target: &Target) -> Option<HeaderValue> {
+    let default = match target.scheme() {
+        "https" => 443,
+        _ => 80,
+    };
+    let host = match target.host().contains(':') {
+        true => format!("[{}]", target.host()),
+        false => target.host().to_owned(),
+    };
+    let text = match target.port() == default {
+        true => host,
+        false => format!("{host}:{}", target.port()),
+    };
+    HeaderValue::from_str(&text).ok()
+}

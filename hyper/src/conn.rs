@@ -1,0 +1,287 @@
+//! The pooled object: hyper's `SendRequest` with its connection task, and
+//! the socket they share with the pool.
+//!
+//! hyper's connection task owns the I/O, so the pool cannot simply peek at
+//! "its" socket: the task may have closed it, and the descriptor number may
+//! belong to another file by then. Instead the stream lives in an
+//! `Arc<Mutex<…>>` that the task's I/O and the pooled object share: the
+//! socket stays open as long as the pooled object exists, so the checkout
+//! check (a non-blocking `MSG_PEEK`, or reading pending TLS records into
+//! the same rustls state hyper reads from) is always on the right socket,
+//! even on a current-thread runtime where hyper's task has not yet run
+//! since the server's FIN arrived. The idle event is the task's end: hyper
+//! reads while idle, and ends on a FIN, a reset or stray bytes.
+//!
+//! The same task gives a connection back: a loan whose response has come
+//! is parked with it, and the task returns it to the pool as soon as hyper
+//! is ready for the next request (the response body read from the socket),
+//! within the poll that made it ready, before the user's task has even seen
+//! the body's end. So a request sent right after the previous body was
+//! read finds the connection idle, and no task is spawned per request.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use http_body_util::{Either, Empty};
+use hyper::body::Body;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use keepalive::{Health, Pooled, Protocol, Stream, Target};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What hyper's boxed body errors are.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connection on loan.
+pub(crate) type Loan<B> = keepalive::Connection<Http1<B>>;
+
+/// The body hyper sends: the user's, or none (for a request the client
+/// may replay, whose body it keeps no copy of because there is none).
+pub(crate) type Payload<B> = Either<B, Empty<<B as Body>::Data>>;
+
+/// The protocol step: hyper's HTTP/1.1 handshake on a pooled stream, and
+/// its connection task.
+pub(crate) struct Http1<B>(PhantomData<fn() -> B>);
+
+impl<B> Http1<B> {
+    pub(crate) fn new() -> Http1<B> {
+        Http1(PhantomData)
+    }
+}
+
+impl<B> std::fmt::Debug for Http1<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http1")
+    }
+}
+
+impl<B> Protocol<Stream> for Http1<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Conn = Conn<B>;
+    type Error = hyper::Error;
+
+    async fn handshake(&self, _: &Target, stream: Stream) -> Result<Conn<B>, hyper::Error> {
+        let io = Arc::new(Mutex::new(Io { stream, read: 0 }));
+        let (send, mut connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(SharedIo(io.clone()))).await?;
+        let task = Arc::new(Task::default());
+        let shared = task.clone();
+        tokio::spawn(async move {
+            // Its error, if any, is the request's, which hyper reports there.
+            let _ = poll_fn(|cx| {
+                let progress = Pin::new(&mut connection).poll(cx);
+                shared.release_if_idle();
+                progress
+            })
+            .await;
+            shared.end();
+        });
+        Ok(Conn { send, io, task })
+    }
+}
+
+/// A pooled HTTP/1.1 connection.
+pub(crate) struct Conn<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    pub(crate) send: SendRequest<Payload<B>>,
+    io: Arc<Mutex<Io>>,
+    task: Arc<Task<B>>,
+}
+
+impl<B> Conn<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Bytes read from the socket since it connected: unchanged across a
+    /// failed exchange means no byte of the response arrived.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        lock(&self.io).read
+    }
+}
+
+impl<B> Pooled for Conn<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn check(&mut self) -> Health {
+        if self.task.is_ended() || self.send.is_closed() {
+            return Health::Closed;
+        }
+        lock(&self.io).stream.check()
+    }
+
+    fn watch(&mut self, cx: &mut Context<'_>) -> Health {
+        self.task.register(cx.waker());
+        self.check()
+    }
+
+    fn recycle(&mut self) -> bool {
+        !self.send.is_closed()
+    }
+
+    fn abort(&mut self) {
+        lock(&self.io).stream.abort();
+    }
+}
+
+/// The stream, shared by hyper's task (for I/O) and the pooled object
+/// (for checks), with the count of bytes read.
+struct Io {
+    stream: Stream,
+    read: u64,
+}
+
+fn lock(io: &Mutex<Io>) -> MutexGuard<'_, Io> {
+    lock_slot(io)
+}
+
+/// hyper's half of the shared stream.
+struct SharedIo(Arc<Mutex<Io>>);
+
+impl AsyncRead for SharedIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut io = lock(&self.0);
+        let before = buf.filled().len();
+        let result = Pin::new(&mut io.stream).poll_read(cx, buf);
+        io.read += (buf.filled().len() - before) as u64;
+        result
+    }
+}
+
+impl AsyncWrite for SharedIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut lock(&self.0).stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut lock(&self.0).stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        lock(&self.0).stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.0).stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut lock(&self.0).stream).poll_shutdown(cx)
+    }
+}
+
+/// Gives `loan` back to the pool once hyper is ready for the next request
+/// on it, or closes it if hyper closes the connection first (the response
+/// dropped early, or the server said close). hyper's connection task does
+/// it; if hyper is ready already, it happens here.
+pub(crate) fn release_when_idle<B>(loan: Loan<B>)
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let task = loan.task.clone();
+    *lock_slot(&task.parked) = Some(loan);
+    task.release_if_idle();
+}
+
+/// What the pooled object and hyper's connection task share: the task's
+/// end with the waker of the pool's idle watch, and the loan waiting for
+/// the connection to be ready again.
+struct Task<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    ended: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    parked: Mutex<Option<Loan<B>>>,
+}
+
+impl<B> Default for Task<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn default() -> Self {
+        Task {
+            ended: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            parked: Mutex::new(None),
+        }
+    }
+}
+
+fn lock_slot<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<B> Task<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Returns the parked loan to the pool if hyper is ready for another
+    /// request, or closes it if hyper closed the connection. The loan is
+    /// dropped after the slot's lock is released.
+    fn release_if_idle(&self) {
+        let loan = {
+            let mut slot = lock_slot(&self.parked);
+            match &*slot {
+                Some(loan) if loan.send.is_ready() || loan.send.is_closed() => slot.take(),
+                _ => None,
+            }
+        };
+        match loan {
+            Some(loan) if loan.send.is_closed() => loan.discard(),
+            other => drop(other),
+        }
+    }
+
+    /// The task ended: wake the idle watch, and close a parked loan.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        if let Some(waker) = lock_slot(&self.waker).take() {
+            waker.wake();
+        }
+        let parked = lock_slot(&self.parked).take();
+        if let Some(loan) = parked {
+            loan.discard();
+        }
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut slot = lock_slot(&self.waker);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! hyper's HTTP/1.1 client on [keepalive](keepalive)'s pool.
+//!
+//! hyper does the HTTP; the pool does everything else, with all its
+//! guarantees: per-host and total limits with fair queueing, the checkout
+//! check (an idle connection whose FIN, RST or stray bytes arrived before
+//! the request is never used, even on a current-thread runtime where
+//! hyper's own task has not run since), learned server idle limits and
+//! `Keep-Alive: timeout=, max=` hints (a request is not sent into the
+//! server's idle close), lifetimes, TCP keepalive, TLS, Unix sockets,
+//! stats and close reasons. hyper's handshake runs once per connection,
+//! not per request: the pooled object is hyper's `SendRequest` with its
+//! connection task.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Empty};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("http://{}/", listener.local_addr()?);
+//! # tokio::spawn(async move {
+//! #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! #     while let Ok((mut s, _)) = listener.accept().await {
+//! #         tokio::spawn(async move {
+//! #             let mut b = [0; 4096];
+//! #             while let Ok(1..) = s.read(&mut b).await {
+//! #                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+//! #             }
+//! #         });
+//! #     }
+//! # });
+//! let client = keepalive_hyper::Client::<Empty<Bytes>>::with_builder(
+//!     keepalive::Manager::builder().max_per_host(8),
+//! );
+//! for _ in 0..3 {
+//!     let req = http::Request::get(&url).body(Empty::new())?;
+//!     let response = client.request(req).await?;
+//!     assert_eq!(response.status(), 200);
+//!     // Read to its end: the connection goes back to the pool.
+//!     response.into_body().collect().await?;
+//! }
+//! let stats = client.stats();
+//! assert_eq!((stats.connects, stats.reuses), (1, 2));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Retries
+//!
+//! A request is sent again, once, on another connection, when hyper hands
+//! it back unsent (the connection closed before it was written), or when
+//! its method is idempotent (RFC 9110 9.2.2: `GET`, `HEAD`, `OPTIONS`,
+//! `TRACE`, `PUT`, `DELETE`), it has no body, and it failed on a reused
+//! connection before any byte of its response arrived: the server's idle
+//! close met it on the way. This is the rule of Go's `Transport`; nothing
+//! else is retried. [`Client::retries`] counts them.
+//!
+//! # Layout
+//!
+//! * `client.rs`: [`Client`], the request path and the return of a
+//!   connection when its body is done.
+//! * `conn.rs`: the protocol step (hyper's handshake and connection task)
+//!   and the pooled object, which shares the socket with hyper's task so
+//!   that the pool's checks are always on the right socket.
+//! * `retry.rs`: the retry rule.
+//! * `error.rs`: [`Error`].
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
+
+mod client;
+mod conn;
+mod error;
+mod retry;
+
+pub use client::Client;
+pub use error::Error;
