@@ -1,0 +1,402 @@
+//! keepalive-hyper over real sockets, against a scripted HTTP/1.1 origin:
+//! one handshake per connection, the checkout check before hyper's task has
+//! run, hints, the return of a connection at the end of its body (and the
+//! close of one whose response was dropped), limits, timeouts, Unix sockets
+//! and the retry rule.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use keepalive::Target;
+use keepalive_hyper::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The longest any awaited event may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Polls a pool-internal condition that has no event to await.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+/// A listening origin whose connections the test drives by hand.
+struct Origin {
+    listener: TcpListener,
+}
+
+impl Origin {
+    async fn start() -> Origin {
+        Origin {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listener.local_addr().unwrap())
+    }
+
+    fn target(&self) -> Target {
+        Target::new("http", "127.0.0.1", self.listener.local_addr().unwrap().port())
+    }
+
+    async fn accept(&self) -> Side {
+        let (stream, _) = within("an accept", self.listener.accept()).await.unwrap();
+        Side {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Serves every connection with `body`, forever, keeping it open.
+    fn serve_all(self, body: &'static [u8]) {
+        tokio::spawn(async move {
+            loop {
+                let mut side = self.accept().await;
+                tokio::spawn(async move {
+                    while side.request().await.is_some() {
+                        side.respond("", body).await;
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// The origin's end of one connection.
+struct Side {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Side {
+    /// Reads one request (head, and a body by `content-length`); `None` at
+    /// end of stream.
+    async fn request(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if self.buf.len() >= end + 4 + length {
+                    self.buf.drain(..end + 4 + length);
+                    return Some(head);
+                }
+            }
+            let mut chunk = [0; 4096];
+            match within("a request", self.stream.read(&mut chunk)).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    async fn respond(&mut self, headers: &str, body: &[u8]) {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{headers}\r\n",
+            body.len()
+        );
+        let _ = self.stream.write_all(head.as_bytes()).await;
+        let _ = self.stream.write_all(body).await;
+    }
+}
+
+fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
+}
+
+async fn body_of(response: http::Response<hyper::body::Incoming>) -> Bytes {
+    within("the body", response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes()
+}
+
+#[tokio::test]
+async fn one_handshake_per_connection() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/x"), origin.target());
+    origin.serve_all(b"hello");
+    let client: Client = Client::new();
+    for _ in 0..5 {
+        let response = within("a response", client.request(get(&url))).await.unwrap();
+        assert_eq!(body_of(response).await, "hello");
+    }
+    let stats = client.stats_for(&target);
+    assert_eq!((stats.connects, stats.reuses, stats.idle), (1, 4, 1));
+    assert_eq!(client.retries(), 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_close_or_stray_bytes_before_the_request_are_seen_before_hyper_runs() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let client: Client = Client::new();
+    let mut connects = 0;
+    for case in ["fin", "rst", "junk"] {
+        let pending = client.request(get(&url));
+        let (side, response) = tokio::join!(
+            async {
+                let mut side = origin.accept().await;
+                side.request().await.unwrap();
+                side.respond("", b"ok").await;
+                side
+            },
+            pending
+        );
+        connects += 1;
+        body_of(response.unwrap()).await;
+        until("the connection back in the pool", || client.stats().idle == 1).await;
+        // No await between the server's act and the request: hyper's task
+        // cannot have seen it; only the pool's check on the socket can.
+        match case {
+            "fin" => drop(side),
+            "rst" => {
+                socket2::SockRef::from(&side.stream)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                drop(side);
+            }
+            _ => assert_eq!(side.stream.try_write(b"junk").unwrap(), 4),
+        }
+        let next = client.request(get(&url));
+        let (fresh, response) = tokio::join!(
+            async {
+                let mut fresh = origin.accept().await;
+                fresh.request().await.unwrap();
+                fresh.respond("", b"ok").await;
+                fresh
+            },
+            next
+        );
+        connects += 1;
+        assert_eq!(body_of(response.unwrap()).await, "ok", "{case}");
+        assert_eq!(client.stats().connects, connects, "{case}: a new connection");
+        assert_eq!(client.retries(), 0, "{case}: no request was sent into it");
+        // Leave nothing idle for the next case.
+        until("the fresh connection back", || client.stats().idle == 1).await;
+        socket2::SockRef::from(&fresh.stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(fresh);
+        until("the pool to be empty", || client.stats().open == 0).await;
+    }
+    let closes = client.stats().closes;
+    // Found by the checkout check (FIN, RST, junk), not by hyper's task;
+    // the fresh connections reset at the end of each case by the watch.
+    assert_eq!(closes.found_dead, 2, "{closes:?}");
+    assert_eq!(closes.unsolicited_data, 1, "{closes:?}");
+    assert_eq!(closes.closed_by_peer, 3, "{closes:?}");
+}
+
+#[tokio::test]
+async fn keep_alive_hints_reach_the_pool() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/"), origin.target());
+    let client: Client = Client::new();
+    let serving = tokio::spawn(async move {
+        // As Apache does: the count of requests left goes down.
+        let mut side = origin.accept().await;
+        for left in (0..3).rev() {
+            side.request().await.unwrap();
+            let hint = format!("keep-alive: timeout=5, max={left}\r\n");
+            side.respond(&hint, b"ok").await;
+        }
+        side
+    });
+    for _ in 0..3 {
+        body_of(within("a response", client.request(get(&url))).await.unwrap()).await;
+    }
+    let stats = client.stats_for(&target);
+    assert_eq!(stats.server_idle_timeout, Some(Duration::from_secs(5)));
+    until("the spent connection to close", || {
+        client.stats().closes.uses_spent == 1
+    })
+    .await;
+    assert_eq!(client.stats_for(&target).connects, 1);
+    drop(within("the origin", serving).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_body_read_to_its_end_returns_the_connection_and_a_dropped_one_closes_it() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let client: Client = Client::new();
+    let request = client.request(get(&url));
+    let (mut side, response) = tokio::join!(
+        async {
+            let mut side = origin.accept().await;
+            side.request().await.unwrap();
+            // A long body, of which only the start is sent.
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nstart";
+            side.stream.write_all(head.as_bytes()).await.unwrap();
+            side
+        },
+        request
+    );
+    let response = response.unwrap();
+    assert_eq!(client.stats().in_use, 1, "on loan while the body is unread");
+    drop(response);
+    let mut rest = [0; 16];
+    assert_eq!(
+        within("the client's close", side.stream.read(&mut rest))
+            .await
+            .unwrap(),
+        0
+    );
+    until("the closed connection to leave", || client.stats().open == 0).await;
+    assert_eq!(client.stats().closes.discarded, 1);
+}
+
+#[tokio::test]
+async fn limits_queue_requests_and_time_them_out() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let client: Client = Client::with_builder(
+        keepalive::Manager::builder()
+            .max_per_host(1)
+            .timeout(Duration::from_millis(200)),
+    );
+    let first = client.request(get(&url));
+    let (mut side, first) = tokio::join!(
+        async {
+            let mut side = origin.accept().await;
+            side.request().await.unwrap();
+            side.stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nha")
+                .await
+                .unwrap();
+            side
+        },
+        first
+    );
+    let first = first.unwrap();
+    // The only connection is on loan until its body ends: the next waits.
+    let err = client.request(get(&url)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.pool().unwrap().is_timeout());
+    let second = tokio::spawn({
+        let client = client.clone();
+        let url = url.clone();
+        async move { body_of(client.request(get(&url)).await.unwrap()).await }
+    });
+    until("the second request to queue", || client.stats().queued == 1).await;
+    side.stream.write_all(b"lf").await.unwrap();
+    assert_eq!(body_of(first).await, "half");
+    side.request().await.unwrap();
+    side.respond("", b"second").await;
+    assert_eq!(within("the queued request", second).await.unwrap(), "second");
+    assert_eq!(client.stats().connects, 1);
+}
+
+#[tokio::test]
+async fn an_idempotent_request_that_met_the_close_is_retried_once() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let client: Client = Client::new();
+    // Connection A: one exchange, then idle in the pool.
+    let (mut a, response) = tokio::join!(
+        async {
+            let mut a = origin.accept().await;
+            a.request().await.unwrap();
+            a.respond("", b"one").await;
+            a
+        },
+        client.request(get(&url))
+    );
+    body_of(response.unwrap()).await;
+    until("A back in the pool", || client.stats().idle == 1).await;
+    // The race: A passes the checkout check, the server reads the GET and
+    // closes without an answer. The GET is sent again on B.
+    let (b, response) = tokio::join!(
+        async {
+            a.request().await.unwrap();
+            drop(a);
+            let mut b = origin.accept().await;
+            b.request().await.unwrap();
+            b.respond("", b"two").await;
+            b
+        },
+        client.request(get(&url))
+    );
+    assert_eq!(body_of(response.unwrap()).await, "two");
+    assert_eq!(client.retries(), 1);
+    until("B back in the pool", || client.stats().idle == 1).await;
+
+    // A POST with a body that meets the same close is not retried.
+    let post = http::Request::post(&url).body(Full::from("data")).unwrap();
+    let mut b = b;
+    let (_, result) = tokio::join!(
+        async {
+            b.request().await.unwrap();
+            drop(b);
+        },
+        client.request(post)
+    );
+    let err = result.unwrap_err();
+    assert!(err.hyper().is_some(), "{err}");
+    assert_eq!(client.retries(), 1);
+
+    // Nor is a GET that fails on a fresh connection.
+    let (_, result) = tokio::join!(
+        async {
+            let mut c = origin.accept().await;
+            c.request().await.unwrap();
+        },
+        client.request(get(&url))
+    );
+    assert!(result.unwrap_err().hyper().is_some());
+    assert_eq!(client.retries(), 1);
+}
+
+#[tokio::test]
+async fn unix_sockets_carry_requests() {
+    let dir = std::env::temp_dir().join(format!("keepalive-hyper-unix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let host_is_local = String::from_utf8_lossy(&buf[..end]).contains("host: localhost");
+                buf.drain(..end + 4);
+                let body = if host_is_local { "local" } else { "no host" };
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        }
+    });
+    let client: Client = Client::new();
+    let target = Target::unix(&path);
+    for _ in 0..3 {
+        let req = http::Request::get("/containers/json")
+            .body(Full::default())
+            .unwrap();
+        let response = within("a response", client.send(target.clone(), req))
+            .await
+            .unwrap();
+        assert_eq!(body_of(response).await, "local");
+    }
+    let stats = client.stats_for(&target);
+    assert_eq!((stats.connects, stats.reuses), (1, 2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
