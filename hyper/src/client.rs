@@ -68,8 +68,9 @@ where
     B::Error: Into<BoxError>,
 {
     manager: Manager<Http1<B>>,
-    /// Targets by URI scheme and authority.
-    targets: Mutex<HashMap<(Scheme, Authority), Target>>,
+    /// Targets by URI scheme and authority, with the `Host` header for
+    /// them, so that a request to a known one builds neither.
+    targets: Mutex<HashMap<(Scheme, Authority), (Target, HeaderValue)>>,
     retries: AtomicU64,
 }
 
@@ -170,8 +171,8 @@ where
     ///
     /// See [`Client`].
     pub async fn request(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
-        let target = self.target_of(req.uri()).map_err(Error::from_pool)?;
-        self.send(target, req).await
+        let (target, host) = self.target_of(req.uri()).map_err(Error::from_pool)?;
+        self.exchange(target, Some(host), req).await
     }
 
     /// Sends `req` to `target`: a Unix socket, say, or any target other
@@ -208,8 +209,18 @@ where
     /// # }
     /// ```
     pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Incoming>, Error> {
+        self.exchange(target, None, req).await
+    }
+
+    /// The request path, with the `Host` header for the target if known.
+    async fn exchange(
+        &self,
+        target: Target,
+        host: Option<HeaderValue>,
+        req: Request<B>,
+    ) -> Result<Response<Incoming>, Error> {
         let (mut parts, body) = req.into_parts();
-        to_origin_form(&mut parts, &target);
+        to_origin_form(&mut parts, &target, host);
         // A request without a body is sent with none of ours, so that it
         // can be replayed.
         let replayable = retry::is_idempotent(&parts.method) && body.is_end_stream();
@@ -284,8 +295,9 @@ where
         self.shared.retries.load(Ordering::Relaxed)
     }
 
-    /// The target of an absolute URI, remembered by scheme and authority.
-    fn target_of(&self, uri: &Uri) -> Result<Target, keepalive::Error> {
+    /// The target of an absolute URI and its `Host` header, remembered by
+    /// scheme and authority.
+    fn target_of(&self, uri: &Uri) -> Result<(Target, HeaderValue), keepalive::Error> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(keepalive::Error::InvalidTarget {
                 input: uri.to_string(),
@@ -294,15 +306,20 @@ where
         };
         let mut targets = self.shared.targets.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (scheme.clone(), authority.clone());
-        if let Some(target) = targets.get(&key) {
-            return Ok(target.clone());
+        if let Some(known) = targets.get(&key) {
+            return Ok(known.clone());
         }
         let target: Target = format!("{scheme}://{authority}").parse()?;
+        let host = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))
+            .map_err(|_| keepalive::Error::InvalidTarget {
+                input: uri.to_string(),
+                reason: "the authority is no valid Host header".into(),
+            })?;
         if targets.len() >= MAX_TARGETS {
             targets.clear();
         }
-        targets.insert(key, target.clone());
-        Ok(target)
+        targets.insert(key, (target.clone(), host.clone()));
+        Ok((target, host))
     }
 }
 
@@ -381,10 +398,12 @@ where
 }
 
 /// HTTP/1.1 to an origin: the request line carries the path alone, and
-/// the authority goes to `Host` (unless the request has one).
-fn to_origin_form(parts: &mut http::request::Parts, target: &Target) {
+/// the authority goes to `Host` (unless the request has one): `known`, or
+/// made from the URI or the target.
+fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Option<HeaderValue>) {
     if !parts.headers.contains_key(HOST) {
         let host = match parts.uri.authority() {
+            _ if known.is_some() => known,
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
             None if target.is_unix() => Some(HeaderValue::from_static("localhost")),
             None => host_of(target),

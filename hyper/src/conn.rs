@@ -127,9 +127,16 @@ where
         lock(&self.io).stream.check()
     }
 
+    /// The task's end is the event: hyper reads while the connection is
+    /// idle and ends on a FIN, a reset or stray bytes, so no system call
+    /// is needed here (the checkout check makes one).
     fn watch(&mut self, cx: &mut Context<'_>) -> Health {
         self.task.register(cx.waker());
-        self.check()
+        if self.task.is_ended() || self.send.is_closed() {
+            Health::Closed
+        } else {
+            Health::Usable
+        }
     }
 
     fn recycle(&mut self) -> bool {

@@ -10,7 +10,12 @@
 //!
 //! * `keepalive`: the `keepalive` command's HTTP/1.1 client (the same
 //!   source file) on connections from a `Manager` with `max_per_host = c`.
+//! * `keepalive-hyper`: hyper's HTTP/1.1 on the pool (`keepalive_hyper::Client`,
+//!   `max_per_host = c`).
 //! * `hyper-util`: hyper-util's legacy `Client`, with its own pool.
+//! * `hyperconn`: hyper with no pool: each worker keeps one connection
+//!   (one handshake) and sends every request on it. The floor for hyper's
+//!   protocol.
 //! * `reqwest`: `reqwest::Client` (HTTP only).
 //! * `raw`: each worker keeps one `TcpStream` and speaks HTTP/1.1 on it
 //!   with the same client code as `keepalive`, no pool at all: the physical
@@ -18,8 +23,10 @@
 //!
 //! For each c in 1, 16, 64 (or only `--c`), every client runs `--secs` (default 3) after a
 //! short warm-up, in `--rounds` rounds (default 3) with the client order
-//! rotated; the table gives the median requests/s and p99 over the rounds,
-//! and the ratios of keepalive to hyper-util and to raw.
+//! rotated; the table gives the median requests/s, p99 and client CPU per
+//! request (the harness process's user + system time over the measured
+//! window, divided by the requests; the server is another process) over
+//! the rounds, and the ratios to hyper-util and to raw.
 
 use keepalive_http as http1;
 
@@ -35,19 +42,34 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
-const CLIENTS: [&str; 4] = ["keepalive", "hyper-util", "reqwest", "raw"];
+const CLIENTS: [&str; 6] = [
+    "keepalive",
+    "keepalive-hyper",
+    "hyper-util",
+    "hyperconn",
+    "reqwest",
+    "raw",
+];
+/// Where hyper-util and raw are in [`CLIENTS`], for the ratios.
+const HYPER_UTIL: usize = 2;
+const RAW: usize = 5;
 const WARM_UP: Duration = Duration::from_millis(500);
 
-/// Requests/s and p99 latency (µs) of one measurement.
+/// Requests/s, p99 latency (µs) and client CPU per request (µs) of one
+/// measurement.
 #[derive(Clone, Copy, Debug)]
 struct Measure {
     rps: f64,
     p99: u64,
+    cpu_us: f64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("race") {
         return race::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("profile") {
+        return profile(std::env::args().skip(2));
     }
     let mut secs = 3.0;
     let mut rounds = 3;
@@ -73,8 +95,8 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
     let (mut server, url) = start_server(&[]).await?;
     println!("server: {url} (keepalive serve, own process); {rounds} rounds of {secs:?} per client and c");
     println!();
-    println!("| c | client | requests/s | p99 | vs hyper-util | vs raw |");
-    println!("|---|---|---|---|---|---|");
+    println!("| c | client | requests/s | p99 | CPU/request | rps vs hyper-util | CPU vs hyper-util | rps vs raw |");
+    println!("|---|---|---|---|---|---|---|---|");
     for &c in levels {
         let mut results: Vec<Vec<Measure>> = vec![Vec::new(); CLIENTS.len()];
         for round in 0..rounds {
@@ -84,14 +106,16 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
             }
         }
         let median: Vec<Measure> = results.into_iter().map(median).collect();
-        let (hyper, raw) = (median[1].rps, median[3].rps);
+        let (hyper, raw) = (median[HYPER_UTIL], median[RAW]);
         for (name, m) in CLIENTS.iter().zip(&median) {
             println!(
-                "| {c} | {name} | {:.0} | {} µs | {:.2}x | {:.2}x |",
+                "| {c} | {name} | {:.0} | {} µs | {:.2} µs | {:.2}x | {:.2}x | {:.2}x |",
                 m.rps,
                 m.p99,
-                m.rps / hyper,
-                m.rps / raw
+                m.cpu_us,
+                m.rps / hyper.rps,
+                m.cpu_us / hyper.cpu_us,
+                m.rps / raw.rps
             );
         }
     }
@@ -99,14 +123,52 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
     Ok(())
 }
 
+/// `profile CLIENT C SECS`: one client alone, for `perf record`.
+fn profile(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let usage = "usage: keepalive-compare profile CLIENT C SECS";
+    let client = args.next().ok_or(usage)?;
+    let c: usize = args.next().ok_or(usage)?.parse()?;
+    let secs: f64 = args.next().ok_or(usage)?.parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (mut server, url) = start_server(&[]).await?;
+        let m = run(&client, &url, c, Duration::from_secs_f64(secs)).await?;
+        println!(
+            "{client} c={c}: {:.0} requests/s, {:.2} µs CPU/request",
+            m.rps, m.cpu_us
+        );
+        server.kill().await?;
+        Ok(())
+    })
+}
+
 fn median(mut runs: Vec<Measure>) -> Measure {
     runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
     let rps = runs[runs.len() / 2].rps;
+    runs.sort_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us));
+    let cpu_us = runs[runs.len() / 2].cpu_us;
     runs.sort_by_key(|m| m.p99);
     Measure {
         rps,
         p99: runs[runs.len() / 2].p99,
+        cpu_us,
     }
+}
+
+/// This process's user + system CPU time so far, in µs.
+fn cpu_time_us() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a complete rusage into the pointer it is
+    // given, which points at one zeroed rusage of our own.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    us(usage.ru_utime) + us(usage.ru_stime)
 }
 
 /// Starts `keepalive serve` (built next to this binary) on a free port,
@@ -155,6 +217,8 @@ async fn run(
             tokio::spawn(async move { load.worker(warm_until, end).await })
         })
         .collect();
+    tokio::time::sleep_until(warm_until).await;
+    let cpu_before = cpu_time_us();
     let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut count = 0u64;
     for w in workers {
@@ -162,9 +226,11 @@ async fn run(
         count += n;
         latency.add(&h)?;
     }
+    let cpu = cpu_time_us() - cpu_before;
     Ok(Measure {
         rps: count as f64 / secs.as_secs_f64(),
         p99: latency.value_at_quantile(0.99),
+        cpu_us: cpu / count.max(1) as f64,
     })
 }
 
@@ -174,6 +240,14 @@ enum Load {
         manager: keepalive::Manager,
         target: keepalive::Target,
         request: Vec<u8>,
+    },
+    KeepaliveHyper {
+        client: keepalive_hyper::Client<Empty<Bytes>>,
+        uri: http::Uri,
+    },
+    HyperConn {
+        addr: std::net::SocketAddr,
+        uri: http::Uri,
     },
     Hyper {
         client: Box<
@@ -210,6 +284,16 @@ impl Load {
                 target: url.parse()?,
                 request,
             },
+            "keepalive-hyper" => Load::KeepaliveHyper {
+                client: keepalive_hyper::Client::with_builder(
+                    keepalive::Manager::builder().max_per_host(c).max_open(c.max(128)),
+                ),
+                uri,
+            },
+            "hyperconn" => Load::HyperConn {
+                addr: authority.parse()?,
+                uri,
+            },
             "hyper-util" => Load::Hyper {
                 client: Box::new(
                     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -245,12 +329,16 @@ impl Load {
             }
             _ => None,
         };
+        let mut conn = match self {
+            Load::HyperConn { addr, .. } => Some(hyper_conn(*addr).await?),
+            _ => None,
+        };
         loop {
             let start = Instant::now();
             if start >= end {
                 return Ok((count, latency));
             }
-            self.once(raw.as_mut(), &mut buf).await?;
+            self.once(raw.as_mut(), conn.as_mut(), &mut buf).await?;
             if start >= warm_until {
                 count += 1;
                 let _ = latency.record(
@@ -263,8 +351,13 @@ impl Load {
     }
 
     /// One GET with this client; `raw` is the worker's own socket for
-    /// `Load::Raw`.
-    async fn once(&self, raw: Option<&mut tokio::net::TcpStream>, buf: &mut Vec<u8>) -> Result<(), String> {
+    /// `Load::Raw`, `conn` its own hyper connection for `Load::HyperConn`.
+    async fn once(
+        &self,
+        raw: Option<&mut tokio::net::TcpStream>,
+        conn: Option<&mut HyperSend>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
         match self {
             Load::Keepalive {
                 manager,
@@ -282,6 +375,23 @@ impl Load {
             }
             Load::Hyper { client, uri } => {
                 let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
+                response.into_body().collect().await.map_err(|e| e.to_string())?;
+            }
+            Load::KeepaliveHyper { client, uri } => {
+                let req = http::Request::get(uri.clone())
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
+                let response = client.request(req).await.map_err(|e| e.to_string())?;
+                response.into_body().collect().await.map_err(|e| e.to_string())?;
+            }
+            Load::HyperConn { uri, .. } => {
+                let send = conn.ok_or("a hyperconn load needs its connection")?;
+                send.ready().await.map_err(|e| e.to_string())?;
+                let req = http::Request::get(uri.path())
+                    .header(http::header::HOST, uri.authority().map_or("", |a| a.as_str()))
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
+                let response = send.send_request(req).await.map_err(|e| e.to_string())?;
                 response.into_body().collect().await.map_err(|e| e.to_string())?;
             }
             Load::Reqwest { client, url } => {
@@ -303,4 +413,20 @@ impl Load {
         }
         Ok(())
     }
+}
+
+/// One hyper HTTP/1.1 connection of a `hyperconn` worker.
+type HyperSend = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// Connects and runs hyper's handshake once, with its connection task.
+async fn hyper_conn(addr: std::net::SocketAddr) -> Result<HyperSend, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(send)
 }

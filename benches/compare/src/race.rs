@@ -16,6 +16,9 @@
 //! * `keepalive, hints`: learning off, against the same server announcing
 //!   `Keep-Alive: timeout=T` (`--announce`), which `keepalive_http::settle`
 //!   passes to the pool;
+//! * `keepalive-hyper`: hyper on the pool, learning on, with its retry
+//!   rule (counted apart: a retried request is not a failure the user
+//!   sees, but the table says how many there were);
 //! * `hyper-util` and `reqwest` with their defaults (they retry a request
 //!   only when it was never written; they ignore `Keep-Alive`).
 //!
@@ -41,6 +44,8 @@ const WORKERS: usize = 8;
 struct Row {
     sent: usize,
     failed: usize,
+    /// Requests the client sent again (keepalive-hyper's retry rule).
+    retried: u64,
     opened: u64,
     elapsed: Duration,
     first_failure: Option<String>,
@@ -79,8 +84,8 @@ async fn race(t: Duration, d: Duration, n: usize) -> Result<(), Box<dyn std::err
          {WORKERS} workers x {n} requests per client and scenario"
     );
     println!();
-    println!("| gaps | client | sent | failed | connections opened | requests/s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| gaps | client | sent | failed | retried | connections opened | requests/s |");
+    println!("|---|---|---|---|---|---|---|");
     let scenarios = [
         (format!("race: ({:?}, {:?})", t - 2 * d, t), t - 2 * d, t),
         (format!("short: ({:?}, {:?})", t / 20, t / 5), t / 20, t / 5),
@@ -89,6 +94,7 @@ async fn race(t: Duration, d: Duration, n: usize) -> Result<(), Box<dyn std::err
         "keepalive",
         "keepalive, learning off",
         "keepalive, hints",
+        "keepalive-hyper",
         "hyper-util",
         "reqwest",
     ];
@@ -101,9 +107,10 @@ async fn race(t: Duration, d: Duration, n: usize) -> Result<(), Box<dyn std::err
             };
             let row = run(client, url, t, d, n, (*lo, *hi)).await?;
             println!(
-                "| {name} | {client} | {} | {} | {} | {:.1} |",
+                "| {name} | {client} | {} | {} | {} | {} | {:.1} |",
                 row.sent,
                 row.failed,
+                row.retried,
                 row.opened,
                 row.sent as f64 / row.elapsed.as_secs_f64()
             );
@@ -148,7 +155,7 @@ async fn run(
     let warm: Vec<_> = (0..WORKERS)
         .map(|_| {
             let load = load.clone();
-            tokio::spawn(async move { load.once(None, &mut Vec::new()).await })
+            tokio::spawn(async move { load.once(None, None, &mut Vec::new()).await })
         })
         .collect();
     for w in warm {
@@ -166,7 +173,7 @@ async fn run(
                 let mut failures = vec![];
                 for gap in gaps {
                     tokio::time::sleep(gap).await;
-                    if let Err(e) = load.once(None, &mut buf).await {
+                    if let Err(e) = load.once(None, None, &mut buf).await {
                         failures.push(e);
                     }
                 }
@@ -178,9 +185,14 @@ async fn run(
     for w in workers {
         failures.extend(w.await?);
     }
+    let retried = match &*load {
+        Load::KeepaliveHyper { client, .. } => client.retries(),
+        _ => 0,
+    };
     Ok(Row {
         sent: WORKERS * n,
         failed: failures.len(),
+        retried,
         opened: relay.connections(),
         elapsed: start.elapsed(),
         first_failure: failures.into_iter().next(),
