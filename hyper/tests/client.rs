@@ -400,3 +400,30 @@ async fn unix_sockets_carry_requests() {
     assert_eq!((stats.connects, stats.reuses), (1, 2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_idle_close_ends_hypers_task_and_teaches_the_servers_limit() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/"), origin.target());
+    let client: Client = Client::new();
+    let (side, response) = tokio::join!(
+        async {
+            let mut side = origin.accept().await;
+            side.request().await.unwrap();
+            side.respond("", b"ok").await;
+            side
+        },
+        client.request(get(&url))
+    );
+    body_of(response.unwrap()).await;
+    until("the connection back in the pool", || client.stats().idle == 1).await;
+    // Idle a while, then the server's idle close: hyper's task sees the
+    // FIN and ends, which is the pool's event.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(side);
+    until("the closed connection to leave", || client.stats().open == 0).await;
+    let stats = client.stats_for(&target);
+    assert_eq!(stats.closes.closed_by_peer, 1);
+    let learned = stats.server_idle_timeout.expect("a limit learned from the close");
+    assert!(learned >= Duration::from_millis(100), "{learned:?}");
+}
