@@ -1,4 +1,4 @@
-//! hyper's HTTP/1.1 client on [keepalive](keepalive)'s pool.
+//! hyper's HTTP/1.1 client on [`keepalive`]'s pool.
 //!
 //! hyper does the HTTP; the pool does everything else, with all its
 //! guarantees: per-host and total limits with fair queueing, the checkout

@@ -60,6 +60,14 @@ impl Origin {
         }
     }
 
+    /// Accepts a connection and answers its first request with `body`.
+    async fn answered(&self, body: &[u8]) -> Side {
+        let mut side = self.accept().await;
+        side.request().await.unwrap();
+        side.respond("", body).await;
+        side
+    }
+
     /// Serves every connection with `body`, forever, keeping it open.
     fn serve_all(self, body: &'static [u8]) {
         tokio::spawn(async move {
@@ -150,12 +158,7 @@ async fn a_close_or_stray_bytes_before_the_request_are_seen_before_hyper_runs() 
     for case in ["fin", "rst", "junk"] {
         let pending = client.request(get(&url));
         let (side, response) = tokio::join!(
-            async {
-                let mut side = origin.accept().await;
-                side.request().await.unwrap();
-                side.respond("", b"ok").await;
-                side
-            },
+            origin.answered(b"ok"),
             pending
         );
         connects += 1;
@@ -175,12 +178,7 @@ async fn a_close_or_stray_bytes_before_the_request_are_seen_before_hyper_runs() 
         }
         let next = client.request(get(&url));
         let (fresh, response) = tokio::join!(
-            async {
-                let mut fresh = origin.accept().await;
-                fresh.request().await.unwrap();
-                fresh.respond("", b"ok").await;
-                fresh
-            },
+            origin.answered(b"ok"),
             next
         );
         connects += 1;
@@ -310,12 +308,7 @@ async fn an_idempotent_request_that_met_the_close_is_retried_once() {
     let client: Client = Client::new();
     // Connection A: one exchange, then idle in the pool.
     let (mut a, response) = tokio::join!(
-        async {
-            let mut a = origin.accept().await;
-            a.request().await.unwrap();
-            a.respond("", b"one").await;
-            a
-        },
+        origin.answered(b"one"),
         client.request(get(&url))
     );
     body_of(response.unwrap()).await;
@@ -407,12 +400,7 @@ async fn an_idle_close_ends_hypers_task_and_teaches_the_servers_limit() {
     let (url, target) = (origin.url("/"), origin.target());
     let client: Client = Client::new();
     let (side, response) = tokio::join!(
-        async {
-            let mut side = origin.accept().await;
-            side.request().await.unwrap();
-            side.respond("", b"ok").await;
-            side
-        },
+        origin.answered(b"ok"),
         client.request(get(&url))
     );
     body_of(response.unwrap()).await;

@@ -54,7 +54,7 @@ impl<P, T> Builder<P, T> {
     /// When a name has several addresses, how long one connect attempt runs
     /// alone before the next address is tried as well (Happy Eyeballs,
     /// RFC 8305). A failed attempt starts the next one at once. Defaults to
-    /// [`DEFAULT_HAPPY_EYEBALLS_DELAY`] (250 ms).
+    /// [`DEFAULT_HAPPY_EYEBALLS_DELAY`](crate::DEFAULT_HAPPY_EYEBALLS_DELAY) (250 ms).
     ///
     /// # Examples
     ///

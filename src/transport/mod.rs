@@ -72,7 +72,7 @@ use crate::target::Target;
 /// # }
 /// ```
 ///
-/// With [`Plain`] as the protocol (the default) the stream itself is
+/// With [`Plain`](crate::Plain) as the protocol (the default) the stream itself is
 /// pooled, so it must be [`Pooled`](crate::Pooled); Tokio's `TcpStream`
 /// and `UnixStream` are.
 pub trait Transport: Send + Sync + 'static {
