@@ -91,6 +91,13 @@ where
     target: Target,
     from_cache: FromCache,
     reuse: Reuse,
+    /// A byte was read on this loan.
+    read_any: bool,
+    /// The loan ended in the server's close (end of stream or a reset)
+    /// before any byte was read: the race with its idle close, lost.
+    lost: bool,
+    /// The user said so ([`Connection::lost_race`]).
+    reported: bool,
     /// What the user said about the socket, handed back with it.
     hints: Hints,
     shared: Arc<Shared<P, T>>,
@@ -161,6 +168,9 @@ where
             target,
             from_cache,
             reuse: Reuse::Eligible,
+            read_any: false,
+            lost: false,
+            reported: false,
             hints: Hints::default(),
             shared,
         }
@@ -295,10 +305,50 @@ where
             .object
     }
 
-    /// Notes an I/O result's bearing on reuse.
+    /// Closes the connection because the server closed or reset it before
+    /// any answer to what was sent on this loan: the race with the
+    /// server's idle close, lost. For a connection that came from the pool
+    /// (not [`FromCache::Fresh`]) this is an observation of the server's
+    /// idle limit at the age the connection had been idle (see
+    /// [`Builder::learn_idle_timeouts`](crate::Builder::learn_idle_timeouts)),
+    /// so the next requests do not meet the same close.
+    ///
+    /// A connection that is itself a byte stream notes this on its own (end
+    /// of stream or a reset before any byte was read on the loan); an
+    /// object whose reads the pool does not see (hyper's connection, a
+    /// session) reports it with this call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let conn = manager.allocate(target).await?;
+    /// // ... the request met the server's close before any answer ...
+    /// conn.lost_race();
+    /// assert_eq!(manager.stats().closes.closed_by_peer, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lost_race(mut self) {
+        self.lost = true;
+        self.reported = true;
+        self.reuse = Reuse::Finished;
+    }
+
+    /// Notes an I/O result's bearing on reuse: an error rules it out, and
+    /// a reset before any byte was read is the server's close.
     fn note<R>(&mut self, result: &io::Result<R>) {
-        if result.is_err() {
+        if let Err(e) = result {
             self.reuse = Reuse::Failed;
+            let closed = matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+            );
+            self.lost |= closed && !self.read_any;
         }
     }
 }
@@ -336,8 +386,13 @@ where
         let before = buf.filled().len();
         let result = ready!(Pin::new(this.object_mut()).poll_read(cx, buf));
         this.note(&result);
-        if result.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
-            this.reuse = Reuse::Finished;
+        if result.is_ok() {
+            if buf.filled().len() > before {
+                this.read_any = true;
+            } else if buf.remaining() > 0 {
+                this.reuse = Reuse::Finished;
+                this.lost |= !this.read_any;
+            }
         }
         Poll::Ready(result)
     }
@@ -395,6 +450,15 @@ where
             return;
         };
         let (id, hints) = (self.id, self.hints);
+        // Seen on a fresh connection, a close before any answer is a server
+        // that refuses work (closed as discarded or an I/O error), not the
+        // race with an idle close.
+        if self.lost && (self.reported || self.from_cache != FromCache::Fresh) {
+            socket.close(false);
+            let now = Instant::now();
+            self.shared.decide(|state, out| state.lost(id, now, out));
+            return;
+        }
         if self.reuse == Reuse::Eligible && !socket.object.recycle() {
             self.reuse = Reuse::Refused;
         }

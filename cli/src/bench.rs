@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keepalive::{FromCache, Manager};
+use keepalive::Manager;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -123,6 +123,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         concurrency: c,
         ok: total.ok,
         errors: total.errors,
+        retries: total.retries,
         elapsed,
         latency: total.latency,
         stats: manager.stats(),
@@ -158,6 +159,8 @@ fn progress_bar(plan: &Plan) -> indicatif::ProgressBar {
 struct Tally {
     ok: u64,
     errors: BTreeMap<String, u64>,
+    /// Requests sent a second time under the retry rule.
+    retries: u64,
     latency: hdrhistogram::Histogram<u64>,
 }
 
@@ -166,6 +169,7 @@ impl Default for Tally {
         Tally {
             ok: 0,
             errors: BTreeMap::new(),
+            retries: 0,
             latency: report::histogram(),
         }
     }
@@ -174,6 +178,7 @@ impl Default for Tally {
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.ok += other.ok;
+        self.retries += other.retries;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
@@ -201,7 +206,8 @@ impl Worker {
             && self.deadline.is_none_or(|d| Instant::now() < d)
         {
             let start = Instant::now();
-            let result = get(&self.manager, &self.url, &mut buf).await;
+            let (result, retried) = get(&self.manager, &self.url, &mut buf).await;
+            tally.retries += u64::from(retried);
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             tally.latency.saturating_record(micros.max(1));
             let kind = match result {
@@ -222,38 +228,23 @@ impl Worker {
     }
 }
 
-/// One GET through the pool. A request that fails before any response
-/// byte on a reused connection (the server closed it as the request went
-/// out) is retried once on a new allocation, as HTTP clients do for
-/// idempotent requests.
+/// One GET through the pool, with `keepalive_http::send`'s retry rule: a
+/// request that fails before any response byte on a reused connection (the
+/// server closed it as the request went out) is sent again once.
 ///
-/// # Errors
-///
-/// The kind of failure, for counting.
-pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> Result<Outcome, String> {
-    let mut retried = false;
-    loop {
-        let mut conn = manager.allocate(url.target.clone()).await.map_err(|e| {
-            if e.is_timeout() {
-                "timeout".to_owned()
-            } else {
-                e.function().to_owned()
-            }
-        })?;
-        let reused = conn.from_cache() != FromCache::Fresh;
-        match http::exchange(&mut conn, &url.request, false, buf, &mut |_| {}).await {
-            Ok(outcome) => {
-                http::settle(conn, &outcome);
-                return Ok(outcome);
-            }
-            Err(e) if reused && !retried && e.is_retryable() => {
-                conn.discard();
-                retried = true;
-            }
-            Err(e) => {
-                conn.discard();
-                return Err(e.kind().to_owned());
-            }
+/// Returns the outcome or the kind of failure (for counting), and whether
+/// the request was sent twice.
+pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> (Result<Outcome, String>, bool) {
+    match http::send(manager, &url.target, "GET", &url.request, buf, &mut |_| {}).await {
+        Ok(outcome) => (Ok(outcome), outcome.retried),
+        Err(e) => {
+            let kind = match &e {
+                http::SendError::Pool { error, .. } if error.is_timeout() => "timeout".to_owned(),
+                http::SendError::Pool { error, .. } => error.function().to_owned(),
+                http::SendError::Http { error, .. } => error.kind().to_owned(),
+                _ => "other".to_owned(),
+            };
+            (Err(kind), e.retried())
         }
     }
 }

@@ -79,29 +79,18 @@ async fn fetch(
 ) -> bool {
     let start = Instant::now();
     let mut body = Vec::new();
-    let result = async {
-        let mut conn = manager
-            .allocate(url.target.clone())
-            .await
-            .map_err(|e| format!("{}: {}", e.function(), chain(&e)))?;
-        let from = conn.from_cache();
-        let sink = &mut |bytes: &[u8]| {
-            if output.is_some() {
-                body.extend_from_slice(bytes);
-            }
-        };
-        match http::exchange(&mut conn, &url.request, false, buf, sink).await {
-            Ok(outcome) => {
-                http::settle(conn, &outcome);
-                Ok((outcome, from))
-            }
-            Err(e) => {
-                conn.discard();
-                Err(format!("http: {}", chain(&e)))
-            }
+    let sink = &mut |bytes: &[u8]| {
+        if output.is_some() {
+            body.extend_from_slice(bytes);
         }
-    }
-    .await;
+    };
+    let result = http::send(manager, &url.target, "GET", &url.request, buf, sink)
+        .await
+        .map(|outcome| (outcome, outcome.from.unwrap_or(FromCache::Fresh)))
+        .map_err(|e| match &e {
+            http::SendError::Pool { error, .. } => format!("{}: {}", error.function(), chain(error)),
+            _ => format!("http: {}", chain(&e)),
+        });
     let took = format_latency(start.elapsed());
     match result {
         Ok((

@@ -21,6 +21,9 @@ pub(crate) struct Summary {
     pub(crate) concurrency: usize,
     pub(crate) ok: u64,
     pub(crate) errors: BTreeMap<String, u64>,
+    /// Requests sent a second time after meeting a server's close on a
+    /// reused connection.
+    pub(crate) retries: u64,
     pub(crate) elapsed: Duration,
     pub(crate) latency: Histogram<u64>,
     pub(crate) stats: Stats,
@@ -115,6 +118,7 @@ impl Summary {
         text += &format!(
             "requests     {ok} completed in {elapsed:.2?} with {c} workers: {rate:.0} requests/s\n\
              latency      p50 {p50}  p90 {p90}  p99 {p99}  max {max}\n\
+             retries      {retries} requests sent again after a reused connection's close\n\
              connections  {connects} opened, {reuse:.2}% of allocations reused, {stale} stale discarded\n\
              closes       {closes}\n\
              dns lookups  {dns}\n",
@@ -126,6 +130,7 @@ impl Summary {
             p90 = us(self.percentile(0.9)),
             p99 = us(self.percentile(0.99)),
             max = us(self.latency.max()),
+            retries = self.retries,
             connects = self.stats.connects,
             reuse = self.reuse_ratio() * 100.0,
             stale = self.stats.stale_discarded,
@@ -147,6 +152,7 @@ impl Summary {
             "ok": self.ok,
             "failed": self.failed(),
             "errors": self.errors,
+            "retries": self.retries,
             "elapsed_secs": self.elapsed.as_secs_f64(),
             "requests_per_sec": self.per_second(),
             "latency_us": {
@@ -210,6 +216,7 @@ mod tests {
             concurrency: 4,
             ok: 98,
             errors: [("connect".to_owned(), 2)].into(),
+            retries: 1,
             elapsed: Duration::from_secs(2),
             latency,
             stats,

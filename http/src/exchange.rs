@@ -41,6 +41,12 @@ pub struct Outcome {
     pub reusable: bool,
     /// The server's `Keep-Alive` hints on the final response.
     pub hints: KeepAlive,
+    /// The request was sent a second time under [`send`](crate::send)'s
+    /// retry rule; always `false` from [`exchange`] itself.
+    pub retried: bool,
+    /// How [`send`](crate::send) got the connection the response came on;
+    /// `None` from [`exchange`] itself.
+    pub from: Option<keepalive::FromCache>,
 }
 
 /// Sends `request` (a complete request head, see [`request`]) and reads
@@ -105,6 +111,8 @@ where
         body_bytes,
         reusable: head.keep_alive && !extra && head.framing != Framing::UntilClose,
         hints: head.hints,
+        retried: false,
+        from: None,
     })
 }
 

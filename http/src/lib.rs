@@ -60,6 +60,9 @@
 //! * `body`: [`Body`], the sans-IO body decoder.
 //! * `exchange`: [`exchange`] over any `AsyncRead + AsyncWrite`,
 //!   [`Outcome`], [`request`], and [`settle`] for pooled connections.
+//! * `send`: [`send`], one request through the pool with the retry rule
+//!   (a request that met the server's idle close on a reused connection is
+//!   sent again once, if idempotent).
 //! * `error`: [`Error`].
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
@@ -68,11 +71,13 @@ mod body;
 mod error;
 mod exchange;
 mod head;
+mod send;
 
 pub use body::Body;
 pub use error::Error;
 pub use exchange::{exchange, request, Outcome};
 pub use head::{parse_head, Framing, Head, KeepAlive, MAX_HEAD};
+pub use send::{is_idempotent, send, SendError};
 
 /// Ends an exchange on a pooled connection: a reusable one goes back to
 /// the pool, carrying the server's hints (`Keep-Alive: timeout=` and

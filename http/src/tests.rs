@@ -195,6 +195,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
             body_bytes: 2,
             reusable: true,
             hints: KeepAlive::default(),
+            retried: false,
+            from: None,
         }
     );
     assert_eq!(
@@ -204,6 +206,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
             body_bytes: 2,
             reusable: true,
             hints: KeepAlive::default(),
+            retried: false,
+            from: None,
         }
     );
     assert_eq!(
@@ -213,6 +217,8 @@ async fn exchanges_over_a_socket_decide_reuse() {
             body_bytes: 1,
             reusable: false,
             hints: KeepAlive::default(),
+            retried: false,
+            from: None,
         }
     );
 }
@@ -233,6 +239,8 @@ async fn a_body_read_until_close_is_complete_but_not_reusable() {
             body_bytes: 9,
             reusable: false,
             hints: KeepAlive::default(),
+            retried: false,
+            from: None,
         }
     );
 }

@@ -350,7 +350,8 @@ where
     let reused = conn.from_cache() != FromCache::Fresh;
     let read_before = conn.bytes_read();
     if let Err(error) = conn.send.ready().await {
-        conn.discard();
+        // hyper's task saw the server's close before the request went out.
+        conn.lost_race();
         return Err(Failure {
             error,
             unsent: Some(req),
@@ -367,7 +368,12 @@ where
         Err(mut e) => {
             let unsent = e.take_message();
             let responded = conn.bytes_read() != read_before;
-            conn.discard();
+            if !responded && is_close(e.error()) {
+                // The pool cannot see hyper's reads: it is told.
+                conn.lost_race();
+            } else {
+                conn.discard();
+            }
             Err(Failure {
                 error: e.into_error(),
                 unsent,
@@ -376,6 +382,22 @@ where
             })
         }
     }
+}
+
+/// Whether hyper's error is the server's close (end of stream, a reset, or
+/// the connection closed before the request went out), not a bad response.
+fn is_close(error: &hyper::Error) -> bool {
+    let reset = std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        });
+    reset || error.is_incomplete_message() || error.is_canceled() || error.is_closed()
 }
 
 /// The server's `Keep-Alive: timeout=, max=` hints, for the pool.

@@ -157,10 +157,7 @@ async fn a_close_or_stray_bytes_before_the_request_are_seen_before_hyper_runs() 
     let mut connects = 0;
     for case in ["fin", "rst", "junk"] {
         let pending = client.request(get(&url));
-        let (side, response) = tokio::join!(
-            origin.answered(b"ok"),
-            pending
-        );
+        let (side, response) = tokio::join!(origin.answered(b"ok"), pending);
         connects += 1;
         body_of(response.unwrap()).await;
         until("the connection back in the pool", || client.stats().idle == 1).await;
@@ -177,10 +174,7 @@ async fn a_close_or_stray_bytes_before_the_request_are_seen_before_hyper_runs() 
             _ => assert_eq!(side.stream.try_write(b"junk").unwrap(), 4),
         }
         let next = client.request(get(&url));
-        let (fresh, response) = tokio::join!(
-            origin.answered(b"ok"),
-            next
-        );
+        let (fresh, response) = tokio::join!(origin.answered(b"ok"), next);
         connects += 1;
         assert_eq!(body_of(response.unwrap()).await, "ok", "{case}");
         assert_eq!(client.stats().connects, connects, "{case}: a new connection");
@@ -307,10 +301,7 @@ async fn an_idempotent_request_that_met_the_close_is_retried_once() {
     let url = origin.url("/");
     let client: Client = Client::new();
     // Connection A: one exchange, then idle in the pool.
-    let (mut a, response) = tokio::join!(
-        origin.answered(b"one"),
-        client.request(get(&url))
-    );
+    let (mut a, response) = tokio::join!(origin.answered(b"one"), client.request(get(&url)));
     body_of(response.unwrap()).await;
     until("A back in the pool", || client.stats().idle == 1).await;
     // The race: A passes the checkout check, the server reads the GET and
@@ -399,10 +390,7 @@ async fn an_idle_close_ends_hypers_task_and_teaches_the_servers_limit() {
     let origin = Origin::start().await;
     let (url, target) = (origin.url("/"), origin.target());
     let client: Client = Client::new();
-    let (side, response) = tokio::join!(
-        origin.answered(b"ok"),
-        client.request(get(&url))
-    );
+    let (side, response) = tokio::join!(origin.answered(b"ok"), client.request(get(&url)));
     body_of(response.unwrap()).await;
     until("the connection back in the pool", || client.stats().idle == 1).await;
     // Idle a while, then the server's idle close: hyper's task sees the

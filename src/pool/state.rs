@@ -139,6 +139,10 @@ struct SocketEntry<S> {
     remaining_uses: Option<u32>,
     /// The server's idle limit for this socket, when the server said.
     server_idle_timeout: Option<Duration>,
+    /// While on loan from the pool (not fresh): when it was handed out,
+    /// and how long it had been idle then. A loan that ends in the
+    /// server's close before any answer is an observation at that age.
+    lent: Option<(Instant, Duration)>,
 }
 
 impl<S> Linked for SocketEntry<S> {

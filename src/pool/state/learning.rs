@@ -14,6 +14,32 @@
 //! return is not an idle limit (servers close right after a final
 //! response). The limit never exceeds `keep_alive`.
 //!
+//! # A lost request is an observation too
+//!
+//! Before the first idle close is seen, a request sent just before the
+//! server's limit meets its close: the loan of a socket that came from the
+//! pool ends in end of stream or a reset before any byte was read. That
+//! socket had been idle a known age when it was handed out, and the server
+//! closed it at about that age, so the loss teaches the limit like an idle
+//! close does ([`State::lost`]): each key loses at most the requests in
+//! flight on reused sockets when the first one dies. The same care holds:
+//! a close within [`MIN_OBSERVATION`] of the return teaches nothing, and
+//! neither does a loan that lasted more than a quarter of that idle age
+//! (its user held the connection open while the server's idle clock ran
+//! on), nor the close of a fresh connection.
+//!
+//! # A server restart
+//!
+//! A server that restarts closes every idle connection at one instant:
+//! each close is an observation at its connection's idle age. Connections
+//! of one age (returned together) teach that age, no shorter; connections
+//! of different ages teach a band, and so a limit below the youngest (down
+//! to half of it), exactly as lighttpd's once-a-second sweep does, which
+//! also closes connections of different ages at one instant and whose
+//! band must be kept (`tests/idle_limits.rs`). The pool cannot tell the
+//! two apart, and keeps to the side that loses no request: such a limit
+//! only retires sockets early, and expires within 2 × [`WINDOW`].
+//!
 //! # Several observations, and recovery
 //!
 //! Servers do not all close at one instant: lighttpd checks idle
@@ -159,6 +185,24 @@ impl<P: Handles> State<P> {
         if self.limits.learn_idle_timeouts && idle_for >= MIN_OBSERVATION {
             let idle_for = idle_for.min(self.limits.keep_alive);
             self.update_limit(key, now, out, |server| server.observe(idle_for, now));
+        }
+    }
+
+    /// A loan of a socket of `key` that had been idle `idle_for` when it
+    /// was handed out at `lent_at` ended in the server's close before any
+    /// answer: the server's idle close met the request on its way, so its
+    /// limit is at most about `idle_for`. It counts only if the loan ended
+    /// within a quarter of that age: a connection its user held open for
+    /// long kept the server's idle clock running, and teaches nothing.
+    pub(super) fn observe_loss(
+        &mut self,
+        key: usize,
+        (lent_at, idle_for): (Instant, Duration),
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
+        if now.saturating_duration_since(lent_at) <= idle_for / 4 {
+            self.observe_idle_close(key, idle_for, now, out);
         }
     }
 

@@ -72,7 +72,10 @@ impl<P: Handles> State<P> {
         while let Some(idx) = self.keys.get(key).and_then(|k| k.idle.tail()) {
             let (socket, since) = self.unidle(idx);
             match self.unfit(idx, since, now) {
-                None => return Some((socket, self.socket_id(idx))),
+                None => {
+                    self.sockets[idx].lent = Some((now, now.saturating_duration_since(since)));
+                    return Some((socket, self.socket_id(idx)));
+                }
                 Some(reason) => self.close(idx, socket, reason, out),
             }
         }
@@ -191,6 +194,7 @@ impl<P: Handles> State<P> {
         let idx = sid.index as usize;
         self.in_use -= 1;
         let entry = &mut self.sockets[idx];
+        entry.lent = None;
         if hints.remaining_uses.is_some() {
             entry.remaining_uses = hints.remaining_uses;
         }
@@ -253,6 +257,21 @@ impl<P: Handles> State<P> {
         self.serve_waiters(out);
     }
 
+    /// A loan ended in the server's close (end of stream or a reset)
+    /// before any byte of an answer: the race with the server's idle
+    /// close, lost. The caller closes the socket. For a socket that came
+    /// from the pool, that is an observation of the server's idle limit at
+    /// the age it had been idle (see `learning.rs` for the care taken).
+    pub(crate) fn lost(&mut self, sid: SocketId, now: Instant, out: &mut Actions<P>) {
+        let Some(key) = self.live_socket(sid) else {
+            return;
+        };
+        if let Some(lent) = self.sockets[sid.index as usize].lent {
+            self.observe_loss(key, lent, now, out);
+        }
+        self.discard(sid, CloseReason::ClosedByPeer, out);
+    }
+
     /// An idle socket became readable: the peer closed it, reset it, sent
     /// bytes, or stopped answering. A close teaches the key its server's
     /// idle limit. Reports for sockets no longer idle are ignored.
@@ -307,6 +326,7 @@ impl<P: Handles> State<P> {
             expires,
             remaining_uses: None,
             server_idle_timeout: None,
+            lent: None,
         });
         self.socket_id(idx)
     }

@@ -352,6 +352,15 @@ impl Sim {
         self.apply(out);
     }
 
+    /// The loan of `name` ended in the server's close before any answer.
+    fn lose(&mut self, name: u32) {
+        let (id, _) = self.loaned.remove(&name).expect("on loan");
+        let mut out = Actions::new();
+        self.state.lost(id, self.now, &mut out);
+        self.closed_for(name, CloseReason::ClosedByPeer);
+        self.apply(out);
+    }
+
     fn cancel(&mut self, label: u32) -> bool {
         let Some(&id) = self.ids.get(&label) else {
             return false;
@@ -646,6 +655,37 @@ fn a_servers_idle_close_teaches_its_key_only_and_not_when_immediate() {
 }
 
 #[test]
+fn a_request_lost_on_a_reused_socket_teaches_the_limit_unless_held_long() {
+    let mut sim = Sim::new(2, 10);
+    for key in 0..3 {
+        sim.allocate(&target(key), 10 + key as u32);
+        sim.connect(0, true);
+    }
+    // Sockets are named in connect order.
+    let (a, b, fresh) = (1, 2, 3);
+    sim.give_back(a);
+    sim.give_back(b);
+    sim.advance(Duration::from_secs(1));
+    // Key 0: reused after 1 s idle, the answer is the server's close.
+    sim.allocate(&target(0), 20);
+    assert!(matches!(sim.outcome(20), Some(Outcome::Got { socket, .. }) if *socket == a));
+    sim.now += Duration::from_millis(60);
+    sim.lose(a);
+    let learned = sim.state.stats_for(&target(0), sim.now).server_idle_timeout;
+    assert_eq!(learned, Some(Duration::from_secs(1)));
+    // Key 1: held on loan 2 s before its close: the server's idle clock
+    // ran on; no lesson.
+    sim.allocate(&target(1), 21);
+    sim.now += Duration::from_secs(2);
+    sim.lose(b);
+    assert_eq!(sim.state.stats_for(&target(1), sim.now).server_idle_timeout, None);
+    // Key 2: a fresh socket's close is no idle limit.
+    sim.lose(fresh);
+    assert_eq!(sim.state.stats_for(&target(2), sim.now).server_idle_timeout, None);
+    assert_eq!(sim.state.stats().closes.closed_by_peer, 3);
+}
+
+#[test]
 fn shutdown_fails_everything_pending_and_closes_idle_sockets() {
     let mut sim = Sim::new(1, 10);
     sim.allocate(&target(0), 1);
@@ -685,7 +725,7 @@ enum Op {
     /// Drop a loaned connection: 0 back to the pool, 1 with unread data,
     /// 2 discarded, 3 back with `set_remaining_uses(pick % 3)`, 4 back with
     /// `set_server_idle_timeout(pick % 8 s)`, 5 refused by the object's
-    /// `recycle`.
+    /// `recycle`, 6 lost to the server's close before any answer.
     Drop {
         pick: usize,
         how: u8,
@@ -708,7 +748,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..3usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
         2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::ConnectDone { pick, ok }),
         1 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::LookupDone { pick, ok }),
-        3 => (any::<usize>(), 0..6u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
+        3 => (any::<usize>(), 0..7u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
@@ -740,6 +780,8 @@ impl Sim {
                         self.give_back(name);
                     }
                     2 => self.discard(name, CloseReason::Discarded),
+                    // The race with the server's idle close, lost.
+                    6 => self.lose(name),
                     // A custom object whose `recycle` refused it.
                     5 => self.discard(name, CloseReason::RecycleRefused),
                     3 => {
