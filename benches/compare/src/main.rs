@@ -30,6 +30,7 @@
 
 use keepalive_http as http1;
 
+mod cold;
 mod race;
 
 use std::process::Stdio;
@@ -67,6 +68,9 @@ struct Measure {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("race") {
         return race::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("race-cold") {
+        return cold::main(std::env::args().skip(2));
     }
     if std::env::args().nth(1).as_deref() == Some("profile") {
         return profile(std::env::args().skip(2));
