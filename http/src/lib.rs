@@ -54,6 +54,16 @@
 //! # }
 //! ```
 //!
+//! # Retries
+//!
+//! [`send`] is the exchange through the pool with Go's retry rule: a
+//! request with an idempotent method (RFC 9110 9.2.2) that failed on a
+//! reused connection before any byte of its response (the server's idle
+//! close met it on the way) is sent again once, on another connection;
+//! nothing else is retried, and [`Outcome::retried`] tells. The pool
+//! learns the server's idle limit from that close, so each key loses at
+//! most the requests already in flight when it first meets it.
+//!
 //! # Layout
 //!
 //! * `head`: [`parse_head`], [`Head`], [`Framing`], [`KeepAlive`] hints.

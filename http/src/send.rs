@@ -87,8 +87,17 @@ impl std::error::Error for SendError {
 /// Sends `request` (a head from [`request`](crate::request), whose method
 /// is `method`) to `target` on a connection from `manager`, reads the
 /// response (body bytes to `sink`), and gives the connection back with
-/// [`settle`]. A request that met the server's close on a reused
-/// connection is sent again once, as the module docs say.
+/// [`settle`].
+///
+/// A request is sent again, once, on another connection, when its method
+/// is idempotent ([`is_idempotent`]: RFC 9110 9.2.2) and it failed on a
+/// reused connection before any byte of its response arrived: the
+/// server's idle close met it on the way (the pool, seeing that close,
+/// learns the server's idle limit from it, so the next requests do not
+/// meet it). The request is a head this crate wrote, with no body, so it
+/// can always be replayed. Nothing else is retried: not a failure on a
+/// fresh connection, not one after the response had begun.
+/// [`Outcome::retried`] and [`SendError::retried`] say whether it was.
 ///
 /// # Errors
 ///

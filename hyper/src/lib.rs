@@ -53,7 +53,10 @@
 //! `TRACE`, `PUT`, `DELETE`), it has no body, and it failed on a reused
 //! connection before any byte of its response arrived: the server's idle
 //! close met it on the way. This is the rule of Go's `Transport`; nothing
-//! else is retried. [`Client::retries`] counts them.
+//! else is retried. [`Client::retries`] counts them. Such a close is also
+//! reported to the pool ([`keepalive::Connection::lost_race`]), which
+//! learns the server's idle limit from it: each target loses at most the
+//! requests already in flight when it first meets the close.
 //!
 //! # Layout
 //!
