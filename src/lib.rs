@@ -3,11 +3,14 @@
 //! # Modules
 //!
 //! * `manager`: [`Manager`], the handle, and [`Stats`] / [`Closes`].
-//! * `config`: [`Builder`] and the defaults.
-//! * `target`: [`Target`], the connection key.
+//! * `config/`: [`Builder`] and the defaults (`mod.rs`), and the settings
+//!   of the pool's own dialing (`dial.rs`).
+//! * `target/`: [`Target`], the connection key (`mod.rs`), and reading it
+//!   from URLs and hosts (`parse.rs`).
 //! * `allocation`: [`Allocation`] and [`RequestId`].
-//! * `connection`: [`Connection`] and [`FromCache`]; return on drop, with
-//!   the server's hints.
+//! * `connection/`: [`Connection`] and [`FromCache`]; return on drop, with
+//!   the server's hints (`mod.rs`), and its byte-stream side, which notes
+//!   errors, end of stream and a lost race (`stream_io.rs`).
 //! * `error`: [`Error`].
 //! * `deadline`: "now + d" for any duration, saturating to "never".
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].

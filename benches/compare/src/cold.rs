@@ -66,10 +66,7 @@ pub(crate) fn main(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn
             }
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime()?;
     let t = Duration::from_secs_f64(t);
     let d = Duration::from_secs_f64(d / 1000.0);
     runtime.block_on(cold(t, d, runs))

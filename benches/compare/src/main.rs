@@ -87,10 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err("usage: keepalive-compare [--secs S] [--rounds R] [--c C]".into()),
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime()?;
     let levels = only_c.map_or(CONCURRENCY.to_vec(), |c| vec![c]);
     runtime.block_on(compare(Duration::from_secs_f64(secs), rounds, &levels))
 }
@@ -127,16 +124,22 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
     Ok(())
 }
 
+/// The runtime every mode measures on: two worker threads, as the
+/// machine has two cores.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// `profile CLIENT C SECS`: one client alone, for `perf record`.
 fn profile(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: keepalive-compare profile CLIENT C SECS";
     let client = args.next().ok_or(usage)?;
     let c: usize = args.next().ok_or(usage)?.parse()?;
     let secs: f64 = args.next().ok_or(usage)?.parse()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime()?;
     runtime.block_on(async {
         let (mut server, url) = start_server(&[]).await?;
         let m = run(&client, &url, c, Duration::from_secs_f64(secs)).await?;

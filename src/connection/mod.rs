@@ -1,15 +1,15 @@
-//! [`Connection`]: a socket on loan, returned to the pool when dropped.
+//! [`Connection`]: a socket on loan, returned to the pool when dropped;
+//! `stream_io.rs` is its byte-stream side.
+
+mod stream_io;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::object::{Plain, Pooled, Protocol};
@@ -30,6 +30,19 @@ enum Reuse {
     Failed,
     /// The object's [`Pooled::recycle`] refused it.
     Refused,
+}
+
+/// What a loan has heard from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Nothing yet.
+    None,
+    /// Some bytes.
+    Some,
+    /// The server's close (end of stream or a reset) before any byte: the
+    /// race with its idle close, lost. `reported` when the user said so
+    /// ([`Connection::lost_race`]) rather than the stream showing it.
+    Lost { reported: bool },
 }
 
 /// A connected socket (or another pooled object) on loan from a
@@ -91,13 +104,8 @@ where
     target: Target,
     from_cache: FromCache,
     reuse: Reuse,
-    /// A byte was read on this loan.
-    read_any: bool,
-    /// The loan ended in the server's close (end of stream or a reset)
-    /// before any byte was read: the race with its idle close, lost.
-    lost: bool,
-    /// The user said so ([`Connection::lost_race`]).
-    reported: bool,
+    /// What this loan has read, for the race with the server's idle close.
+    answer: Answer,
     /// What the user said about the socket, handed back with it.
     hints: Hints,
     shared: Arc<Shared<P, T>>,
@@ -168,9 +176,7 @@ where
             target,
             from_cache,
             reuse: Reuse::Eligible,
-            read_any: false,
-            lost: false,
-            reported: false,
+            answer: Answer::None,
             hints: Hints::default(),
             shared,
         }
@@ -334,22 +340,8 @@ where
     /// # }
     /// ```
     pub fn lost_race(mut self) {
-        self.lost = true;
-        self.reported = true;
+        self.answer = Answer::Lost { reported: true };
         self.reuse = Reuse::Finished;
-    }
-
-    /// Notes an I/O result's bearing on reuse: an error rules it out, and
-    /// a reset before any byte was read is the server's close.
-    fn note<R>(&mut self, result: &io::Result<R>) {
-        if let Err(e) = result {
-            self.reuse = Reuse::Failed;
-            let closed = matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
-            );
-            self.lost |= closed && !self.read_any;
-        }
     }
 }
 
@@ -375,71 +367,6 @@ where
     }
 }
 
-impl<P, T> AsyncRead for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-    P::Conn: AsyncRead,
-{
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let result = ready!(Pin::new(this.object_mut()).poll_read(cx, buf));
-        this.note(&result);
-        if result.is_ok() {
-            if buf.filled().len() > before {
-                this.read_any = true;
-            } else if buf.remaining() > 0 {
-                this.reuse = Reuse::Finished;
-                this.lost |= !this.read_any;
-            }
-        }
-        Poll::Ready(result)
-    }
-}
-
-impl<P, T> AsyncWrite for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-    P::Conn: AsyncWrite,
-{
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = ready!(Pin::new(this.object_mut()).poll_write(cx, buf));
-        this.note(&result);
-        Poll::Ready(result)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = ready!(Pin::new(this.object_mut()).poll_write_vectored(cx, bufs));
-        this.note(&result);
-        Poll::Ready(result)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.object().is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let result = ready!(Pin::new(this.object_mut()).poll_flush(cx));
-        this.note(&result);
-        Poll::Ready(result)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.reuse = Reuse::Finished;
-        Pin::new(this.object_mut()).poll_shutdown(cx)
-    }
-}
-
 impl<P, T> Drop for Connection<P, T>
 where
     T: Transport,
@@ -453,7 +380,11 @@ where
         // Seen on a fresh connection, a close before any answer is a server
         // that refuses work (closed as discarded or an I/O error), not the
         // race with an idle close.
-        if self.lost && (self.reported || self.from_cache != FromCache::Fresh) {
+        let lost = match self.answer {
+            Answer::Lost { reported } => reported || self.from_cache != FromCache::Fresh,
+            Answer::None | Answer::Some => false,
+        };
+        if lost {
             socket.close(false);
             let now = Instant::now();
             self.shared.decide(|state, out| state.lost(id, now, out));
