@@ -239,6 +239,10 @@ mod tests {
     use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
+    /// The tests run one at a time: the restart test gives its port back
+    /// and takes it again, which another test's port pick could steal.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// A `redis-server` on a loopback port of its own, killed on drop.
     struct Redis {
         child: Child,
@@ -342,6 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn sessions_log_in_once_per_connection_and_per_shard() {
+        let _serial = SERIAL.lock().await;
         let (Some(a), Some(b)) = (Redis::start(None).await, Redis::start(None).await) else {
             return;
         };
@@ -374,6 +379,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_left_in_multi_or_subscribed_is_not_reused() {
+        let _serial = SERIAL.lock().await;
         let Some(redis) = Redis::start(None).await else {
             return;
         };
@@ -410,6 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_sessions_leave_the_pool_when_redis_restarts() {
+        let _serial = SERIAL.lock().await;
         let Some(redis) = Redis::start(None).await else {
             return;
         };
