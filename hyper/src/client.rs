@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Incoming};
@@ -19,6 +19,9 @@ use crate::retry::{self, Failure};
 /// How many targets, by URI scheme and authority, the client remembers so
 /// that a request to a known one builds no `Target`.
 const MAX_TARGETS: usize = 1024;
+
+/// A target the client has built, by the URI scheme that named it.
+type Known = (Scheme, Target, HeaderValue);
 
 /// An HTTP/1.1 client: hyper on keepalive's pool.
 ///
@@ -68,9 +71,11 @@ where
     B::Error: Into<BoxError>,
 {
     manager: Manager<Http1<B>>,
-    /// Targets by URI scheme and authority, with the `Host` header for
-    /// them, so that a request to a known one builds neither.
-    targets: Mutex<HashMap<(Scheme, Authority), (Target, HeaderValue)>>,
+    /// Targets by URI authority (then scheme), with the `Host` header for
+    /// them, so that a request to a known one builds neither. FxHash: the
+    /// key is short and hashed on every request; the map is bounded by
+    /// [`MAX_TARGETS`], so even chosen collisions cost little.
+    targets: Mutex<HashMap<Box<str>, Vec<Known>, rustc_hash::FxBuildHasher>>,
     retries: AtomicU64,
 }
 
@@ -305,9 +310,11 @@ where
             });
         };
         let mut targets = self.shared.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (scheme.clone(), authority.clone());
-        if let Some(known) = targets.get(&key) {
-            return Ok(known.clone());
+        let known = targets
+            .get(authority.as_str())
+            .and_then(|by_scheme| by_scheme.iter().find(|(s, _, _)| s == scheme));
+        if let Some((_, target, host)) = known {
+            return Ok((target.clone(), host.clone()));
         }
         let target: Target = format!("{scheme}://{authority}").parse()?;
         let host = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))
@@ -318,7 +325,11 @@ where
         if targets.len() >= MAX_TARGETS {
             targets.clear();
         }
-        targets.insert(key, (target.clone(), host.clone()));
+        targets.entry(authority.as_str().into()).or_default().push((
+            scheme.clone(),
+            target.clone(),
+            host.clone(),
+        ));
         Ok((target, host))
     }
 }
@@ -407,7 +418,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let Some(value) = response.headers().get("keep-alive") else {
+    const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+    let Some(value) = response.headers().get(KEEP_ALIVE) else {
         return;
     };
     let hints = keepalive_http::KeepAlive::parse(value.as_bytes());

@@ -210,6 +210,7 @@ where
 {
     let task = loan.task.clone();
     *lock_slot(&task.parked) = Some(loan);
+    task.has_parked.store(true, Ordering::Release);
     task.release_if_idle();
 }
 
@@ -225,6 +226,9 @@ where
     ended: AtomicBool,
     waker: Mutex<Option<Waker>>,
     parked: Mutex<Option<Loan<B>>>,
+    /// A loan is in `parked`: lets the connection task's every poll skip
+    /// the lock when none is.
+    has_parked: AtomicBool,
 }
 
 impl<B> Default for Task<B>
@@ -238,6 +242,7 @@ where
             ended: AtomicBool::new(false),
             waker: Mutex::new(None),
             parked: Mutex::new(None),
+            has_parked: AtomicBool::new(false),
         }
     }
 }
@@ -260,10 +265,16 @@ where
     /// request, or closes it if hyper closed the connection. The loan is
     /// dropped after the slot's lock is released.
     fn release_if_idle(&self) {
+        if !self.has_parked.load(Ordering::Acquire) {
+            return;
+        }
         let loan = {
             let mut slot = lock_slot(&self.parked);
             match &*slot {
-                Some(loan) if loan.send.is_ready() || loan.send.is_closed() => slot.take(),
+                Some(loan) if loan.send.is_ready() || loan.send.is_closed() => {
+                    self.has_parked.store(false, Ordering::Release);
+                    slot.take()
+                }
                 _ => None,
             }
         };
@@ -280,6 +291,7 @@ where
             waker.wake();
         }
         let parked = lock_slot(&self.parked).take();
+        self.has_parked.store(false, Ordering::Release);
         if let Some(loan) = parked {
             loan.discard();
         }
