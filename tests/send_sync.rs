@@ -1,6 +1,9 @@
 //! The public types are Send + Sync + Unpin and implement Debug.
 
-use keepalive::{Allocation, Builder, Connection, Error, FromCache, Manager, RequestId, Stats, Target};
+use keepalive::{
+    Allocation, Builder, Connection, Dial, Dialer, Error, FromCache, Health, Manager, Plain, RequestId,
+    Stats, Stream, Target,
+};
 
 fn assert_traits<T: Send + Sync + Unpin + std::fmt::Debug>() {}
 
@@ -15,6 +18,15 @@ fn public_types_are_send_sync_unpin_debug() {
     assert_traits::<RequestId>();
     assert_traits::<FromCache>();
     assert_traits::<Stats>();
+    // The pipeline's types, and a manager of another object.
+    assert_traits::<Stream>();
+    assert_traits::<Dialer>();
+    assert_traits::<Plain>();
+    assert_traits::<Health>();
+    assert_traits::<Dial<'static>>();
+    assert_traits::<Manager<Plain, Dialer>>();
+    assert_traits::<keepalive_hyper::Client>();
+    assert_traits::<keepalive_hyper::Error>();
 }
 
 #[test]
