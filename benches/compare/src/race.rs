@@ -8,6 +8,9 @@
 //! cargo build --release && cargo run --release -p keepalive-compare -- race [--t SECS] [--d MS] [--n N]
 //! ```
 //!
+//! This is the primed mode; `race --cold` (or `race-cold`) is the mode
+//! where no pool has seen its server's close (`cold.rs`).
+//!
 //! Clients, each with a fresh pool and `WORKERS` workers:
 //!
 //! * `keepalive`: learning on (the default), no hints (the server does not
@@ -51,7 +54,12 @@ struct Row {
     first_failure: Option<String>,
 }
 
-pub(crate) fn main(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main(args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = args.peekable();
+    // `race --cold ...` is the cold mode (`race-cold`).
+    if args.peek().map(String::as_str) == Some("--cold") {
+        return crate::cold::main(args.skip(1));
+    }
     let (mut t, mut d, mut n) = (1.0, 25.0, 12usize);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next().map(|v| v.parse::<f64>())) {
