@@ -12,7 +12,7 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Incoming};
 use keepalive::{FromCache, Manager, Stats, Target};
 
-use crate::conn::{release_when_idle, BoxError, Http1, Loan, Payload};
+use crate::conn::{release_when_idle, BoxError, Http1, Loan, Payload, SendBody};
 use crate::error::Error;
 use crate::retry::{self, Failure};
 
@@ -354,9 +354,7 @@ async fn attempt<B>(
     req: Request<Payload<B>>,
 ) -> Result<Response<Incoming>, Failure<Request<Payload<B>>>>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     let reused = conn.from_cache() != FromCache::Fresh;
     let read_before = conn.bytes_read();
@@ -414,9 +412,7 @@ fn is_close(error: &hyper::Error) -> bool {
 /// The server's `Keep-Alive: timeout=, max=` hints, for the pool.
 fn take_hints<B>(conn: &mut Loan<B>, response: &Response<Incoming>)
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
     let Some(value) = response.headers().get(KEEP_ALIVE) else {

@@ -37,6 +37,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// What hyper's boxed body errors are.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request body the client can send from any task: the bounds of
+/// `Client<B>`, named once for the crate's own items.
+pub(crate) trait SendBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> SendBody for B where B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
 /// A connection on loan.
 pub(crate) type Loan<B> = keepalive::Connection<Http1<B>>;
 
@@ -62,9 +68,7 @@ impl<B> std::fmt::Debug for Http1<B> {
 
 impl<B> Protocol<Stream> for Http1<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     type Conn = Conn<B>;
     type Error = hyper::Error;
@@ -92,9 +96,7 @@ where
 /// A pooled HTTP/1.1 connection.
 pub(crate) struct Conn<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     pub(crate) send: SendRequest<Payload<B>>,
     io: Arc<Mutex<Io>>,
@@ -103,9 +105,7 @@ where
 
 impl<B> Conn<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     /// Bytes read from the socket since it connected: unchanged across a
     /// failed exchange means no byte of the response arrived.
@@ -116,9 +116,7 @@ where
 
 impl<B> Pooled for Conn<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     fn check(&mut self) -> Health {
         if self.task.is_ended() || self.send.is_closed() {
@@ -204,9 +202,7 @@ impl AsyncWrite for SharedIo {
 /// it; if hyper is ready already, it happens here.
 pub(crate) fn release_when_idle<B>(loan: Loan<B>)
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     let task = loan.task.clone();
     *lock_slot(&task.parked) = Some(loan);
@@ -219,9 +215,7 @@ where
 /// the connection to be ready again.
 struct Task<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     ended: AtomicBool,
     waker: Mutex<Option<Waker>>,
@@ -233,9 +227,7 @@ where
 
 impl<B> Default for Task<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     fn default() -> Self {
         Task {
@@ -253,9 +245,7 @@ fn lock_slot<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<B> Task<B>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    B: SendBody,
 {
     fn is_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
