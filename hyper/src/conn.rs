@@ -112,6 +112,11 @@ where
     pub(crate) fn bytes_read(&self) -> u64 {
         lock(&self.io).read
     }
+
+    /// hyper's connection task has ended, or its request channel closed.
+    fn is_gone(&self) -> bool {
+        self.task.is_ended() || self.send.is_closed()
+    }
 }
 
 impl<B> Pooled for Conn<B>
@@ -119,7 +124,7 @@ where
     B: SendBody,
 {
     fn check(&mut self) -> Health {
-        if self.task.is_ended() || self.send.is_closed() {
+        if self.is_gone() {
             return Health::Closed;
         }
         lock(&self.io).stream.check()
@@ -130,7 +135,7 @@ where
     /// is needed here (the checkout check makes one).
     fn watch(&mut self, cx: &mut Context<'_>) -> Health {
         self.task.register(cx.waker());
-        if self.task.is_ended() || self.send.is_closed() {
+        if self.is_gone() {
             Health::Closed
         } else {
             Health::Usable

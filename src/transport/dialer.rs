@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::IpAddr;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,15 +55,8 @@ impl Transport for Dialer {
     async fn connect(&self, dial: Dial<'_>) -> io::Result<Stream> {
         let target = dial.target;
         if target.is_unix() {
-            return match UnixStream::connect(target.host()).await {
-                Ok(unix) => Ok(Stream::unix(unix)),
-                Err(e) => Err(in_io(Error::Connect {
-                    target: target.to_string(),
-                    addr: None,
-                    tried: Vec::new(),
-                    source: Arc::new(e),
-                })),
-            };
+            // The pool makes the OS error an `Error::Connect` for the target.
+            return UnixStream::connect(target.host()).await.map(Stream::unix);
         }
         let plan = Plan {
             bind: dial.options.bind,

@@ -170,12 +170,10 @@ impl Pooled for Stream {
 
     fn abort(&mut self) {
         match &mut self.inner {
+            Inner::Tcp(s) => s.abort(),
+            #[cfg(feature = "tls")]
+            Inner::Tls(s) => super::liveness::reset_on_close(socket2::SockRef::from(s.get_ref().0)),
             Inner::Unix(s) => s.abort(),
-            _ => {
-                if let Some(tcp) = self.as_tcp() {
-                    super::liveness::reset_on_close(socket2::SockRef::from(tcp));
-                }
-            }
         }
     }
 }
