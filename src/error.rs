@@ -69,6 +69,10 @@ pub enum Error {
         target: String,
         /// The request's timeout.
         after: Duration,
+        /// The step it was in, [`Error::function`]'s value: `"proxy"`
+        /// while a proxy was opening its tunnel, else `"connect"` (waiting
+        /// for room or a lookup, connecting, TLS, a protocol step).
+        during: &'static str,
     },
     /// The TLS layer is missing or failed.
     Tls {
@@ -92,6 +96,19 @@ pub enum Error {
         /// The protocol step's error.
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// The proxy step failed: the proxy refused the tunnel, sent something
+    /// that is no valid reply, closed the connection, or its TLS failed.
+    Proxy {
+        /// The target requested (its proxy shown without the password).
+        target: String,
+        /// The proxy's HTTP status when it refused a `CONNECT` with one
+        /// (407, 403, 502, ...).
+        status: Option<u16>,
+        /// What went wrong, in words; nothing of the credentials.
+        reason: String,
+        /// The system's or the TLS layer's error, where there is one.
+        source: Option<Arc<io::Error>>,
+    },
     /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
     Cancelled,
     /// The manager is shut down.
@@ -114,9 +131,18 @@ impl fmt::Display for Error {
             Error::Connect { target, tried, .. } => {
                 write!(f, "connect to {target} failed{}", tried_list(tried))
             }
-            Error::Timeout { target, after } => {
-                write!(f, "allocation for {target} timed out after {after:?}")
-            }
+            Error::Timeout {
+                target,
+                after,
+                during,
+            } => match *during {
+                "proxy" => write!(
+                    f,
+                    "allocation for {target} timed out after {after:?} in the proxy step"
+                ),
+                _ => write!(f, "allocation for {target} timed out after {after:?}"),
+            },
+            Error::Proxy { target, reason, .. } => write!(f, "proxy for {target} failed: {reason}"),
             Error::Tls { target, reason, .. } => write!(f, "tls for {target} failed: {reason}"),
             Error::Handshake { target, .. } => write!(f, "protocol handshake with {target} failed"),
             Error::Cancelled => f.write_str("allocation cancelled"),
@@ -134,6 +160,9 @@ impl std::error::Error for Error {
         match self {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(&**source),
             Error::Handshake { source, .. } => Some(&**source),
+            Error::Proxy {
+                source: Some(source), ..
+            } => Some(&**source),
             Error::Tls {
                 source: Some(source), ..
             } => match source.get_ref() {
@@ -189,9 +218,9 @@ impl Error {
         }
     }
 
-    /// The step that failed: `"resolve"`, `"connect"`, `"tls"`,
-    /// `"handshake"` (a [`Protocol`](crate::Protocol) step) or
-    /// `"allocate"`.
+    /// The step that failed: `"resolve"`, `"connect"`, `"proxy"` (opening
+    /// a tunnel through a [`Proxy`](crate::Proxy)), `"tls"`, `"handshake"`
+    /// (a [`Protocol`](crate::Protocol) step) or `"allocate"`.
     ///
     /// # Examples
     ///
@@ -201,7 +230,9 @@ impl Error {
     pub fn function(&self) -> &'static str {
         match self {
             Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
-            Error::Connect { .. } | Error::Timeout { .. } => "connect",
+            Error::Connect { .. } => "connect",
+            Error::Timeout { during, .. } => during,
+            Error::Proxy { .. } => "proxy",
             Error::Tls { .. } => "tls",
             Error::Handshake { .. } => "handshake",
             Error::InvalidTarget { .. } | Error::Cancelled | Error::Shutdown | Error::QueueFull { .. } => {
@@ -216,19 +247,49 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// let err = keepalive::Error::Timeout { target: "http://a:80".into(), after: std::time::Duration::from_secs(1) };
+    /// let err = keepalive::Error::Timeout {
+    ///     target: "http://a:80".into(),
+    ///     after: std::time::Duration::from_secs(1),
+    ///     during: "connect",
+    /// };
     /// assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
     /// ```
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => source.raw_os_error(),
             Error::Timeout { .. } => Some(libc::ETIMEDOUT),
+            Error::Proxy {
+                source: Some(source), ..
+            } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status with which a proxy refused the tunnel (407 for
+    /// missing or wrong credentials, 403, 502, ...); `None` for every other
+    /// error. Its [`function`](Error::function) is `"proxy"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = keepalive::Error::Proxy {
+    ///     target: "https://a.example:443 via http://127.0.0.1:3128".into(),
+    ///     status: Some(407),
+    ///     reason: "the proxy answered 407 Proxy Authentication Required".into(),
+    ///     source: None,
+    /// };
+    /// assert_eq!((err.proxy_status(), err.function()), (Some(407), "proxy"));
+    /// ```
+    pub fn proxy_status(&self) -> Option<u16> {
+        match self {
+            Error::Proxy { status, .. } => *status,
             _ => None,
         }
     }
 
     /// True when the request had no connection by its deadline. As in the
-    /// original, this is function `"connect"` with `ETIMEDOUT`.
+    /// original, this is function `"connect"` with `ETIMEDOUT`; function
+    /// `"proxy"` when a proxy was still opening the tunnel.
     ///
     /// # Examples
     ///

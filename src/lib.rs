@@ -7,6 +7,8 @@
 //!   of the pool's own dialing (`dial.rs`).
 //! * `target/`: [`Target`], the connection key (`mod.rs`), and reading it
 //!   from URLs and hosts (`parse.rs`).
+//! * `proxy`: [`Proxy`], a proxy a target is reached through, part of its
+//!   key, with its credentials (never shown).
 //! * `allocation`: [`Allocation`] and [`RequestId`].
 //! * `connection/`: [`Connection`] and [`FromCache`]; return on drop, with
 //!   the server's hints (`mod.rs`), and its byte-stream side, which notes
@@ -50,6 +52,7 @@ mod hickory;
 mod manager;
 mod object;
 mod pool;
+mod proxy;
 mod resolver;
 mod target;
 mod trace;
@@ -71,6 +74,7 @@ pub use hickory::HickoryResolver;
 pub use hickory_resolver;
 pub use manager::{Closes, Manager, Stats};
 pub use object::{Health, Plain, Pooled, Protocol};
+pub use proxy::Proxy;
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to
 /// [`Builder::tls_config`] matches the version keepalive uses.

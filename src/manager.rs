@@ -156,7 +156,10 @@ where
         if let Err(error) = target.validate() {
             return Allocation::ready(None, start, Err(error));
         }
-        if target.is_tls() && cfg!(not(feature = "tls")) {
+        let https_proxy = target
+            .proxy()
+            .is_some_and(|p| p.kind() == crate::proxy::Kind::Https);
+        if (target.is_tls() || https_proxy) && cfg!(not(feature = "tls")) {
             let error = Error::Tls {
                 target: target.to_string(),
                 reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
@@ -217,8 +220,9 @@ where
         // Only a miss pays for a channel: the warm path allocates nothing.
         let (responder, rx) = oneshot::channel();
         // A literal needs no lookup, nor a transport that finds its own way.
-        let addrs = match target.literal() {
-            Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.port())])),
+        // For a target via a proxy, the socket goes to the proxy.
+        let addrs = match target.dial_literal() {
+            Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.dial_endpoint().port)])),
             None if !transport.needs_addresses(target) => Some(Arc::from([])),
             None => None,
         };

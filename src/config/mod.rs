@@ -102,6 +102,7 @@ impl Default for Config {
                 tcp: TcpOptions::default(),
                 #[cfg(feature = "tls")]
                 tls: None,
+                resolver: Arc::new(SystemResolver),
             },
         }
     }
@@ -317,6 +318,7 @@ impl<P, T> Builder<P, T> {
     /// ```
     pub fn resolver(mut self, r: impl Resolve) -> Self {
         self.config.resolver = Arc::new(r);
+        self.config.dial.resolver = self.config.resolver.clone();
         self
     }
 }

@@ -18,14 +18,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use socket::{PooledSocket, Signal};
-use state::{Action, Actions, FromCache, Handles, Limits, State, TaskOwner};
+use state::{Action, Actions, FromCache, Handles, Limits, Staged, State, TaskOwner};
 
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::object::Protocol;
 use crate::trace::event;
-use crate::transport::{DialOptions, Transport};
+use crate::transport::{DialOptions, Progress, Transport};
 
 /// What completes an allocation.
 pub(crate) type Responder<P, T> = oneshot::Sender<Result<Connection<P, T>, Error>>;
@@ -41,7 +41,19 @@ where
 {
     type Socket = PooledSocket<P::Conn>;
     type Responder = Responder<P, T>;
-    type Task = JoinHandle<()>;
+    type Task = Spawned;
+}
+
+/// A lookup or connect task, and for a connect the step it is in.
+pub(crate) struct Spawned {
+    handle: JoinHandle<()>,
+    progress: Option<Arc<Progress>>,
+}
+
+impl Staged for Spawned {
+    fn during(&self) -> &'static str {
+        self.progress.as_ref().map_or("connect", |p| p.during())
+    }
 }
 
 /// How a manager makes its objects: the transport, the protocol step on
@@ -156,7 +168,7 @@ where
                 }
                 Action::Fail { responder, error } => {
                     #[cfg(feature = "tracing")]
-                    if let Error::Timeout { target, after } = &error {
+                    if let Error::Timeout { target, after, .. } = &error {
                         event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, "timeout");
                     }
                     let _ = responder.send(Err(error));
@@ -167,12 +179,27 @@ where
                     addrs,
                     deadline,
                 } => {
-                    let task = tasks::connect(Arc::downgrade(self), request, target, addrs, deadline);
-                    started.push((TaskOwner::Connect(request), self.runtime.spawn(task)));
+                    let progress = Arc::new(Progress::default());
+                    let dial = tasks::Dialing {
+                        target,
+                        addrs,
+                        deadline,
+                        progress: progress.clone(),
+                    };
+                    let task = tasks::connect(Arc::downgrade(self), request, dial);
+                    let spawned = Spawned {
+                        handle: self.runtime.spawn(task),
+                        progress: Some(progress),
+                    };
+                    started.push((TaskOwner::Connect(request), spawned));
                 }
                 Action::Resolve { lookup, host, port } => {
                     let task = tasks::resolve(Arc::downgrade(self), lookup, host, port);
-                    started.push((TaskOwner::Lookup(lookup), self.runtime.spawn(task)));
+                    let spawned = Spawned {
+                        handle: self.runtime.spawn(task),
+                        progress: None,
+                    };
+                    started.push((TaskOwner::Lookup(lookup), spawned));
                 }
                 Action::Close {
                     socket,
@@ -189,8 +216,8 @@ where
                     let _ = (target, limit);
                 }
                 Action::Abort(task) => {
-                    task.abort();
-                    aborted.push(task);
+                    task.handle.abort();
+                    aborted.push(task.handle);
                 }
             }
         }
@@ -203,7 +230,7 @@ where
                     .collect()
             };
             for task in orphans {
-                task.abort();
+                task.handle.abort();
             }
         }
         aborted

@@ -59,7 +59,7 @@ use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::{Target, TargetMap};
 pub(crate) use boundary::{
-    Action, Actions, Addrs, Handles, Health, Hints, Limits, LookupId, NewRequest, Poolable, SocketId,
+    Action, Actions, Addrs, Handles, Health, Hints, Limits, LookupId, NewRequest, Poolable, SocketId, Staged,
     TaskOwner, NO_SLOT,
 };
 pub(crate) use stats::CloseReason;
@@ -321,13 +321,19 @@ impl<P: Handles> State<P> {
                 break;
             }
             let id = RequestId::from_raw(raw);
-            let target = self.keys[self.requests[id.slot()].key].target.to_string();
+            let req = &self.requests[id.slot()];
+            let target = self.keys[req.key].target.to_string();
+            let during = match &req.phase {
+                Phase::Connecting(Some(task)) => task.during(),
+                _ => "connect",
+            };
             let req = self.abandon(id, out);
             out.push(Action::Fail {
                 responder: req.responder,
                 error: Error::Timeout {
                     target,
                     after: req.timeout,
+                    during,
                 },
             });
         }

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::object::Protocol;
 use crate::target::Target;
 use crate::trace::event;
-use crate::transport::{Dial, Transport};
+use crate::transport::{Dial, Progress, Transport};
 
 /// Looks `host` up for every request waiting on `lookup`.
 pub(super) async fn resolve<P, T>(shared: Weak<Shared<P, T>>, lookup: LookupId, host: Arc<str>, port: u16)
@@ -34,25 +34,35 @@ where
     }
 }
 
-/// Makes an object for `request`: the transport's stream to `target`,
+/// What a connect task is given: where to, the addresses found, the
+/// request's deadline, and where the task notes its step.
+pub(super) struct Dialing {
+    pub(super) target: Target,
+    pub(super) addrs: Addrs,
+    pub(super) deadline: Deadline,
+    pub(super) progress: Arc<Progress>,
+}
+
+/// Makes an object for `request`: the transport's stream to the target,
 /// then the protocol step on it.
-pub(super) async fn connect<P, T>(
-    shared: Weak<Shared<P, T>>,
-    request: RequestId,
-    target: Target,
-    addrs: Addrs,
-    deadline: Deadline,
-) where
+pub(super) async fn connect<P, T>(shared: Weak<Shared<P, T>>, request: RequestId, dialing: Dialing)
+where
     T: Transport,
     P: Protocol<T::Stream>,
 {
+    let Dialing {
+        target,
+        addrs,
+        deadline,
+        progress,
+    } = dialing;
     let Some(pipeline) = shared.upgrade().map(|s| s.pipeline.clone()) else {
         return;
     };
     event!(DEBUG, target = %target, "connect started");
     #[cfg(feature = "tracing")]
     let started = Instant::now();
-    let result = make(&pipeline, &target, &addrs, deadline).await;
+    let result = make(&pipeline, &target, &addrs, deadline, &progress).await;
     event!(
         DEBUG,
         target = %target,
@@ -79,6 +89,7 @@ async fn make<P, T>(
     target: &Target,
     addrs: &Addrs,
     deadline: Deadline,
+    progress: &Progress,
 ) -> Result<P::Conn, Error>
 where
     T: Transport,
@@ -89,6 +100,7 @@ where
         addrs,
         deadline,
         options: &pipeline.options,
+        progress,
     };
     let stream = pipeline
         .transport

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
+use crate::proxy::Proxy;
 use parse::classify_host;
 
 /// The scheme of Unix domain socket targets.
@@ -57,22 +58,26 @@ struct Inner {
     /// The final destination when it differs from `endpoint`; `None` when
     /// the original's `for_*` triple would equal the target itself, so that
     /// both spellings are one key.
-    via: Option<Endpoint>,
+    destination: Option<Endpoint>,
+    /// The proxy the target is reached through ([`Target::via`]).
+    proxy: Option<Proxy>,
     /// The key's hash, computed once so that pool lookups hash one `u64`.
     hash: u64,
 }
 
+/// One `scheme://host:port`: a target's own, its final destination, or a
+/// proxy's.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     scheme: Arc<str>,
-    host: Arc<str>,
-    port: u16,
+    pub(crate) host: Arc<str>,
+    pub(crate) port: u16,
     /// What the host is, or why the endpoint is unusable.
-    kind: Result<HostKind, Arc<str>>,
+    pub(crate) kind: Result<HostKind, Arc<str>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum HostKind {
+pub(crate) enum HostKind {
     Literal(IpAddr),
     Name,
     /// A Unix domain socket's path (scheme `unix`).
@@ -94,7 +99,7 @@ impl fmt::Display for Endpoint {
 }
 
 impl Endpoint {
-    fn new(scheme: String, host: String, port: u16) -> Endpoint {
+    pub(crate) fn new(scheme: String, host: String, port: u16) -> Endpoint {
         let scheme = scheme.to_ascii_lowercase();
         if scheme == UNIX {
             return Endpoint::unix(host);
@@ -163,7 +168,7 @@ impl Target {
     ///
     /// [`Manager::allocate`]: crate::Manager::allocate
     pub fn new(scheme: impl Into<String>, host: impl Into<String>, port: u16) -> Target {
-        Target::build(Endpoint::new(scheme.into(), host.into(), port), None)
+        Target::build(Endpoint::new(scheme.into(), host.into(), port), None, None)
     }
 
     /// A Unix domain socket at `path`: scheme `unix`, [`host`](Target::host)
@@ -195,7 +200,7 @@ impl Target {
                 ..Endpoint::unix(path.to_string_lossy().into_owned())
             },
         };
-        Target::build(endpoint, None)
+        Target::build(endpoint, None, None)
     }
 
     /// The original's `for_scheme` / `for_addr` / `for_port`: the final
@@ -213,18 +218,74 @@ impl Target {
     /// assert_eq!(a.host(), "127.0.0.1");
     /// ```
     pub fn for_target(self, scheme: impl Into<String>, host: impl Into<String>, port: u16) -> Target {
-        let via = Endpoint::new(scheme.into(), host.into(), port);
-        Target::build(self.inner.endpoint.clone(), Some(via))
+        let destination = Endpoint::new(scheme.into(), host.into(), port);
+        Target::build(
+            self.inner.endpoint.clone(),
+            Some(destination),
+            self.inner.proxy.clone(),
+        )
     }
 
-    fn build(endpoint: Endpoint, via: Option<Endpoint>) -> Target {
-        let via = via.filter(|v| *v != endpoint);
+    /// This target reached through `proxy`: the pool connects to the
+    /// proxy (resolving its name and racing its addresses like any host's),
+    /// opens a tunnel to this target's host and port (`CONNECT`, or a
+    /// SOCKS5 CONNECT), and then speaks to the target as if connected
+    /// directly: TLS for `https`, with the target's host as the server
+    /// name. The pooled connection is the tunnel.
+    ///
+    /// The proxy with its credentials is part of the key, so a tunnel is
+    /// never handed to another destination, proxy or set of credentials.
+    /// The target's name is resolved by the proxy, except for a
+    /// `socks5://` proxy, for which the pool resolves it.
+    ///
+    /// The tunnel is the [`Dialer`](crate::Dialer)'s: a custom
+    /// [`Transport`](crate::Transport) is handed the target with its
+    /// proxy, and the proxy's addresses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::{Proxy, Target};
+    /// let target = Target::new("https", "example.com", 443).via(Proxy::http("127.0.0.1", 3128));
+    /// assert_eq!(target.to_string(), "https://example.com:443 via http://127.0.0.1:3128");
+    /// assert_eq!(target.host(), "example.com");
+    /// ```
+    pub fn via(self, proxy: Proxy) -> Target {
+        Target::build(
+            self.inner.endpoint.clone(),
+            self.inner.destination.clone(),
+            Some(proxy),
+        )
+    }
+
+    /// The proxy this target is reached through, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::{Proxy, Target};
+    /// assert_eq!(Target::new("http", "a.example", 80).proxy(), None);
+    /// let proxy = Proxy::socks5("127.0.0.1", 1080);
+    /// assert_eq!(Target::new("http", "a.example", 80).via(proxy.clone()).proxy(), Some(&proxy));
+    /// ```
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.inner.proxy.as_ref()
+    }
+
+    fn build(endpoint: Endpoint, destination: Option<Endpoint>, proxy: Option<Proxy>) -> Target {
+        let destination = destination.filter(|v| *v != endpoint);
         let mut hasher = key_hasher().build_hasher();
         endpoint.hash(&mut hasher);
-        via.hash(&mut hasher);
+        destination.hash(&mut hasher);
+        proxy.hash(&mut hasher);
         let hash = hasher.finish();
         Target {
-            inner: Arc::new(Inner { endpoint, via, hash }),
+            inner: Arc::new(Inner {
+                endpoint,
+                destination,
+                proxy,
+                hash,
+            }),
         }
     }
 
@@ -285,10 +346,19 @@ impl Target {
 
     /// Checks every part; the error says what was wrong.
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let via = self.inner.via.as_ref().map(|v| &v.kind);
-        for kind in std::iter::once(&self.inner.endpoint.kind).chain(via) {
+        let destination = self.inner.destination.as_ref().map(|v| &v.kind);
+        for kind in std::iter::once(&self.inner.endpoint.kind).chain(destination) {
             if let Err(reason) = kind {
                 return Err(Error::invalid_target(self.to_string(), reason.to_string()));
+            }
+        }
+        if let Some(proxy) = &self.inner.proxy {
+            if self.is_unix() {
+                let reason = "a Unix socket cannot be reached through a proxy".to_owned();
+                return Err(Error::invalid_target(self.to_string(), reason));
+            }
+            if let Some(reason) = proxy.problem() {
+                return Err(Error::invalid_target(self.to_string(), reason));
             }
         }
         Ok(())
@@ -297,10 +367,30 @@ impl Target {
     /// The host as an IP address when it is a literal: literals are never
     /// sent to the resolver.
     pub(crate) fn literal(&self) -> Option<IpAddr> {
-        match self.inner.endpoint.kind {
-            Ok(HostKind::Literal(ip)) => Some(ip),
-            _ => None,
+        literal(&self.inner.endpoint)
+    }
+
+    /// Where the socket goes: the proxy's endpoint for a target reached
+    /// through one, else the target's own. Its host is what the pool looks
+    /// up; the target's own is then the proxy's to resolve.
+    pub(crate) fn dial_endpoint(&self) -> &Endpoint {
+        match &self.inner.proxy {
+            Some(proxy) => proxy.endpoint(),
+            None => &self.inner.endpoint,
         }
+    }
+
+    /// [`Target::dial_endpoint`]'s host as an IP address when it is a
+    /// literal.
+    pub(crate) fn dial_literal(&self) -> Option<IpAddr> {
+        literal(self.dial_endpoint())
+    }
+}
+
+fn literal(endpoint: &Endpoint) -> Option<IpAddr> {
+    match endpoint.kind {
+        Ok(HostKind::Literal(ip)) => Some(ip),
+        _ => None,
     }
 }
 
@@ -309,7 +399,8 @@ impl PartialEq for Target {
         Arc::ptr_eq(&self.inner, &other.inner)
             || (self.inner.hash == other.inner.hash
                 && self.inner.endpoint == other.inner.endpoint
-                && self.inner.via == other.inner.via)
+                && self.inner.destination == other.inner.destination
+                && self.inner.proxy == other.inner.proxy)
     }
 }
 
@@ -349,11 +440,15 @@ impl Hasher for Prehashed {
 
 impl fmt::Display for Target {
     /// `scheme://host:port`, with `for scheme://host:port` appended when the
-    /// target has a different final destination.
+    /// target has a different final destination, and `via` its proxy
+    /// (with `***` for a password) when it has one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.inner.endpoint)?;
-        if let Some(via) = &self.inner.via {
-            write!(f, " for {via}")?;
+        if let Some(destination) = &self.inner.destination {
+            write!(f, " for {destination}")?;
+        }
+        if let Some(proxy) = &self.inner.proxy {
+            write!(f, " via {proxy}")?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{HostKind, Target};
 use crate::error::Error;
+use crate::proxy::Proxy;
 
 /// How a Unix socket URL starts: `unix:///run/app.sock` is the path
 /// `/run/app.sock`.
@@ -20,7 +21,9 @@ impl FromStr for Target {
     /// ignored. Ports default to 80 for `http` and 443 for
     /// `https`; other schemes need an explicit port. The form `Display`
     /// writes for a proxied target, `A for B`, parses as
-    /// `A.parse()?.for_target(B's scheme, host, port)`.
+    /// `A.parse()?.for_target(B's scheme, host, port)`, and `T via P`
+    /// parses as `T.parse()?.via(P.parse()?)` (see [`Proxy`]'s `FromStr`;
+    /// a password `Display` wrote as `***` is read as `***`).
     ///
     /// # Errors
     ///
@@ -28,6 +31,11 @@ impl FromStr for Target {
     /// has no scheme or host, has no port and no default, or names a bad
     /// host.
     fn from_str(s: &str) -> Result<Target, Error> {
+        if let Some((target, proxy)) = s.rsplit_once(" via ") {
+            let target = target.parse::<Target>()?.via(proxy.parse::<Proxy>()?);
+            target.validate()?;
+            return Ok(target);
+        }
         if let Some((proxy, destination)) = s.split_once(" for ") {
             let via = parse_url(destination)?;
             let target = parse_url(proxy)?.for_target(via.scheme(), via.host(), via.port());

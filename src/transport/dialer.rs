@@ -2,7 +2,6 @@
 
 use std::io;
 use std::net::IpAddr;
-#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +11,14 @@ use super::happy_eyeballs::{self, Plan};
 use super::{Dial, Stream, Transport};
 use crate::config::TcpOptions;
 use crate::error::Error;
+use crate::resolver::Resolve;
 use crate::target::Target;
 
 /// The pool's own transport, used unless the builder is given another:
 /// for `unix` targets a Unix domain socket at the path; for the others TCP
 /// to the addresses the pool resolved (Happy Eyeballs between them, the
-/// builder's bind address and TCP options on every socket), with a TLS
+/// builder's bind address and TCP options on every socket), for a target
+/// [`via`](crate::Target::via) a proxy the tunnel through it, and a TLS
 /// handshake for `https`.
 ///
 /// # Examples
@@ -35,7 +36,7 @@ use crate::target::Target;
 pub struct Dialer;
 
 /// The builder's settings for [`Dialer`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct DialOptions {
     pub(crate) bind: Option<IpAddr>,
     pub(crate) happy_eyeballs_delay: Duration,
@@ -43,6 +44,18 @@ pub(crate) struct DialOptions {
     /// `None`: [`crate::transport::tls`]'s default, built on first use.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The builder's resolver, for a `socks5://` proxy's destination.
+    pub(crate) resolver: Arc<dyn Resolve>,
+}
+
+impl std::fmt::Debug for DialOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialOptions")
+            .field("bind", &self.bind)
+            .field("happy_eyeballs_delay", &self.happy_eyeballs_delay)
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transport for Dialer {
@@ -63,10 +76,14 @@ impl Transport for Dialer {
             delay: dial.options.happy_eyeballs_delay,
             tcp: dial.options.tcp,
         };
+        // Through a proxy, `dial.addrs` are the proxy's.
         let tcp = happy_eyeballs::connect_first(target, dial.addrs, plan)
             .await
             .map_err(in_io)?;
-        secure(dial.options, target, tcp).await.map_err(in_io)
+        match target.proxy() {
+            Some(proxy) => super::tunnel::open(&dial, proxy, tcp).await.map_err(in_io),
+            None => secure(dial.options, target, tcp).await.map_err(in_io),
+        }
     }
 }
 
@@ -78,7 +95,7 @@ fn in_io(error: Error) -> io::Error {
 
 /// TLS over the socket for `https` targets; plain TCP for the others.
 #[cfg(feature = "tls")]
-async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+pub(super) async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     if !target.is_tls() {
         return Ok(Stream::tcp(tcp));
     }
@@ -89,6 +106,6 @@ async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Resul
 
 /// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
 #[cfg(not(feature = "tls"))]
-async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+pub(super) async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     Ok(Stream::tcp(tcp))
 }

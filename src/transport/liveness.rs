@@ -122,12 +122,20 @@ fn poll_peek_once(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usiz
 /// verdict.
 #[cfg(feature = "tls")]
 pub(super) mod tls {
+    //! A TLS stream is idle-clean when no record waits: records are read
+    //! and decrypted without blocking, straight from the socket (no
+    //! waiting for the reactor), and any plaintext, close_notify or
+    //! protocol error means the stream cannot be reused. For TLS inside
+    //! TLS (an `https` target through an HTTPS proxy), the inner records
+    //! are the outer stream's plaintext, read the same way.
+
     use super::*;
+    use crate::transport::stream::TlsInTls;
+    use rustls::ClientConnection;
     use tokio_rustls::client::TlsStream;
 
-    /// What the TLS records rustls has received say: unread application
-    /// data, a close, an error, or (`None`) nothing that rules reuse out.
-    fn verdict(conn: &mut rustls::ClientConnection) -> Option<Health> {
+    /// What rustls already holds says about the stream, if anything.
+    fn verdict(conn: &mut ClientConnection) -> Option<Health> {
         match conn.process_new_packets() {
             Err(_) => Some(Health::Closed),
             Ok(state) if state.plaintext_bytes_to_read() > 0 => Some(Health::Unread),
@@ -136,19 +144,16 @@ pub(super) mod tls {
         }
     }
 
-    /// Reads the TLS records the kernel holds (without waiting for the
-    /// runtime) and lets rustls process them: a TLS socket is usable when
-    /// that yields no application data and no close. Session tickets and
-    /// other handshake messages are consumed, so they do not count as
-    /// unread data.
-    pub(in crate::transport) fn check(tls: &mut TlsStream<TcpStream>) -> Health {
-        let (tcp, conn) = tls.get_mut();
+    /// Drains records into `conn` through `read_tls` until none is left.
+    fn drain(
+        conn: &mut ClientConnection,
+        mut read_tls: impl FnMut(&mut ClientConnection) -> io::Result<usize>,
+    ) -> Health {
         if let Some(health) = verdict(conn) {
             return health;
         }
         for _ in 0..MAX_ROUNDS {
-            let socket = SockRef::from(&*tcp);
-            match conn.read_tls(&mut &*socket) {
+            match read_tls(conn) {
                 Ok(0) => return Health::Closed,
                 Ok(_) => {
                     if let Some(health) = verdict(conn) {
@@ -162,15 +167,61 @@ pub(super) mod tls {
         Health::Unread
     }
 
-    /// What rustls already holds, then the socket's readiness with `cx`'s
-    /// waker; bytes that arrive are drained and looked at again.
-    pub(in crate::transport) fn watch(tls: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Health {
-        // What rustls already holds needs no system call.
-        if let Some(health) = verdict(tls.get_mut().1) {
+    pub(in crate::transport) fn check(tls: &mut TlsStream<TcpStream>) -> Health {
+        let (tcp, conn) = tls.get_mut();
+        drain(conn, |conn| conn.read_tls(&mut &*SockRef::from(&*tcp)))
+    }
+
+    pub(in crate::transport) fn check_nested(tls: &mut TlsInTls) -> Health {
+        let (outer, inner) = tls.get_mut();
+        let (tcp, outer) = outer.get_mut();
+        drain(inner, |inner| {
+            inner.read_tls(&mut Plaintext {
+                tcp: &*tcp,
+                conn: &mut *outer,
+            })
+        })
+    }
+
+    /// The outer stream's plaintext as a non-blocking `io::Read`: what
+    /// rustls holds, else one more record from the socket.
+    struct Plaintext<'a> {
+        tcp: &'a TcpStream,
+        conn: &'a mut ClientConnection,
+    }
+
+    impl io::Read for Plaintext<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for _ in 0..MAX_ROUNDS {
+                match self.conn.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    done => return done,
+                }
+                if self.conn.read_tls(&mut &*SockRef::from(self.tcp))? == 0 {
+                    return Ok(0);
+                }
+                self.conn
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+
+    /// Waits for the socket with the pool's waker; when it has bytes,
+    /// `check` says what they mean. What rustls already holds needs no
+    /// system call.
+    fn watch_with<S>(
+        tls: &mut S,
+        cx: &mut Context<'_>,
+        parts: impl Fn(&mut S) -> (&TcpStream, &mut ClientConnection),
+        check: impl Fn(&mut S) -> Health,
+    ) -> Health {
+        if let Some(health) = verdict(parts(tls).1) {
             return health;
         }
         for _ in 0..MAX_ROUNDS {
-            match poll_peek_once(tls.get_ref().0, cx) {
+            match poll_peek_once(parts(tls).0, cx) {
                 Poll::Pending => return Health::Usable,
                 Poll::Ready(Ok(0)) => return Health::Closed,
                 Poll::Ready(Err(e)) => return failed(&e),
@@ -181,5 +232,29 @@ pub(super) mod tls {
             }
         }
         Health::Unread
+    }
+
+    pub(in crate::transport) fn watch(tls: &mut TlsStream<TcpStream>, cx: &mut Context<'_>) -> Health {
+        watch_with(
+            tls,
+            cx,
+            |tls| {
+                let (tcp, conn) = tls.get_mut();
+                (&*tcp, conn)
+            },
+            check,
+        )
+    }
+
+    pub(in crate::transport) fn watch_nested(tls: &mut TlsInTls, cx: &mut Context<'_>) -> Health {
+        watch_with(
+            tls,
+            cx,
+            |tls| {
+                let (outer, inner) = tls.get_mut();
+                (outer.get_ref().0, inner)
+            },
+            check_nested,
+        )
     }
 }

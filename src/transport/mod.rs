@@ -19,10 +19,12 @@ mod stream;
 mod tcp;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
+mod tunnel;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -110,6 +112,29 @@ pub struct Dial<'a> {
     pub(crate) addrs: &'a [SocketAddr],
     pub(crate) deadline: Deadline,
     pub(crate) options: &'a DialOptions,
+    pub(crate) progress: &'a Progress,
+}
+
+/// Where a connect is, for the error of a timeout that stops it: set by
+/// the [`Dialer`] around a proxy's tunnel step.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    in_proxy: AtomicBool,
+}
+
+impl Progress {
+    /// Marks the start (`true`) or the end of the proxy step.
+    pub(crate) fn set_in_proxy(&self, on: bool) {
+        self.in_proxy.store(on, Ordering::Relaxed);
+    }
+
+    /// `"proxy"` inside the proxy step, else `"connect"`.
+    pub(crate) fn during(&self) -> &'static str {
+        match self.in_proxy.load(Ordering::Relaxed) {
+            true => "proxy",
+            false => "connect",
+        }
+    }
 }
 
 impl Dial<'_> {

@@ -48,8 +48,15 @@ enum Inner {
     /// Boxed: rustls's state is large.
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// TLS to an `https` target inside TLS to an HTTPS proxy.
+    #[cfg(feature = "tls")]
+    TlsInTls(Box<TlsInTls>),
     Unix(UnixStream),
 }
+
+/// TLS to the target over the tunnel, which is TLS to the proxy.
+#[cfg(feature = "tls")]
+pub(crate) type TlsInTls = tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Calls `$f` on the inner stream, whichever it is.
 macro_rules! each {
@@ -58,6 +65,8 @@ macro_rules! each {
             Inner::Tcp($s) => $f,
             #[cfg(feature = "tls")]
             Inner::Tls($s) => $f,
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls($s) => $f,
             Inner::Unix($s) => $f,
         }
     };
@@ -77,14 +86,21 @@ impl Stream {
         }
     }
 
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_in_tls(tls: TlsInTls) -> Stream {
+        Stream {
+            inner: Inner::TlsInTls(Box::new(tls)),
+        }
+    }
+
     pub(crate) fn unix(unix: UnixStream) -> Stream {
         Stream {
             inner: Inner::Unix(unix),
         }
     }
 
-    /// The TCP socket underneath (for TLS, the one it runs over); `None`
-    /// for a Unix socket.
+    /// The TCP socket underneath (for TLS, the one it runs over; through a
+    /// proxy, the socket to the proxy); `None` for a Unix socket.
     ///
     /// # Examples
     ///
@@ -103,6 +119,8 @@ impl Stream {
             Inner::Tcp(s) => Some(s),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => Some(s.get_ref().0),
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(s) => Some(s.get_ref().0.get_ref().0),
             Inner::Unix(_) => None,
         }
     }
@@ -155,6 +173,8 @@ impl Pooled for Stream {
             Inner::Tcp(s) => s.check(),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => super::liveness::tls::check(s),
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(s) => super::liveness::tls::check_nested(s),
             Inner::Unix(s) => s.check(),
         }
     }
@@ -164,6 +184,8 @@ impl Pooled for Stream {
             Inner::Tcp(s) => s.watch(cx),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => super::liveness::tls::watch(s, cx),
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(s) => super::liveness::tls::watch_nested(s, cx),
             Inner::Unix(s) => s.watch(cx),
         }
     }
@@ -173,6 +195,10 @@ impl Pooled for Stream {
             Inner::Tcp(s) => s.abort(),
             #[cfg(feature = "tls")]
             Inner::Tls(s) => super::liveness::reset_on_close(socket2::SockRef::from(s.get_ref().0)),
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(s) => {
+                super::liveness::reset_on_close(socket2::SockRef::from(s.get_ref().0.get_ref().0))
+            }
             Inner::Unix(s) => s.abort(),
         }
     }
@@ -184,6 +210,8 @@ impl fmt::Debug for Stream {
             Inner::Tcp(_) => "tcp",
             #[cfg(feature = "tls")]
             Inner::Tls(_) => "tls",
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(_) => "tls-in-tls",
             Inner::Unix(_) => "unix",
         };
         f.debug_struct("Stream")

@@ -2,11 +2,12 @@
 //! handshake, and rustls errors as [`Error::Tls`].
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -34,34 +35,48 @@ pub(crate) fn default_config() -> Arc<ClientConfig> {
         .clone()
 }
 
-/// The TLS client handshake over a connected socket. The server name is
-/// the target's host; an IP literal is verified against the certificate's
-/// IP addresses.
+/// The TLS client handshake over a connected stream (a socket, or a
+/// tunnel through a proxy). The server name is the target's host; an IP
+/// literal is verified against the certificate's IP addresses.
 ///
 /// # Errors
 ///
 /// `Error::Tls`, naming the reason: an untrusted issuer, an expired
 /// certificate, a name mismatch, a protocol error, or the connection
 /// closing during the handshake.
-pub(crate) async fn handshake(
+pub(crate) async fn handshake<IO>(
     config: Arc<ClientConfig>,
     target: &Target,
-    tcp: TcpStream,
-) -> Result<TlsStream<TcpStream>, Error> {
-    let name = match target.literal() {
+    io: IO,
+) -> Result<TlsStream<IO>, Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    to_server(config, target.host(), target.literal(), io)
+        .await
+        .map_err(|(reason, cause)| failure(target, reason, cause))
+}
+
+/// The handshake with `host` (an IP literal when `literal` is set): the
+/// reason and cause on failure.
+pub(crate) async fn to_server<IO>(
+    config: Arc<ClientConfig>,
+    host: &str,
+    literal: Option<IpAddr>,
+    io: IO,
+) -> Result<TlsStream<IO>, (&'static str, io::Error)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let name = match literal {
         Some(ip) => ServerName::IpAddress(ip.into()),
-        None => ServerName::try_from(target.host().to_owned()).map_err(|e| {
-            failure(
-                target,
-                "bad server name",
-                io::Error::new(io::ErrorKind::InvalidInput, e),
-            )
-        })?,
+        None => ServerName::try_from(host.to_owned())
+            .map_err(|e| ("bad server name", io::Error::new(io::ErrorKind::InvalidInput, e)))?,
     };
     TlsConnector::from(config)
-        .connect(name, tcp)
+        .connect(name, io)
         .await
-        .map_err(|e| failure(target, "handshake", e))
+        .map_err(|e| ("handshake", e))
 }
 
 /// `Error::Tls` keeping `cause` (for a handshake, tokio-rustls's

@@ -84,7 +84,17 @@ pub(crate) trait Handles {
     /// The sending half that completes one request.
     type Responder;
     /// A handle to an in-flight lookup or connect task, to abort it.
-    type Task;
+    type Task: Staged;
+}
+
+/// What an in-flight task can say about where it is, for a timeout's
+/// error.
+pub(crate) trait Staged {
+    /// The [`Error::function`](crate::Error::function) of a timeout now:
+    /// `"connect"`, or `"proxy"` while a tunnel is being opened.
+    fn during(&self) -> &'static str {
+        "connect"
+    }
 }
 
 /// What the pool needs to know about a socket.

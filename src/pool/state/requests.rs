@@ -34,10 +34,10 @@ impl<P: Handles> State<P> {
             return Err(Error::Shutdown);
         }
         let key = self.intern(target);
-        let host: Arc<str> = Arc::from(target.host());
-        let addrs = new
-            .addrs
-            .or_else(|| self.dns_cache.get(&host, target.port(), new.now));
+        // The name to look up: the proxy's, for a target reached through one.
+        let endpoint = target.dial_endpoint();
+        let (host, port) = (endpoint.host.clone(), endpoint.port);
+        let addrs = new.addrs.or_else(|| self.dns_cache.get(&host, port, new.now));
         let would_wait = addrs.is_none() || !self.can_start_now(key);
         if would_wait && self.queued >= self.limits.max_queued {
             self.forget_key_if_unused(key);
@@ -54,7 +54,7 @@ impl<P: Handles> State<P> {
             Some(addrs) => Phase::Queued(addrs),
             None => {
                 self.queued += 1;
-                Phase::Resolving(self.join_lookup(host, target.port(), id, key, out))
+                Phase::Resolving(self.join_lookup(host, port, id, key, out))
             }
         };
         let queued = matches!(phase, Phase::Queued(_));

@@ -28,6 +28,8 @@ enum RequestOrLookup {
     Lookup(LookupId),
 }
 
+impl Staged for RequestOrLookup {}
+
 struct FakeSocket {
     name: u32,
     health: Rc<Cell<Health>>,

@@ -1,0 +1,164 @@
+//! The proxy step, between the TCP connect and TLS to the target: a
+//! tunnel through an HTTP proxy (`CONNECT`, `connect.rs`), over TLS to an
+//! HTTPS proxy, or through a SOCKS5 proxy (`socks5.rs`).
+//!
+//! Every failure here is an [`Error::Proxy`]; while the step runs, the
+//! connect's [`Progress`] says so, so that a timeout names `"proxy"`.
+
+mod connect;
+mod socks5;
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::{Dial, Progress, Stream};
+use crate::error::Error;
+use crate::proxy::{Kind, Proxy};
+use crate::target::Target;
+
+/// The size a proxy's reply head may reach; a longer one is refused (as
+/// curl refuses a CONNECT reply over 100 KiB, with a tighter bound here:
+/// a tunnel's reply carries no content).
+pub(crate) const MAX_REPLY_HEAD: usize = 16 * 1024;
+
+/// Opens the tunnel to `dial.target()` through its proxy, on `tcp`, the
+/// socket to the proxy; then TLS to the target for `https`.
+pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Result<Stream, Error> {
+    let target = dial.target;
+    let tunnel = {
+        let _step = InProxy::enter(dial.progress);
+        through(dial, proxy, tcp).await?
+    };
+    match tunnel {
+        Tunnel::Tcp(tcp) => super::dialer::secure(dial.options, target, tcp).await,
+        #[cfg(feature = "tls")]
+        Tunnel::Tls(outer) if target.is_tls() => {
+            let tls = dial
+                .options
+                .tls
+                .clone()
+                .unwrap_or_else(super::tls::default_config);
+            let inner = super::tls::handshake(tls, target, *outer).await?;
+            Ok(Stream::tls_in_tls(inner))
+        }
+        #[cfg(feature = "tls")]
+        Tunnel::Tls(outer) => Ok(Stream::tls(*outer)),
+    }
+}
+
+/// An open tunnel: plain TCP to the proxy, or TLS to it.
+enum Tunnel {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The proxy's own step, by kind.
+async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<Tunnel, Error> {
+    let target = dial.target;
+    match proxy.kind() {
+        Kind::Http => {
+            connect::over_tcp(&mut tcp, proxy, target).await?;
+            Ok(Tunnel::Tcp(tcp))
+        }
+        #[cfg(feature = "tls")]
+        Kind::Https => {
+            let tls = dial
+                .options
+                .tls
+                .clone()
+                .unwrap_or_else(super::tls::default_config);
+            let endpoint = proxy.endpoint();
+            let literal = match endpoint.kind {
+                Ok(crate::target::HostKind::Literal(ip)) => Some(ip),
+                _ => None,
+            };
+            let mut outer = super::tls::to_server(tls, &endpoint.host, literal, tcp)
+                .await
+                .map_err(|(reason, cause)| {
+                    Failure::new(format!("TLS to the proxy failed: {reason}"))
+                        .caused_by(cause)
+                        .into_error(target, proxy)
+                })?;
+            connect::over_stream(&mut outer, proxy, target).await?;
+            Ok(Tunnel::Tls(Box::new(outer)))
+        }
+        #[cfg(not(feature = "tls"))]
+        Kind::Https => {
+            Err(Failure::new("this build has no TLS for an HTTPS proxy").into_error(target, proxy))
+        }
+        Kind::Socks5 { remote_dns } => {
+            socks5::handshake(&mut tcp, proxy, target, remote_dns, &*dial.options.resolver).await?;
+            Ok(Tunnel::Tcp(tcp))
+        }
+    }
+}
+
+/// Marks the connect as in the proxy step until dropped (also when the
+/// step's future is dropped half-way).
+struct InProxy<'a>(&'a Progress);
+
+impl<'a> InProxy<'a> {
+    fn enter(progress: &'a Progress) -> InProxy<'a> {
+        progress.set_in_proxy(true);
+        InProxy(progress)
+    }
+}
+
+impl Drop for InProxy<'_> {
+    fn drop(&mut self) {
+        self.0.set_in_proxy(false);
+    }
+}
+
+/// A proxy step's failure before it is tied to its target: the words, the
+/// proxy's status, the cause.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    reason: String,
+    status: Option<u16>,
+    source: Option<io::Error>,
+}
+
+impl Failure {
+    pub(crate) fn new(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            status: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Failure {
+        self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn caused_by(mut self, source: io::Error) -> Failure {
+        self.source = Some(source);
+        self
+    }
+
+    /// A failed read or write: the proxy closed, reset, or the socket
+    /// failed.
+    pub(crate) fn io(doing: &str, e: io::Error) -> Failure {
+        let reason = match e.kind() {
+            io::ErrorKind::UnexpectedEof => format!("the proxy closed the connection while {doing}"),
+            _ => format!("{doing} failed"),
+        };
+        Failure::new(reason).caused_by(e)
+    }
+
+    /// The [`Error::Proxy`] for `target`, with anything the proxy echoed
+    /// of the credentials redacted.
+    pub(crate) fn into_error(self, target: &Target, proxy: &Proxy) -> Error {
+        Error::Proxy {
+            target: target.to_string(),
+            status: self.status,
+            reason: proxy.redact(&self.reason),
+            source: self.source.map(Arc::new),
+        }
+    }
+}
