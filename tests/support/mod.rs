@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 pub mod nginx;
+pub mod proxy;
 pub mod servers;
 #[cfg(feature = "tls")]
 pub mod tls;

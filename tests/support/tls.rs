@@ -69,6 +69,9 @@ pub struct TlsServer {
     pub addr: SocketAddr,
     /// A client configuration that trusts this server's CA.
     pub client: Arc<ClientConfig>,
+    /// The server's own configuration, for another server (a proxy) with
+    /// the same certificate.
+    pub server: Arc<ServerConfig>,
     accepted: mpsc::UnboundedReceiver<Accepted>,
 }
 
@@ -88,7 +91,8 @@ impl TlsServer {
             .with_no_client_auth()
             .with_single_cert(pki.chain, pki.key)
             .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let server = Arc::new(server);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, accepted) = mpsc::unbounded_channel();
@@ -109,6 +113,7 @@ impl TlsServer {
         TlsServer {
             addr,
             client: Arc::new(client),
+            server,
             accepted,
         }
     }

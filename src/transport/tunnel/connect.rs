@@ -91,6 +91,21 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     })
 }
 
+/// Fails at once on bytes that cannot start an HTTP/1.x status line,
+/// rather than waiting for an end of head that may never come.
+fn plausible(head: &[u8]) -> Result<(), Failure> {
+    const START: &[u8] = b"HTTP/1.";
+    let n = head.len().min(START.len());
+    if head[..n] == START[..n] {
+        return Ok(());
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    Err(Failure::new(format!(
+        "the proxy's reply is no HTTP/1.x status line: {:?}",
+        printable(line)
+    )))
+}
+
 fn too_long() -> Failure {
     Failure::new(format!("the proxy's reply head is over {MAX_REPLY_HEAD} bytes"))
 }
@@ -126,6 +141,7 @@ async fn peek_head(tcp: &mut TcpStream) -> Result<Vec<u8>, Failure> {
         tcp.read_exact(&mut buf[..take])
             .await
             .map_err(|e| Failure::io("reading the reply", e))?;
+        plausible(&head)?;
         if head.len() > MAX_REPLY_HEAD {
             return Err(too_long());
         }
@@ -145,6 +161,7 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, Fail
             Err(e) => return Err(Failure::io("reading the reply", e)),
         };
         head.push(byte);
+        plausible(&head)?;
         if byte == b'\n' && head_end(&head, head.len().saturating_sub(3)).is_some() {
             return Ok(head);
         }
