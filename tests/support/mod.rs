@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub mod nginx;
 pub mod proxy;
+pub mod real_proxies;
 pub mod servers;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -59,7 +59,7 @@ impl Drop for Process {
 
 /// A fresh directory for one server, readable by everyone (Apache's
 /// workers run as `nobody`).
-fn workdir(name: &str) -> Result<PathBuf, String> {
+pub fn workdir(name: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("keepalive-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).map_err(|e| e.to_string())?;
