@@ -158,6 +158,60 @@ impl Proxy {
         }
     }
 
+    /// The proxy's scheme: `http`, `https`, `socks5h` (the proxy
+    /// resolves names) or `socks5` (the pool does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let proxy: keepalive::Proxy = "socks5://127.0.0.1:1080".parse()?;
+    /// assert_eq!(proxy.scheme(), "socks5");
+    /// # Ok::<(), keepalive::Error>(())
+    /// ```
+    pub fn scheme(&self) -> &'static str {
+        self.inner.kind.scheme()
+    }
+
+    /// The proxy's host: a lower-cased name, or an IP literal without
+    /// brackets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(keepalive::Proxy::http("[::1]", 3128).host(), "::1");
+    /// ```
+    pub fn host(&self) -> &str {
+        &self.inner.endpoint.host
+    }
+
+    /// The proxy's port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(keepalive::Proxy::http("127.0.0.1", 3128).port(), 3128);
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.inner.endpoint.port
+    }
+
+    /// The `Proxy-Authorization` value (`Basic …`) for these credentials,
+    /// when there are some, for a client that sends plain `http` requests
+    /// to an HTTP proxy itself (absolute-form, as curl does) instead of
+    /// through a tunnel; tunnels send it themselves. The value is as
+    /// secret as the password.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let proxy = keepalive::Proxy::http("127.0.0.1", 3128).basic_auth("u", "p");
+    /// assert_eq!(proxy.proxy_authorization().as_deref(), Some("Basic dTpw"));
+    /// assert_eq!(keepalive::Proxy::http("127.0.0.1", 3128).proxy_authorization(), None);
+    /// ```
+    pub fn proxy_authorization(&self) -> Option<String> {
+        self.basic_authorization()
+    }
+
     pub(crate) fn kind(&self) -> Kind {
         self.inner.kind
     }
@@ -278,7 +332,7 @@ impl FromStr for Proxy {
             Some((userinfo, host_port)) => (Some(userinfo), host_port),
             None => (None, authority),
         };
-        let (host, port) = split_host_port(host_port).map_err(|reason| bad(reason))?;
+        let (host, port) = split_host_port(host_port).map_err(&bad)?;
         let port = port.unwrap_or(default_port);
         let proxy = Proxy::new(kind, host.to_owned(), port);
         let proxy = match userinfo {

@@ -10,6 +10,7 @@ use keepalive::Manager;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use crate::proxy::Proxies;
 use crate::report::{self, Summary};
 use crate::serve;
 use crate::url::Url;
@@ -20,6 +21,8 @@ use keepalive_http::{self as http, Outcome};
 pub(crate) struct Plan {
     /// `None`: start the built-in server on loopback and bench it.
     pub(crate) url: Option<String>,
+    /// `--proxy`; `None` reads the environment for a given URL.
+    pub(crate) proxy: Option<String>,
     pub(crate) requests: u64,
     pub(crate) duration: Option<Duration>,
     pub(crate) concurrency: usize,
@@ -35,6 +38,12 @@ pub(crate) struct Plan {
 ///
 /// A bad URL, or no loopback listener for the built-in server.
 pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
+    // The built-in server is reached directly unless --proxy says
+    // otherwise: a proxy in the environment is for the user's own URLs.
+    let proxies = match (&plan.url, &plan.proxy) {
+        (None, None) => Proxies::default(),
+        (_, flag) => Proxies::new(flag.as_deref())?,
+    };
     let text = match &plan.url {
         Some(url) => url.clone(),
         None => {
@@ -46,7 +55,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
             format!("http://{addr}/")
         }
     };
-    let url = Arc::new(Url::parse(&text)?);
+    let url = Arc::new(Url::parse_via(&text, &proxies)?);
     let c = plan.concurrency.max(1);
     let mut builder = Manager::builder()
         .max_per_host(plan.max_per_host.unwrap_or(c))

@@ -2,13 +2,14 @@
 //! `keepalive` connection pool, and the built-in server they run against.
 //!
 //! ```text
-//! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--json]
-//! keepalive get URL... [-c C] [--repeat N] [-o FILE]
+//! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--proxy URL] [--json]
+//! keepalive get URL... [-c C] [--repeat N] [-o FILE] [--proxy URL]
 //! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]]
 //! ```
 
 mod bench;
 mod get;
+mod proxy;
 mod report;
 mod serve;
 mod url;
@@ -55,6 +56,11 @@ enum Command {
         /// Seconds an idle socket is kept (defaults to 15).
         #[arg(long, value_parser = seconds)]
         keep_alive: Option<Duration>,
+        /// Go through this proxy (http://, https://, socks5h:// or socks5://, with user:password@ if needed);
+        /// "" for none. Without it, a URL given here uses https_proxy, http_proxy, all_proxy and no_proxy as
+        /// curl does; the built-in server is always reached directly.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
         /// Print one JSON object instead of the text summary.
         #[arg(long)]
         json: bool,
@@ -73,6 +79,10 @@ enum Command {
         /// Write the bodies to this file.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Go through this proxy (http://, https://, socks5h:// or socks5://, with user:password@ if needed);
+        /// "" for none. Without it: https_proxy, http_proxy, all_proxy and no_proxy, as curl reads them.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
     },
     /// Run the built-in HTTP/1.1 server until interrupted.
     Serve {
@@ -135,10 +145,12 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             max_per_host,
             max_open,
             keep_alive,
+            proxy,
             json,
         } => {
             let plan = bench::Plan {
                 url,
+                proxy,
                 requests,
                 duration,
                 concurrency,
@@ -164,10 +176,12 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             concurrency,
             repeat,
             output,
+            proxy,
         } => {
+            let proxies = proxy::Proxies::new(proxy.as_deref())?;
             let urls = urls
                 .iter()
-                .map(|u| url::Url::parse(u))
+                .map(|u| url::Url::parse_via(u, &proxies))
                 .collect::<Result<Vec<_>, _>>()?;
             let plan = get::Plan {
                 urls,

@@ -1,6 +1,9 @@
-//! A URL split into the pool's target and the request head to send.
+//! A URL split into the pool's target and the request head to send,
+//! through a proxy when one applies.
 
 use keepalive::Target;
+
+use crate::proxy::Proxies;
 
 /// A URL split into what the pool and the request need.
 #[derive(Clone, Debug)]
@@ -12,24 +15,48 @@ pub(crate) struct Url {
 }
 
 impl Url {
-    /// Parses `text` as an http or https URL.
+    /// Parses `text` as an http or https URL, reached through the proxy
+    /// `proxies` choose for it, as curl does: an `https` URL (or any URL
+    /// through a SOCKS5 proxy) through a tunnel, a plain `http` URL
+    /// through an HTTP proxy forwarded (the request in absolute form with
+    /// `Proxy-Authorization`, pooled per proxy and origin with
+    /// `for_target`).
     ///
     /// # Errors
     ///
     /// A message saying what is wrong with it.
-    pub(crate) fn parse(text: &str) -> Result<Url, String> {
+    pub(crate) fn parse_via(text: &str, proxies: &Proxies) -> Result<Url, String> {
         let target: Target = text.parse().map_err(|e: keepalive::Error| e.to_string())?;
         if !matches!(target.scheme(), "http" | "https") {
             return Err(format!("{text}: only http and https URLs can be fetched"));
         }
         let uri: ::http::Uri = text.parse().map_err(|e| format!("{text}: {e}"))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.is_empty() { "/" } else { path };
         let authority = uri.authority().map_or("", |a| a.as_str());
         let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let (target, request) = match proxies.for_url(target.scheme(), target.host()) {
+            None => (target, keepalive_http::request("GET", host, path)),
+            Some(proxy) if target.scheme() == "http" && matches!(proxy.scheme(), "http" | "https") => {
+                let absolute = format!("http://{host}{path}");
+                let credentials = proxy.proxy_authorization();
+                let request = keepalive_http::forward_request("GET", &absolute, host, credentials.as_deref());
+                let forwarded = Target::new(proxy.scheme(), proxy.host(), proxy.port()).for_target(
+                    "http",
+                    target.host(),
+                    target.port(),
+                );
+                (forwarded, request)
+            }
+            Some(proxy) => (
+                target.via(proxy.clone()),
+                keepalive_http::request("GET", host, path),
+            ),
+        };
         Ok(Url {
             text: text.to_owned(),
             target,
-            request: keepalive_http::request("GET", host, if path.is_empty() { "/" } else { path }),
+            request,
         })
     }
 }
@@ -38,18 +65,47 @@ impl Url {
 mod tests {
     use super::Url;
 
+    fn parse(text: &str) -> Result<Url, String> {
+        Url::parse_via(text, &crate::proxy::Proxies::default())
+    }
+
     #[test]
     fn urls_give_a_target_and_a_request_line() {
-        let url = Url::parse("http://user@127.0.0.1:8080/a/b?c=d").unwrap();
+        let url = parse("http://user@127.0.0.1:8080/a/b?c=d").unwrap();
         assert_eq!(url.target.port(), 8080);
         let head = String::from_utf8(url.request).unwrap();
         assert!(
             head.starts_with("GET /a/b?c=d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
             "{head}"
         );
-        let bare = String::from_utf8(Url::parse("https://[::1]").unwrap().request).unwrap();
+        let bare = String::from_utf8(parse("https://[::1]").unwrap().request).unwrap();
         assert!(bare.starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n"), "{bare}");
-        assert!(Url::parse("ftp://x:21/").is_err());
-        assert!(Url::parse("not a url").is_err());
+        assert!(parse("ftp://x:21/").is_err());
+        assert!(parse("not a url").is_err());
+    }
+
+    #[test]
+    fn https_tunnels_and_http_is_forwarded_through_an_http_proxy() {
+        let proxies = crate::proxy::Proxies::from(Some("http://u:p@127.0.0.1:3128"), |_| None).unwrap();
+        let https = Url::parse_via("https://a.example/x", &proxies).unwrap();
+        assert_eq!(https.target.proxy().map(|p| p.port()), Some(3128));
+        assert!(String::from_utf8(https.request)
+            .unwrap()
+            .starts_with("GET /x HTTP/1.1\r\n"));
+        let http = Url::parse_via("http://a.example:8080/x?y", &proxies).unwrap();
+        assert_eq!(http.target.proxy(), None);
+        assert_eq!(
+            http.target.to_string(),
+            "http://127.0.0.1:3128 for http://a.example:8080"
+        );
+        let head = String::from_utf8(http.request).unwrap();
+        assert!(
+            head.starts_with("GET http://a.example:8080/x?y HTTP/1.1\r\nHost: a.example:8080\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("Proxy-Authorization: Basic dTpw\r\n"), "{head}");
+        let socks = crate::proxy::Proxies::from(Some("socks5h://127.0.0.1:1080"), |_| None).unwrap();
+        let http = Url::parse_via("http://a.example/", &socks).unwrap();
+        assert!(http.target.proxy().is_some(), "SOCKS5 tunnels http too");
     }
 }

@@ -142,3 +142,38 @@ pub fn request(method: &str, host_header: &str, path: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// The request head for a plain `http` request sent to an HTTP proxy that
+/// forwards it, as curl does: the request target in absolute form
+/// (RFC 9112 3.2.2), `Host` as usual, and `Proxy-Authorization` (from
+/// [`keepalive::Proxy::proxy_authorization`]) on every request, since the
+/// proxy may judge each one. The connection is pooled under a
+/// [`Target`](keepalive::Target) for the proxy with
+/// [`for_target`](keepalive::Target::for_target) naming the origin, so it
+/// is never used for another origin.
+///
+/// # Examples
+///
+/// ```
+/// let head = keepalive_http::forward_request("GET", "http://a.example:8080/x?y", "a.example:8080", Some("Basic dTpw"));
+/// let text = String::from_utf8(head).unwrap();
+/// assert!(text.starts_with("GET http://a.example:8080/x?y HTTP/1.1\r\nHost: a.example:8080\r\n"));
+/// assert!(text.contains("\r\nProxy-Authorization: Basic dTpw\r\n"));
+/// ```
+pub fn forward_request(
+    method: &str,
+    absolute_uri: &str,
+    host_header: &str,
+    proxy_authorization: Option<&str>,
+) -> Vec<u8> {
+    let mut head = format!(
+        "{method} {absolute_uri} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: keepalive/0.1\r\nAccept: */*\r\n"
+    );
+    if let Some(credentials) = proxy_authorization {
+        head.push_str("Proxy-Authorization: ");
+        head.push_str(credentials);
+        head.push_str("\r\n");
+    }
+    head.push_str("Connection: keep-alive\r\n\r\n");
+    head.into_bytes()
+}

@@ -85,7 +85,7 @@ mod send;
 
 pub use body::Body;
 pub use error::Error;
-pub use exchange::{exchange, request, Outcome};
+pub use exchange::{exchange, forward_request, request, Outcome};
 pub use head::{parse_head, Framing, Head, KeepAlive, MAX_HEAD};
 pub use send::{is_idempotent, send, SendError};
 

@@ -119,16 +119,13 @@ fn poll_peek_once(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usiz
 
 /// TLS over TCP: bytes on the socket may be records that carry no data
 /// (session tickets), so they are read and handed to rustls before a
-/// verdict.
+/// verdict. Records are read and decrypted without blocking, straight
+/// from the socket (no waiting for the reactor); any plaintext,
+/// close_notify or protocol error means the stream cannot be reused. For
+/// TLS inside TLS (an `https` target through an HTTPS proxy), the inner
+/// records are the outer stream's plaintext, read the same way.
 #[cfg(feature = "tls")]
 pub(super) mod tls {
-    //! A TLS stream is idle-clean when no record waits: records are read
-    //! and decrypted without blocking, straight from the socket (no
-    //! waiting for the reactor), and any plaintext, close_notify or
-    //! protocol error means the stream cannot be reused. For TLS inside
-    //! TLS (an `https` target through an HTTPS proxy), the inner records
-    //! are the outer stream's plaintext, read the same way.
-
     use super::*;
     use crate::transport::stream::TlsInTls;
     use rustls::ClientConnection;
