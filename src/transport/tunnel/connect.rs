@@ -7,7 +7,9 @@
 //! time from rustls's plaintext (no system call per byte); what follows
 //! stays in rustls for the tunnel.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(feature = "tls")]
+use tokio::io::AsyncRead;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Failure, MAX_REPLY_HEAD};
@@ -34,6 +36,7 @@ pub(super) async fn over_tcp(tcp: &mut TcpStream, proxy: &Proxy, target: &Target
 }
 
 /// `CONNECT` inside a stream (TLS to an HTTPS proxy).
+#[cfg(feature = "tls")]
 pub(super) async fn over_stream<S>(stream: &mut S, proxy: &Proxy, target: &Target) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -152,6 +155,7 @@ async fn peek_head(tcp: &mut TcpStream) -> Result<Vec<u8>, Failure> {
 }
 
 /// The reply head from a stream, a byte at a time.
+#[cfg(feature = "tls")]
 async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, Failure> {
     let mut head = Vec::with_capacity(256);
     loop {
