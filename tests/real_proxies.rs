@@ -6,6 +6,9 @@
 //! tunnel (nginx's log shows them on one connection; squid's shows one
 //! `CONNECT`), and wrong credentials give the proxy's answer.
 
+// nginx's https server and TLS through the tunnels need the `tls` feature.
+#![cfg(feature = "tls")]
+
 mod support;
 
 use std::sync::Arc;
