@@ -6,10 +6,15 @@
 //! |---|---|---|
 //! | `connect started` | debug | `target` |
 //! | `connect finished` | debug | `target`, `elapsed_us`, `ok` |
+//! | `proxy tunnel opened` | debug | `target`, `proxy` (its scheme), `elapsed_us` |
+//! | `proxy step failed` | debug | `target`, `status` (the proxy's, or 0), `reason` |
 //! | `reuse` | trace | `target`, `from` (`immediate`, `deferred`) |
 //! | `close` | debug | `target`, `reason` (a field name of `Closes`) |
 //! | `queue full` | warn | `target`, `limit` |
-//! | `timeout` | debug | `target`, `after_ms` |
+//! | `timeout` | debug | `target`, `after_ms`, `during` (`connect`, `proxy`) |
+//!
+//! A target's text never shows a proxy's password (`***`), and no event
+//! carries a proxy's credentials in any form.
 //! | `server idle limit learned` | info | `target`, `limit_ms` |
 
 /// `tracing::event!` with the feature, nothing without it.

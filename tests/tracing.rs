@@ -108,3 +108,42 @@ async fn the_pools_decisions_are_events_with_their_fields() {
     let timeouts = collect.find("timeout");
     assert_eq!(timeouts[0]["after_ms"], "50");
 }
+
+#[tokio::test]
+async fn proxy_events_never_carry_the_credentials() {
+    use keepalive::Proxy;
+    use support::proxy::{ConnectOptions, ConnectProxy};
+    let collect = Collect::default();
+    let subscriber = tracing_subscriber::registry().with(collect.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = Server::start("127.0.0.1").await;
+    // alice:s3cret
+    let proxy = ConnectProxy::start(ConnectOptions {
+        require: Some("Basic YWxpY2U6czNjcmV0".to_owned()),
+        ..ConnectOptions::default()
+    })
+    .await;
+    let manager = Manager::new();
+    let via = |password: &str| {
+        Target::new("tcp", "127.0.0.1", server.port())
+            .via(Proxy::http("127.0.0.1", proxy.port()).basic_auth("alice", password))
+    };
+    manager.allocate(via("s3cret")).await.unwrap().discard();
+    let err = manager.allocate(via("wr0ng")).await.unwrap_err();
+    assert_eq!(err.proxy_status(), Some(407));
+
+    let opened = collect.find("proxy tunnel opened");
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["proxy"], "http");
+    let failed = collect.find("proxy step failed");
+    assert_eq!(failed[0]["status"], "407", "{failed:?}");
+    let events = collect.0.lock().unwrap();
+    assert!(events.len() >= 6, "{events:?}");
+    for event in events.iter() {
+        let text = format!("{event:?}");
+        for secret in ["s3cret", "wr0ng", "YWxpY2U6czNjcmV0", "YWxpY2U6d3Iwbmc"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}

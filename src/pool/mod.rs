@@ -168,8 +168,13 @@ where
                 }
                 Action::Fail { responder, error } => {
                     #[cfg(feature = "tracing")]
-                    if let Error::Timeout { target, after, .. } = &error {
-                        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, "timeout");
+                    if let Error::Timeout {
+                        target,
+                        after,
+                        during,
+                    } = &error
+                    {
+                        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, during = *during, "timeout");
                     }
                     let _ = responder.send(Err(error));
                 }

@@ -17,6 +17,7 @@ use super::{Dial, Progress, Stream};
 use crate::error::Error;
 use crate::proxy::{Kind, Proxy};
 use crate::target::Target;
+use crate::trace::event;
 
 /// The size a proxy's reply head may reach; a longer one is refused (as
 /// curl refuses a CONNECT reply over 100 KiB, with a tighter bound here:
@@ -27,10 +28,29 @@ pub(crate) const MAX_REPLY_HEAD: usize = 16 * 1024;
 /// socket to the proxy; then TLS to the target for `https`.
 pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Result<Stream, Error> {
     let target = dial.target;
+    #[cfg(feature = "tracing")]
+    let started = std::time::Instant::now();
     let tunnel = {
         let _step = InProxy::enter(dial.progress);
-        through(dial, proxy, tcp).await?
+        through(dial, proxy, tcp).await
     };
+    let tunnel = match tunnel {
+        Ok(tunnel) => tunnel,
+        Err(error) => {
+            #[cfg(feature = "tracing")]
+            if let Error::Proxy { status, reason, .. } = &error {
+                event!(DEBUG, target = %target, status = status.unwrap_or(0), reason = %reason, "proxy step failed");
+            }
+            return Err(error);
+        }
+    };
+    event!(
+        DEBUG,
+        target = %target,
+        proxy = proxy.scheme(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "proxy tunnel opened"
+    );
     match tunnel {
         Tunnel::Tcp(tcp) => super::dialer::secure(dial.options, target, tcp).await,
         #[cfg(feature = "tls")]
