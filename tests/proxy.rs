@@ -9,6 +9,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use keepalive::{FromCache, Manager, Proxy, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -383,4 +385,61 @@ fn a_unix_target_cannot_go_through_a_proxy() {
         let err = Manager::new().allocate(target).await.unwrap_err();
         assert!(err.is_invalid_target(), "{err}");
     });
+}
+
+#[tokio::test]
+async fn a_tunnel_counts_as_one_socket_is_connecting_while_set_up_and_is_aborted_on_cancel() {
+    let origin = Server::start("127.0.0.1").await;
+    let good = ConnectProxy::start(ConnectOptions::default()).await;
+    let manager = Manager::builder().max_per_host(1).build();
+    let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", good.port()));
+    let held = within("a tunnel", manager.allocate(target.clone())).await.unwrap();
+    let waiting = manager.allocate(target.clone());
+    let stats = manager.stats_for(&target);
+    assert_eq!((stats.open, stats.in_use, stats.queued), (1, 1, 1), "one tunnel is one socket: {stats:?}");
+    drop(held);
+    let conn = within("the returned tunnel", waiting).await.unwrap();
+    assert_eq!(conn.from_cache(), FromCache::Deferred);
+    drop(conn);
+
+    // A proxy that reads the request and says nothing: the request is
+    // connecting until cancelled, and cancelling closes the socket.
+    let silent = Hostile::start(vec![Step::ReadHead, Step::Silence]).await;
+    let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", silent.port()));
+    let pending = manager.allocate(target.clone());
+    until("the CONNECT to reach the proxy", || silent.seen.requests().len() == 1).await;
+    let stats = manager.stats_for(&target);
+    assert_eq!((stats.open, stats.connecting), (1, 1), "{stats:?}");
+    assert!(manager.deallocate(pending.id()));
+    let err = within("the cancelled request", pending).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    until("the tunnel's socket to close", || manager.stats_for(&target).open == 0).await;
+    assert_eq!(manager.stats().connecting, 0);
+}
+
+#[tokio::test]
+async fn the_pool_learns_an_origins_idle_limit_through_the_tunnel() {
+    let mut origin = Server::start("127.0.0.1").await;
+    let proxy = ConnectProxy::start(ConnectOptions::default()).await;
+    let manager = Manager::new();
+    let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", proxy.port()));
+    let mut conn = within("a tunnel", manager.allocate(target.clone())).await.unwrap();
+    echo(&mut conn).await;
+    drop(conn);
+    assert_eq!(manager.stats_for(&target).server_idle_timeout, None);
+    // An idle gap the pool can learn from (closes within 50 ms of the
+    // return teach nothing): the gap is the stimulus, not a wait.
+    let accepted = origin.accepted().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The origin closes the idle connection: the FIN comes through the
+    // proxy, and the pool takes it as the server's idle limit.
+    accepted.send(support::Cmd::HalfClose);
+    until("the idle close to be learned", || {
+        manager.stats_for(&target).server_idle_timeout.is_some()
+    })
+    .await;
+    let stats = manager.stats_for(&target);
+    assert_eq!((stats.idle, stats.closes.closed_by_peer), (0, 1), "{stats:?}");
+    let learned = stats.server_idle_timeout.unwrap();
+    assert!(learned >= Duration::from_millis(300) && learned < Duration::from_secs(5), "{learned:?}");
 }
