@@ -393,10 +393,16 @@ async fn a_tunnel_counts_as_one_socket_is_connecting_while_set_up_and_is_aborted
     let good = ConnectProxy::start(ConnectOptions::default()).await;
     let manager = Manager::builder().max_per_host(1).build();
     let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", good.port()));
-    let held = within("a tunnel", manager.allocate(target.clone())).await.unwrap();
+    let held = within("a tunnel", manager.allocate(target.clone()))
+        .await
+        .unwrap();
     let waiting = manager.allocate(target.clone());
     let stats = manager.stats_for(&target);
-    assert_eq!((stats.open, stats.in_use, stats.queued), (1, 1, 1), "one tunnel is one socket: {stats:?}");
+    assert_eq!(
+        (stats.open, stats.in_use, stats.queued),
+        (1, 1, 1),
+        "one tunnel is one socket: {stats:?}"
+    );
     drop(held);
     let conn = within("the returned tunnel", waiting).await.unwrap();
     assert_eq!(conn.from_cache(), FromCache::Deferred);
@@ -407,13 +413,19 @@ async fn a_tunnel_counts_as_one_socket_is_connecting_while_set_up_and_is_aborted
     let silent = Hostile::start(vec![Step::ReadHead, Step::Silence]).await;
     let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", silent.port()));
     let pending = manager.allocate(target.clone());
-    until("the CONNECT to reach the proxy", || silent.seen.requests().len() == 1).await;
+    until("the CONNECT to reach the proxy", || {
+        silent.seen.requests().len() == 1
+    })
+    .await;
     let stats = manager.stats_for(&target);
     assert_eq!((stats.open, stats.connecting), (1, 1), "{stats:?}");
     assert!(manager.deallocate(pending.id()));
     let err = within("the cancelled request", pending).await.unwrap_err();
     assert!(err.is_cancelled(), "{err}");
-    until("the tunnel's socket to close", || manager.stats_for(&target).open == 0).await;
+    until("the tunnel's socket to close", || {
+        manager.stats_for(&target).open == 0
+    })
+    .await;
     assert_eq!(manager.stats().connecting, 0);
 }
 
@@ -423,7 +435,9 @@ async fn the_pool_learns_an_origins_idle_limit_through_the_tunnel() {
     let proxy = ConnectProxy::start(ConnectOptions::default()).await;
     let manager = Manager::new();
     let target = Target::new("tcp", "localhost", origin.port()).via(Proxy::http("127.0.0.1", proxy.port()));
-    let mut conn = within("a tunnel", manager.allocate(target.clone())).await.unwrap();
+    let mut conn = within("a tunnel", manager.allocate(target.clone()))
+        .await
+        .unwrap();
     echo(&mut conn).await;
     drop(conn);
     assert_eq!(manager.stats_for(&target).server_idle_timeout, None);
@@ -441,5 +455,8 @@ async fn the_pool_learns_an_origins_idle_limit_through_the_tunnel() {
     let stats = manager.stats_for(&target);
     assert_eq!((stats.idle, stats.closes.closed_by_peer), (0, 1), "{stats:?}");
     let learned = stats.server_idle_timeout.unwrap();
-    assert!(learned >= Duration::from_millis(300) && learned < Duration::from_secs(5), "{learned:?}");
+    assert!(
+        learned >= Duration::from_millis(300) && learned < Duration::from_secs(5),
+        "{learned:?}"
+    );
 }

@@ -6,6 +6,10 @@
 //! cargo build --release && cargo run --release -p keepalive-compare -- [--secs S] [--rounds R] [--c C]
 //! ```
 //!
+//! Other modes: `race` and `race --cold` (the keep-alive race), `proxy`
+//! (a request through a pooled tunnel against direct, and the cost of a
+//! new tunnel), `profile` (one client alone, for `perf`).
+//!
 //! Clients, each with `c` workers on a two-thread runtime:
 //!
 //! * `keepalive`: the `keepalive` command's HTTP/1.1 client (the same
@@ -31,6 +35,7 @@
 use keepalive_http as http1;
 
 mod cold;
+mod proxy;
 mod race;
 
 use std::process::Stdio;
@@ -71,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::args().nth(1).as_deref() == Some("race-cold") {
         return cold::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("proxy") {
+        return proxy::main(std::env::args().skip(2));
     }
     if std::env::args().nth(1).as_deref() == Some("profile") {
         return profile(std::env::args().skip(2));
