@@ -1,8 +1,8 @@
 //! keepalive-hyper over real sockets, against a scripted HTTP/1.1 origin:
 //! one handshake per connection, the checkout check before hyper's task has
 //! run, hints, the return of a connection at the end of its body (and the
-//! close of one whose response was dropped), limits, timeouts, Unix sockets
-//! and the retry rule.
+//! close of one whose response was dropped), limits, timeouts, Unix sockets,
+//! a target through a proxy, and the retry rule.
 
 use std::time::Duration;
 
@@ -402,4 +402,71 @@ async fn an_idle_close_ends_hypers_task_and_teaches_the_servers_limit() {
     assert_eq!(stats.closes.closed_by_peer, 1);
     let learned = stats.server_idle_timeout.expect("a limit learned from the close");
     assert!(learned >= Duration::from_millis(100), "{learned:?}");
+}
+
+/// A `CONNECT` proxy: reads the request head, connects to the origin it
+/// names, and relays. Counts the tunnels it opened.
+async fn connect_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let Ok(byte) = client.read_u8().await else { return };
+                    head.push(byte);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let authority = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                let Ok(mut origin) = TcpStream::connect(authority).await else {
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
+            });
+        }
+    });
+    (port, tunnels)
+}
+
+#[tokio::test]
+async fn send_through_a_proxy_uses_one_pooled_tunnel_in_origin_form() {
+    let origin = Origin::start().await;
+    let (proxy_port, tunnels) = connect_proxy().await;
+    let target = origin
+        .target()
+        .via(keepalive::Proxy::http("127.0.0.1", proxy_port));
+    let url = origin.url("/through");
+    let side = tokio::spawn(async move {
+        let mut side = origin.accept().await;
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let head = side.request().await.unwrap();
+            lines.push(head.lines().next().unwrap().to_owned());
+            side.respond("", b"ok").await;
+        }
+        lines
+    });
+    let client: Client = Client::new();
+    for _ in 0..3 {
+        let response = within("a response", client.send(target.clone(), get(&url)))
+            .await
+            .unwrap();
+        assert_eq!(body_of(response).await, "ok");
+    }
+    let lines = within("the origin's requests", side).await.unwrap();
+    assert_eq!(
+        lines, ["get /through http/1.1"; 3],
+        "origin-form inside the tunnel"
+    );
+    let stats = client.stats_for(&target);
+    assert_eq!((stats.connects, stats.reuses), (1, 2));
+    assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
