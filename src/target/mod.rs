@@ -17,7 +17,8 @@ use parse::classify_host;
 const UNIX: &str = "unix";
 
 /// Where to connect: scheme, host and port, plus the final destination when
-/// the connection goes through a proxy ([`Target::for_target`]).
+/// the caller talks to a forward proxy itself ([`Target::for_target`]), or
+/// the [`Proxy`] the pool tunnels through ([`Target::via`]).
 ///
 /// Two targets share pooled sockets only if they are equal: the connection
 /// key is the whole value. Cloning is one reference-count increment, so
@@ -41,9 +42,13 @@ const UNIX: &str = "unix";
 /// assert_eq!(direct.host(), "::1");
 /// assert_eq!(direct, "http://[::1]:8080/index.html".parse()?);
 ///
-/// // Through a proxy: a different connection key.
+/// // To a forward proxy for a destination: a different connection key.
 /// let proxied = Target::new("http", "127.0.0.1", 3128).for_target("https", "example.com", 443);
 /// assert_ne!(proxied, Target::new("http", "127.0.0.1", 3128));
+///
+/// // Through a tunnel the pool opens: a different key again.
+/// let tunnelled = Target::new("https", "example.com", 443).via(keepalive::Proxy::http("127.0.0.1", 3128));
+/// assert_eq!(tunnelled.host(), "example.com");
 /// # Ok::<(), keepalive::Error>(())
 /// ```
 ///

@@ -80,3 +80,23 @@ fn display_brackets_ipv6() {
     let t = Target::new("http", "::1", 8080).for_target("https", "a.example", 443);
     assert_eq!(t.to_string(), "http://[::1]:8080 for https://a.example:443");
 }
+
+#[test]
+fn a_proxy_is_part_of_the_key_and_of_the_text() {
+    use crate::Proxy;
+    let direct = Target::new("https", "a.example", 443);
+    let via = direct.clone().via(Proxy::socks5("::1", 1080));
+    assert_ne!(direct, via);
+    assert_eq!(via.to_string(), "https://a.example:443 via socks5h://[::1]:1080");
+    assert_eq!(via, via.to_string().parse::<Target>().unwrap());
+    let both = Target::new("http", "p", 3128)
+        .for_target("http", "b", 80)
+        .via(Proxy::http("q", 8080));
+    assert_eq!(both, both.to_string().parse::<Target>().unwrap());
+    let secret = direct.clone().via(Proxy::http("q", 8080).basic_auth("u", "pw1"));
+    assert_ne!(secret, direct.via(Proxy::http("q", 8080).basic_auth("u", "pw2")));
+    assert!(!secret.to_string().contains("pw1") && !format!("{secret:?}").contains("pw1"));
+    // The pool looks up the proxy's name, not the target's.
+    assert_eq!(&*secret.dial_endpoint().host, "q");
+    assert_eq!(secret.dial_endpoint().port, 8080);
+}
