@@ -109,6 +109,19 @@ pub enum Error {
         /// The system's or the TLS layer's error, where there is one.
         source: Option<Arc<io::Error>>,
     },
+    /// A fleet's Redis URL is not one (feature `fleet`).
+    FleetUrl {
+        /// The URL as given, its password as `***`.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The fleet's Redis could not be reached, and the fleet does not fail
+    /// open (feature `fleet`).
+    FleetUnavailable {
+        /// What went wrong talking to Redis.
+        reason: String,
+    },
     /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
     Cancelled,
     /// The manager is shut down.
@@ -143,6 +156,8 @@ impl fmt::Display for Error {
                 _ => write!(f, "allocation for {target} timed out after {after:?}"),
             },
             Error::Proxy { target, reason, .. } => write!(f, "proxy for {target} failed: {reason}"),
+            Error::FleetUrl { input, reason } => write!(f, "bad fleet URL {input}: {reason}"),
+            Error::FleetUnavailable { reason } => write!(f, "the fleet's Redis is unavailable: {reason}"),
             Error::Tls { target, reason, .. } => write!(f, "tls for {target} failed: {reason}"),
             Error::Handshake { target, .. } => write!(f, "protocol handshake with {target} failed"),
             Error::Cancelled => f.write_str("allocation cancelled"),
@@ -220,7 +235,8 @@ impl Error {
 
     /// The step that failed: `"resolve"`, `"connect"`, `"proxy"` (opening
     /// a tunnel through a [`Proxy`](crate::Proxy)), `"tls"`, `"handshake"`
-    /// (a [`Protocol`](crate::Protocol) step) or `"allocate"`.
+    /// (a [`Protocol`](crate::Protocol) step), `"fleet"` (a fleet's Redis)
+    /// or `"allocate"`.
     ///
     /// # Examples
     ///
@@ -233,6 +249,7 @@ impl Error {
             Error::Connect { .. } => "connect",
             Error::Timeout { during, .. } => during,
             Error::Proxy { .. } => "proxy",
+            Error::FleetUrl { .. } | Error::FleetUnavailable { .. } => "fleet",
             Error::Tls { .. } => "tls",
             Error::Handshake { .. } => "handshake",
             Error::InvalidTarget { .. } | Error::Cancelled | Error::Shutdown | Error::QueueFull { .. } => {
@@ -263,6 +280,22 @@ impl Error {
             } => source.raw_os_error(),
             _ => None,
         }
+    }
+
+    /// True when a new connection was refused because the fleet's Redis
+    /// could not be reached and the fleet does not fail open
+    /// ([`Fleet::fail_open`](crate::Fleet::fail_open)`(false)`, feature
+    /// `fleet`). Its [`function`](Error::function) is `"fleet"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = keepalive::Error::FleetUnavailable { reason: "connection refused".into() };
+    /// assert!(err.is_fleet_unavailable());
+    /// assert_eq!(err.function(), "fleet");
+    /// ```
+    pub fn is_fleet_unavailable(&self) -> bool {
+        matches!(self, Error::FleetUnavailable { .. })
     }
 
     /// The HTTP status with which a proxy refused the tunnel (407 for

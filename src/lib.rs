@@ -14,6 +14,9 @@
 //!   the server's hints (`mod.rs`), and its byte-stream side, which notes
 //!   errors, end of stream and a lost race (`stream_io.rs`).
 //! * `error`: [`Error`].
+//! * `fleet/` (feature `fleet`): `Fleet`, one per-host limit for many
+//!   processes kept in Redis (`mod.rs`), the member that speaks to Redis
+//!   (`member.rs`) and its Lua scripts (`scripts.rs`).
 //! * `deadline`: "now + d" for any duration, saturating to "never".
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
 //! * `hickory` (feature `hickory`): `HickoryResolver`.
@@ -47,6 +50,8 @@ mod config;
 mod connection;
 mod deadline;
 mod error;
+#[cfg(feature = "fleet")]
+mod fleet;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod manager;
@@ -66,6 +71,8 @@ pub use config::{
 };
 pub use connection::{Connection, FromCache};
 pub use error::Error;
+#[cfg(feature = "fleet")]
+pub use fleet::{Fleet, DEFAULT_FLEET_LEASE};
 #[cfg(feature = "hickory")]
 pub use hickory::HickoryResolver;
 /// The hickory-resolver crate, re-exported so that users of

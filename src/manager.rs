@@ -312,7 +312,8 @@ where
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        self.shared.lock().stats()
+        let stats = self.shared.lock().stats();
+        self.shared.with_fleet(stats)
     }
 
     /// The same snapshot for one connection key: the sockets, requests,
@@ -341,7 +342,8 @@ where
     /// ```
     pub fn stats_for(&self, target: &Target) -> Stats {
         let now = Instant::now();
-        self.shared.lock().stats_for(target, now)
+        let stats = self.shared.lock().stats_for(target, now);
+        self.shared.with_fleet(stats)
     }
 }
 

@@ -82,6 +82,9 @@ pub(crate) struct Config {
     pub(crate) learn_idle_timeouts: bool,
     /// The settings of the pool's own dialing ([`Dialer`]).
     pub(crate) dial: DialOptions,
+    /// The fleet whose per-host limit this manager shares.
+    #[cfg(feature = "fleet")]
+    pub(crate) fleet: Option<crate::fleet::Fleet>,
 }
 
 impl Default for Config {
@@ -104,6 +107,8 @@ impl Default for Config {
                 tls: None,
                 resolver: Arc::new(SystemResolver),
             },
+            #[cfg(feature = "fleet")]
+            fleet: None,
         }
     }
 }
@@ -141,13 +146,21 @@ impl Config {
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             panic!("keepalive::Builder: {name} must not be zero");
         }
+        #[cfg(feature = "fleet")]
+        if self
+            .fleet
+            .as_ref()
+            .is_some_and(|f| f.max_per_host_set && f.max_per_host == 0)
+        {
+            panic!("keepalive::Builder: the fleet's max_per_host must not be zero");
+        }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("max_per_host", &self.max_per_host)
+        let mut f = f.debug_struct("Config");
+        f.field("max_per_host", &self.max_per_host)
             .field("max_open", &self.max_open)
             .field("keep_alive", &self.keep_alive)
             .field("timeout", &self.timeout)
@@ -157,8 +170,10 @@ impl fmt::Debug for Config {
             .field("learn_idle_timeouts", &self.learn_idle_timeouts)
             .field("bind_address", &self.dial.bind)
             .field("happy_eyeballs_delay", &self.dial.happy_eyeballs_delay)
-            .field("tcp", &self.dial.tcp)
-            .finish_non_exhaustive()
+            .field("tcp", &self.dial.tcp);
+        #[cfg(feature = "fleet")]
+        f.field("fleet", &self.fleet);
+        f.finish_non_exhaustive()
     }
 }
 
@@ -305,6 +320,26 @@ impl<P, T> Builder<P, T> {
     /// ```
     pub fn learn_idle_timeouts(mut self, on: bool) -> Self {
         self.config.learn_idle_timeouts = on;
+        self
+    }
+
+    /// Shares the per-host limit with every manager of the same
+    /// [`Fleet`](crate::Fleet) (feature `fleet`), through Redis.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), keepalive::Error> {
+    /// let fleet = keepalive::Fleet::redis("redis://127.0.0.1:6379")?.max_per_host(4);
+    /// let manager = keepalive::Manager::builder().max_per_host(8).fleet(fleet).build();
+    /// # drop(manager);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "fleet")]
+    pub fn fleet(mut self, fleet: crate::Fleet) -> Self {
+        self.config.fleet = Some(fleet);
         self
     }
 

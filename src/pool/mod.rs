@@ -76,6 +76,10 @@ where
     pub(crate) config: Config,
     pub(crate) pipeline: Arc<Pipeline<P, T>>,
     pub(crate) signal: Arc<Signal>,
+    /// This manager's membership of its fleet, if it has one; the error
+    /// fails every connect when the membership could not start.
+    #[cfg(feature = "fleet")]
+    pub(crate) fleet: Option<Result<Arc<crate::fleet::Member>, Error>>,
     /// The runtime the manager was built in: tasks are spawned there even
     /// when a `Connection` is dropped on another thread.
     runtime: tokio::runtime::Handle,
@@ -121,12 +125,33 @@ where
             transport,
             options: config.dial.clone(),
         });
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(limits)),
-            config,
-            pipeline,
-            signal: Arc::new(Signal::default()),
-            runtime,
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared<P, T>>| {
+            #[cfg(feature = "fleet")]
+            let fleet = config.fleet.clone().map(|fleet| {
+                let weak = weak.clone();
+                // Another member waits for a key: give up one idle socket.
+                let on_wanted = Box::new(move |target: &crate::target::Target| {
+                    if let Some(shared) = weak.upgrade() {
+                        let now = tokio::time::Instant::now();
+                        let released = shared.decide(|state, out| state.release_idle(target, now, out));
+                        if released {
+                            event!(DEBUG, target = %target, "idle connection released for the fleet");
+                        }
+                    }
+                });
+                crate::fleet::Member::start(fleet, config.max_per_host, on_wanted).map(Arc::new)
+            });
+            #[cfg(not(feature = "fleet"))]
+            let _ = weak;
+            Shared {
+                state: Mutex::new(State::new(limits)),
+                config,
+                pipeline,
+                signal: Arc::new(Signal::default()),
+                #[cfg(feature = "fleet")]
+                fleet,
+                runtime,
+            }
         });
         shared
             .runtime
@@ -239,6 +264,18 @@ where
             }
         }
         aborted
+    }
+
+    /// `stats` with whether the fleet's Redis answered last time, for a
+    /// member of a fleet.
+    pub(crate) fn with_fleet(&self, stats: crate::manager::Stats) -> crate::manager::Stats {
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.fleet {
+            let mut stats = stats;
+            stats.fleet_reachable = Some(fleet.as_ref().is_ok_and(|m| m.is_available()));
+            return stats;
+        }
+        stats
     }
 
     /// Locks, lets `f` decide, unlocks, and carries the decisions out.

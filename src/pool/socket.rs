@@ -80,6 +80,10 @@ pub(crate) struct PooledSocket<T> {
     signal: Arc<Signal>,
     /// Built the first time the object goes idle, then reused.
     watcher: Option<(Arc<SocketWake>, Waker)>,
+    /// The fleet's slot for this connection, given back when it drops:
+    /// the last field, so after the object (the socket) is closed.
+    #[cfg(feature = "fleet")]
+    fleet: Option<crate::fleet::Slot>,
 }
 
 impl<T: Pooled> PooledSocket<T> {
@@ -88,7 +92,16 @@ impl<T: Pooled> PooledSocket<T> {
             object,
             signal,
             watcher: None,
+            #[cfg(feature = "fleet")]
+            fleet: None,
         }
+    }
+
+    /// The same, holding `slot` of the fleet until it drops.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn with_slot(mut self, slot: Option<crate::fleet::Slot>) -> PooledSocket<T> {
+        self.fleet = slot;
+        self
     }
 
     /// Drops the object; when `reset`, after [`Pooled::abort`], so that

@@ -69,6 +69,8 @@ pub use boundary::{FromCache, RequestId};
 pub use stats::{Closes, Stats};
 
 mod boundary;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod learning;
 mod requests;
 mod sockets;
@@ -112,6 +114,9 @@ struct Key {
     server: learning::ServerLimit,
     /// This key's share of the counters.
     counts: Counts,
+    /// Until when another member of the fleet waits for this key: the next
+    /// socket returned is closed for it instead of kept.
+    fleet_wanted: Option<Instant>,
 }
 
 /// The monotonic counters, kept for the manager and for each key.
@@ -121,6 +126,9 @@ struct Counts {
     reuses: u64,
     dns_lookups: u64,
     closes: Closes,
+    fleet_waits: u64,
+    fleet_wait_time: Duration,
+    fleet_bypassed: u64,
 }
 
 /// A connected socket the pool accounts for, idle or on loan.
@@ -248,57 +256,6 @@ impl<P: Handles> State<P> {
 
     pub(super) fn open(&self) -> usize {
         self.idle + self.in_use + self.connecting
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
-        Stats {
-            open: self.open(),
-            idle: self.idle,
-            in_use: self.in_use,
-            connecting: self.connecting,
-            queued: self.queued,
-            connects: self.counts.connects,
-            reuses: self.counts.reuses,
-            stale_discarded: self.counts.closes.stale(),
-            dns_lookups: self.counts.dns_lookups,
-            closes: self.counts.closes,
-            server_idle_timeout: None,
-        }
-    }
-
-    /// The same snapshot for one key; zeros for a key the pool does not
-    /// know (or no longer remembers). Not on a hot path: it walks the
-    /// sockets and the pending requests.
-    pub(crate) fn stats_for(&self, target: &Target, now: Instant) -> Stats {
-        let Some(&key) = self.key_index.get(target) else {
-            return Stats::default();
-        };
-        let k = &self.keys[key];
-        let idle = self
-            .sockets
-            .iter()
-            .filter(|(_, s)| s.key == key && s.idle.is_some())
-            .count();
-        let (mut queued, mut connecting) = (0, 0);
-        for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
-            match req.phase {
-                Phase::Connecting(_) => connecting += 1,
-                Phase::Resolving(_) | Phase::Queued(_) => queued += 1,
-            }
-        }
-        Stats {
-            open: k.open,
-            idle,
-            in_use: k.open - idle - connecting,
-            connecting,
-            queued,
-            connects: k.counts.connects,
-            reuses: k.counts.reuses,
-            stale_discarded: k.counts.closes.stale(),
-            dns_lookups: k.counts.dns_lookups,
-            closes: k.counts.closes,
-            server_idle_timeout: k.server.limit(now),
-        }
     }
 
     /// Closes idle sockets past keep-alive and fails requests past their
@@ -456,6 +413,7 @@ impl<P: Handles> State<P> {
             dormant: None,
             server: learning::ServerLimit::default(),
             counts: Counts::default(),
+            fleet_wanted: None,
         });
         self.key_index.insert(target.clone(), key);
         key

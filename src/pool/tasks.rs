@@ -60,6 +60,16 @@ where
         return;
     };
     event!(DEBUG, target = %target, "connect started");
+    #[cfg(feature = "fleet")]
+    let slot = match admit(&shared, request, &target).await {
+        Ok(slot) => slot,
+        Err(error) => {
+            if let Some(shared) = shared.upgrade() {
+                shared.decide(|state, out| state.connect_failed(request, error, out));
+            }
+            return;
+        }
+    };
     #[cfg(feature = "tracing")]
     let started = Instant::now();
     let result = make(&pipeline, &target, &addrs, deadline, &progress).await;
@@ -77,10 +87,38 @@ where
     shared.decide(|state, out| match result {
         Ok(object) => {
             let socket = PooledSocket::new(object, shared.signal.clone());
+            #[cfg(feature = "fleet")]
+            let socket = socket.with_slot(slot);
             state.connected(request, &target, socket, now, out);
         }
         Err(error) => state.connect_failed(request, error, out),
     });
+}
+
+/// A slot of the fleet for `request`'s connect, when the manager is a
+/// member of one: it may wait (the request counts as connecting), and
+/// comes back when the connection closes, or at once if the connect fails.
+#[cfg(feature = "fleet")]
+async fn admit<P, T>(
+    shared: &Weak<Shared<P, T>>,
+    request: RequestId,
+    target: &Target,
+) -> Result<Option<crate::fleet::Slot>, Error>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    let Some(member) = shared.upgrade().and_then(|s| s.fleet.clone()) else {
+        return Ok(None);
+    };
+    let admission = member?.admit(target).await?;
+    if admission.waited.is_some() || admission.bypassed {
+        if let Some(shared) = shared.upgrade() {
+            let (waited, bypassed) = (admission.waited, admission.bypassed);
+            shared.decide(|state, _| state.fleet_admitted(request, waited, bypassed));
+        }
+    }
+    Ok(Some(admission.slot))
 }
 
 /// The pipeline's two steps.

@@ -156,3 +156,29 @@ pub fn node(idle_ms: u64) -> Result<Process, String> {
     command.arg(dir.join("server.js"));
     Process::spawn("node", command, dir, &[port])
 }
+
+/// `redis-server` on `port` (loopback), with no persistence, so a restart
+/// starts empty; `password` sets `requirepass`.
+pub fn redis(name: &str, port: u16, password: Option<&str>) -> Result<Process, String> {
+    let bin =
+        binary(&["/usr/bin/redis-server", "/usr/local/bin/redis-server"]).ok_or("no redis-server binary")?;
+    let dir = workdir(name)?;
+    let mut command = Command::new(bin);
+    command
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir);
+    if let Some(password) = password {
+        command.args(["--requirepass", password]);
+    }
+    Process::spawn(name, command, dir, &[port])
+}

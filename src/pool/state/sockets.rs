@@ -219,6 +219,12 @@ impl<P: Handles> State<P> {
             Err(CloseReason::UsesSpent)
         } else if let Some(reason) = self.unfit(idx, now, now) {
             Err(reason)
+        } else if self.keys[key]
+            .fleet_wanted
+            .take()
+            .is_some_and(|until| now < until)
+        {
+            Err(CloseReason::FleetReleased)
         } else {
             Ok(())
         };

@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use super::{Handles, Phase, State};
+use crate::target::Target;
+
 /// A snapshot of a manager's counts, from
 /// [`Manager::stats`](crate::Manager::stats), or of one connection key's,
 /// from [`Manager::stats_for`](crate::Manager::stats_for).
@@ -56,6 +61,19 @@ pub struct Stats {
     /// retired a margin before it. `None` when nothing is known, and always
     /// in the manager-wide [`Manager::stats`](crate::Manager::stats).
     pub server_idle_timeout: Option<Duration>,
+    /// Connects that waited for room in the fleet (feature `fleet`):
+    /// every member's connections for the key were at the fleet's
+    /// `max_per_host`.
+    pub fleet_waits: u64,
+    /// The time those connects spent waiting for the fleet, in all.
+    pub fleet_wait_time: Duration,
+    /// Connects opened under this manager's own limits only because the
+    /// fleet's Redis could not be reached (`Fleet::fail_open(true)`).
+    pub fleet_bypassed: u64,
+    /// For a member of a fleet: whether its Redis answered the last call
+    /// (`false`: new connections fail open or fail, as the fleet says).
+    /// `None` without a fleet.
+    pub fleet_reachable: Option<bool>,
 }
 
 /// Sockets the pool closed, by reason. Every socket that connected and is
@@ -116,6 +134,9 @@ pub struct Closes {
     /// Connected for a request that had left (cancelled or timed out), with
     /// no room to keep it idle.
     pub unneeded: u64,
+    /// Idle, and closed because another member of the fleet waited for
+    /// its key (feature `fleet`).
+    pub fleet_released: u64,
 }
 
 impl Closes {
@@ -155,7 +176,7 @@ impl Closes {
     }
 
     /// Each reason with its count, named as [`CloseReason::name`] names it.
-    pub(crate) fn each(&self) -> [(CloseReason, u64); 15] {
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 16] {
         use CloseReason::*;
         [
             (IdleTimeout, self.idle_timeout),
@@ -173,6 +194,7 @@ impl Closes {
             (IoError, self.io_error),
             (Shutdown, self.shutdown),
             (Unneeded, self.unneeded),
+            (FleetReleased, self.fleet_released),
         ]
     }
 
@@ -198,6 +220,7 @@ impl Closes {
             CloseReason::IoError => &mut self.io_error,
             CloseReason::Shutdown => &mut self.shutdown,
             CloseReason::Unneeded => &mut self.unneeded,
+            CloseReason::FleetReleased => &mut self.fleet_released,
         }
     }
 }
@@ -220,6 +243,7 @@ pub(crate) enum CloseReason {
     IoError,
     Shutdown,
     Unneeded,
+    FleetReleased,
 }
 
 impl CloseReason {
@@ -241,6 +265,70 @@ impl CloseReason {
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Unneeded => "unneeded",
+            CloseReason::FleetReleased => "fleet_released",
+        }
+    }
+}
+
+/// The snapshots of the counts `State` keeps.
+impl<P: Handles> State<P> {
+    /// The manager-wide snapshot.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            open: self.open(),
+            idle: self.idle,
+            in_use: self.in_use,
+            connecting: self.connecting,
+            queued: self.queued,
+            connects: self.counts.connects,
+            reuses: self.counts.reuses,
+            stale_discarded: self.counts.closes.stale(),
+            dns_lookups: self.counts.dns_lookups,
+            closes: self.counts.closes,
+            server_idle_timeout: None,
+            fleet_waits: self.counts.fleet_waits,
+            fleet_wait_time: self.counts.fleet_wait_time,
+            fleet_bypassed: self.counts.fleet_bypassed,
+            fleet_reachable: None,
+        }
+    }
+
+    /// The same snapshot for one key; zeros for a key the pool does not
+    /// know (or no longer remembers). Not on a hot path: it walks the
+    /// sockets and the pending requests.
+    pub(crate) fn stats_for(&self, target: &Target, now: Instant) -> Stats {
+        let Some(&key) = self.key_index.get(target) else {
+            return Stats::default();
+        };
+        let k = &self.keys[key];
+        let idle = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.key == key && s.idle.is_some())
+            .count();
+        let (mut queued, mut connecting) = (0, 0);
+        for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
+            match req.phase {
+                Phase::Connecting(_) => connecting += 1,
+                Phase::Resolving(_) | Phase::Queued(_) => queued += 1,
+            }
+        }
+        Stats {
+            open: k.open,
+            idle,
+            in_use: k.open - idle - connecting,
+            connecting,
+            queued,
+            connects: k.counts.connects,
+            reuses: k.counts.reuses,
+            stale_discarded: k.counts.closes.stale(),
+            dns_lookups: k.counts.dns_lookups,
+            closes: k.counts.closes,
+            server_idle_timeout: k.server.limit(now),
+            fleet_waits: k.counts.fleet_waits,
+            fleet_wait_time: k.counts.fleet_wait_time,
+            fleet_bypassed: k.counts.fleet_bypassed,
+            fleet_reachable: None,
         }
     }
 }
