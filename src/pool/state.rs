@@ -69,7 +69,6 @@ pub use boundary::{FromCache, RequestId};
 pub use stats::{Closes, Stats};
 
 mod boundary;
-#[cfg(feature = "fleet")]
 mod fleet;
 mod learning;
 mod requests;

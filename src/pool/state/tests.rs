@@ -82,6 +82,12 @@ struct Sim {
     closes: HashMap<CloseReason, u64>,
     /// The reason each closed socket was closed for.
     close_reason: HashMap<u32, CloseReason>,
+    /// The fleet's part: each socket's key, the keys another member wants
+    /// (until when), and the admissions counted (waits, wait time,
+    /// bypasses).
+    key_of: HashMap<u32, Target>,
+    wanted: HashMap<Target, Instant>,
+    fleet: (u64, Duration, u64),
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -127,6 +133,9 @@ impl Sim {
             uses_left: HashMap::new(),
             closes: HashMap::new(),
             close_reason: HashMap::new(),
+            key_of: HashMap::new(),
+            wanted: HashMap::new(),
+            fleet: (0, Duration::ZERO, 0),
         }
     }
 
@@ -274,6 +283,7 @@ impl Sim {
             self.connected += 1;
             self.alive.insert(self.next_name);
             self.born.insert(self.next_name, self.now);
+            self.key_of.insert(self.next_name, target.clone());
             self.healths.insert(self.next_name, health.clone());
             let socket = FakeSocket {
                 name: self.next_name,
@@ -339,11 +349,57 @@ impl Sim {
         let mut out = Actions::new();
         let mut socket = FakeSocket { name, health };
         let seen = socket.watch(id.token());
+        let key = self.key_of[&name].clone();
+        let wanted = self.wanted.get(&key).is_some_and(|until| self.now < *until);
         self.state.put_back(id, socket, seen, hints, self.now, &mut out);
         self.apply(out);
-        if let Some(reason) = expected {
-            assert_eq!(self.close_reason.get(&name), Some(&reason), "socket {name}");
+        match (expected, self.close_reason.get(&name)) {
+            (Some(reason), got) => assert_eq!(got, Some(&reason), "socket {name}"),
+            // Another member wants the key: the socket is closed for it,
+            // not kept; the demand is spent.
+            (None, Some(CloseReason::FleetReleased)) => {
+                assert!(wanted, "socket {name} released for a key nobody wanted");
+                self.wanted.remove(&key);
+            }
+            (None, None) => {
+                assert!(
+                    !wanted,
+                    "socket {name} kept while another member waits for its key"
+                );
+                self.wanted.remove(&key);
+            }
+            (None, Some(_)) => {}
         }
+    }
+
+    /// Another member of the fleet waits for `target`'s key: an idle
+    /// socket of the key is closed now, or the next one returned.
+    fn fleet_wants(&mut self, target: &Target) {
+        let idle = self.state.stats_for(target, self.now).idle;
+        let open = self.state.stats_for(target, self.now).open;
+        let before = self.closes.get(&CloseReason::FleetReleased).copied().unwrap_or(0);
+        let mut out = Actions::new();
+        let released = self.state.release_idle(target, self.now, &mut out);
+        self.apply(out);
+        assert_eq!(released, idle > 0, "an idle socket is released iff there is one");
+        let after = self.closes.get(&CloseReason::FleetReleased).copied().unwrap_or(0);
+        assert_eq!(after - before, u64::from(released));
+        if !released && open > 0 {
+            self.wanted
+                .insert(target.clone(), self.now + super::fleet::WANTED_FOR);
+        }
+    }
+
+    /// A connect in flight was admitted by the fleet: after `waited`, or
+    /// without Redis.
+    fn fleet_admitted(&mut self, i: usize, waited: Option<Duration>, bypassed: bool) {
+        let (request, _) = self.connecting[i].clone();
+        self.state.fleet_admitted(request, waited, bypassed);
+        if let Some(waited) = waited {
+            self.fleet.0 += 1;
+            self.fleet.1 += waited;
+        }
+        self.fleet.2 += u64::from(bypassed);
     }
 
     fn discard(&mut self, name: u32, reason: CloseReason) {
@@ -410,6 +466,12 @@ impl Sim {
         let s = &self.state;
         let l = s.limits;
         assert_eq!(s.open(), s.idle + s.in_use + s.connecting);
+        let stats = s.stats();
+        assert_eq!(
+            (stats.fleet_waits, stats.fleet_wait_time, stats.fleet_bypassed),
+            self.fleet,
+            "the fleet's admissions are counted"
+        );
         assert!(
             s.open() <= l.max_open,
             "open {} > max_open {}",
@@ -743,6 +805,17 @@ enum Op {
     ServerCloses {
         pick: usize,
     },
+    /// Another member of the fleet waits for a key.
+    FleetWants {
+        key: usize,
+    },
+    /// A connect in flight is admitted by the fleet, after a wait of
+    /// `wait_ms` (none for 0), or without Redis.
+    FleetAdmitted {
+        pick: usize,
+        wait_ms: u64,
+        bypassed: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -754,6 +827,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
+        1 => (0..3usize).prop_map(|key| Op::FleetWants { key }),
+        1 => (any::<usize>(), 0..3u64, any::<bool>())
+            .prop_map(|(pick, wait_ms, bypassed)| Op::FleetAdmitted { pick, wait_ms, bypassed }),
     ]
 }
 
@@ -806,6 +882,15 @@ impl Sim {
                 self.cancel(1 + (pick % *next_label as usize) as u32);
             }
             Op::Advance { secs } => self.advance(Duration::from_secs(secs)),
+            Op::FleetWants { key } => self.fleet_wants(&target(key)),
+            Op::FleetAdmitted {
+                pick,
+                wait_ms,
+                bypassed,
+            } if !self.connecting.is_empty() => {
+                let waited = (wait_ms > 0).then(|| Duration::from_millis(wait_ms));
+                self.fleet_admitted(pick % self.connecting.len(), waited, bypassed);
+            }
             Op::ServerCloses { pick } if self.next_name > 0 => {
                 let name = 1 + (pick % self.next_name as usize) as u32;
                 if !self.loaned.contains_key(&name) && self.alive.contains(&name) {
