@@ -299,6 +299,12 @@ where
         for task in self.shared.carry_out(actions) {
             let _ = task.await;
         }
+        // A fleet member leaves: its slots are given back and its
+        // heartbeat removed, so the others need not wait for its lease.
+        #[cfg(feature = "fleet")]
+        if let Some(Ok(member)) = &self.shared.fleet {
+            member.leave().await;
+        }
     }
 
     /// A snapshot of the counts.

@@ -45,7 +45,10 @@ impl Origin {
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 a.fetch_add(1, Ordering::SeqCst);
-                p.fetch_max(established(port), Ordering::SeqCst);
+                // Two readings, the lower kept: a walk of /proc/net/tcp is
+                // not atomic, and one that meets a close and a connect
+                // (in different buckets) can count both.
+                p.fetch_max(established(port).min(established(port)), Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = [0u8; 64];
                     while let Ok(1..) = stream.read(&mut buf).await {}
@@ -498,4 +501,47 @@ async fn slots_in_redis_auth(port: u16, target: &Target) -> usize {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("keepalive:fleet:keepalive:slots:{target}");
     redis::cmd("HLEN").arg(key).query_async(&mut conn).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_holder_gives_a_connection_up_for_another_member() {
+    let redis_port = free_port();
+    let Some(_redis) = start_redis("fleet-busy", redis_port, None) else {
+        return;
+    };
+    let origin = Origin::start().await;
+    let lease = Duration::from_secs(5);
+    let a = Manager::builder()
+        .max_per_host(8)
+        .fleet(fleet(redis_port, "busy", 2, lease))
+        .build();
+    let b = member(fleet(redis_port, "busy", 2, lease));
+    let target = origin.target();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Four workers on a's two connections: never idle for long.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, target, stop) = (a.clone(), target.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let conn = a.allocate(target.clone()).await.unwrap();
+                    tokio::task::yield_now().await;
+                    drop(conn);
+                }
+            })
+        })
+        .collect();
+    until("a to hold the fleet's cap", || a.stats_for(&target).open >= 2).await;
+    let conn = within("b's connection from a busy holder", b.allocate(target.clone()))
+        .await
+        .unwrap();
+    drop(conn);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let released = a.stats_for(&target).closes.fleet_released;
+    assert!(released >= 1, "a gave a connection up: {released}");
+    assert_eq!(b.stats_for(&target).fleet_waits, 1);
+    assert!(origin.peak() <= 2);
 }

@@ -23,6 +23,8 @@ pub(crate) struct Plan {
     pub(crate) url: Option<String>,
     /// `--proxy`; `None` reads the environment for a given URL.
     pub(crate) proxy: Option<String>,
+    /// `--fleet`: the per-host limit shared through Redis.
+    pub(crate) fleet: Option<keepalive::Fleet>,
     pub(crate) requests: u64,
     pub(crate) duration: Option<Duration>,
     pub(crate) concurrency: usize,
@@ -62,6 +64,9 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         .max_open(plan.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)));
     if let Some(keep_alive) = plan.keep_alive {
         builder = builder.keep_alive(keep_alive);
+    }
+    if let Some(fleet) = plan.fleet.clone() {
+        builder = builder.fleet(fleet);
     }
     let manager = builder.build();
 

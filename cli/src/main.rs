@@ -2,9 +2,10 @@
 //! `keepalive` connection pool, and the built-in server they run against.
 //!
 //! ```text
-//! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--proxy URL] [--json]
+//! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--proxy URL]
+//!                 [--fleet redis://HOST:PORT [--fleet-max-per-host N] [--fleet-name NAME]] [--json]
 //! keepalive get URL... [-c C] [--repeat N] [-o FILE] [--proxy URL]
-//! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]]
+//! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]] [--report-peak]
 //! ```
 
 mod bench;
@@ -61,6 +62,15 @@ enum Command {
         /// curl does; the built-in server is always reached directly.
         #[arg(long, value_name = "URL")]
         proxy: Option<String>,
+        /// Share the per-host limit with every bench (or program) using this Redis and fleet name.
+        #[arg(long, value_name = "REDIS_URL")]
+        fleet: Option<String>,
+        /// Connections per host across the fleet (defaults to --max-per-host).
+        #[arg(long, requires = "fleet", value_parser = at_least_one)]
+        fleet_max_per_host: Option<usize>,
+        /// The fleet's name: benches with the same Redis and name share limits.
+        #[arg(long, requires = "fleet", default_value = "keepalive")]
+        fleet_name: String,
         /// Print one JSON object instead of the text summary.
         #[arg(long)]
         json: bool,
@@ -98,6 +108,10 @@ enum Command {
         /// With --idle-close, announce it in `Keep-Alive: timeout=N` (whole seconds).
         #[arg(long, requires = "idle_close")]
         announce: bool,
+        /// Print `peak N connections` each time more connections are open at once than before
+        /// (counted by the kernel: ESTABLISHED sockets on the port, from /proc/net/tcp).
+        #[arg(long)]
+        report_peak: bool,
     },
 }
 
@@ -146,11 +160,26 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             max_open,
             keep_alive,
             proxy,
+            fleet,
+            fleet_max_per_host,
+            fleet_name,
             json,
         } => {
+            let fleet = match fleet {
+                None => None,
+                Some(url) => {
+                    let fleet = keepalive::Fleet::redis(&url).map_err(|e| format!("--fleet: {e}"))?;
+                    let fleet = fleet.name(fleet_name);
+                    Some(match fleet_max_per_host {
+                        Some(n) => fleet.max_per_host(n),
+                        None => fleet,
+                    })
+                }
+            };
             let plan = bench::Plan {
                 url,
                 proxy,
+                fleet,
                 requests,
                 duration,
                 concurrency,
@@ -201,6 +230,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             close_after,
             idle_close,
             announce,
+            report_peak,
         } => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -211,6 +241,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 close_after,
                 idle_close,
                 announce,
+                report_peak,
             };
             serve::serve(listener, options)
                 .await

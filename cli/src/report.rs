@@ -137,6 +137,15 @@ impl Summary {
             closes = closes_text(&self.stats),
             dns = self.stats.dns_lookups,
         );
+        if let Some(reachable) = self.stats.fleet_reachable {
+            text += &format!(
+                "fleet        {} connects waited for the fleet ({} in all), {} opened without it, Redis {}\n",
+                self.stats.fleet_waits,
+                format_latency(self.stats.fleet_wait_time),
+                self.stats.fleet_bypassed,
+                if reachable { "reachable" } else { "unreachable" }
+            );
+        }
         for host in &self.hosts {
             text += &format!("server       {}\n", host.text());
         }
@@ -168,6 +177,12 @@ impl Summary {
             "closes": closes,
             "server_limits": self.hosts.iter().map(HostLimit::json).collect::<Vec<_>>(),
             "dns_lookups": self.stats.dns_lookups,
+            "fleet": self.stats.fleet_reachable.map(|reachable| serde_json::json!({
+                "waits": self.stats.fleet_waits,
+                "wait_secs": self.stats.fleet_wait_time.as_secs_f64(),
+                "bypassed": self.stats.fleet_bypassed,
+                "reachable": reachable,
+            })),
         })
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct Options {
     /// Announce the idle limit in `Keep-Alive: timeout=N` (whole seconds,
     /// rounded down), as Apache httpd and Node.js do.
     pub(crate) announce: bool,
+    /// Print `peak N connections` whenever the kernel's count of
+    /// established connections on the port, taken at each accept, rises.
+    pub(crate) report_peak: bool,
 }
 
 /// Serves connections from `listener` until the process ends.
@@ -30,6 +33,8 @@ pub(crate) struct Options {
 ///
 /// When accepting fails for a reason other than a full descriptor table.
 pub(crate) async fn serve(listener: TcpListener, options: Options) -> io::Result<()> {
+    let port = listener.local_addr()?.port();
+    let mut peak = 0;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -39,7 +44,38 @@ pub(crate) async fn serve(listener: TcpListener, options: Options) -> io::Result
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(connection(stream, options));
+        if options.report_peak {
+            // The lower of two readings: a walk of the kernel's table is not
+            // atomic, and one that meets a close and a connect can count
+            // both.
+            let now = established(port).min(established(port));
+            if now > peak {
+                peak = now;
+                println!("peak {peak} connections");
+            }
+        }
     }
+}
+
+/// Connections in ESTABLISHED on local `port`, from the kernel's tables:
+/// one whose client has closed (its FIN arrived) is not counted, whether
+/// or not its task has read the end yet.
+fn established(port: u16) -> usize {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    cols.get(1).is_some_and(|local| local.ends_with(&wanted)) && cols.get(3) == Some(&"01")
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// A request head, as far as the server cares.

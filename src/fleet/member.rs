@@ -25,6 +25,8 @@ use crate::trace::event;
 
 /// How often a waiting request asks again without a message.
 const RETRY: Duration = Duration::from_millis(250);
+/// Releases sent in one round trip at most.
+const MAX_BATCH: usize = 256;
 /// The longest a call to Redis may take before it counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -48,7 +50,6 @@ struct Inner {
     heartbeat: String,
     redis: ConnectionManager,
     acquire: Script,
-    release: Script,
     renew: Script,
     next_token: AtomicU64,
     /// Every slot this member holds (token → key), including those taken
@@ -68,6 +69,9 @@ struct Inner {
     lease_ok_until: Mutex<Option<Instant>>,
     closed: AtomicBool,
     shutdown: Notify,
+    /// Set by the keeper when it has left the fleet.
+    left: AtomicBool,
+    left_notify: Notify,
 }
 
 /// A slot taken for a connection; dropped (after the socket is closed,
@@ -148,7 +152,6 @@ impl Member {
             id,
             redis,
             acquire: Script::new(scripts::ACQUIRE),
-            release: Script::new(scripts::RELEASE),
             renew: Script::new(scripts::RENEW),
             next_token: AtomicU64::new(1),
             held: Mutex::default(),
@@ -161,6 +164,8 @@ impl Member {
             lease_ok_until: Mutex::new(None),
             closed: AtomicBool::new(false),
             shutdown: Notify::new(),
+            left: AtomicBool::new(false),
+            left_notify: Notify::new(),
             fleet,
         });
         tokio::spawn(keep(inner.clone(), release_rx));
@@ -177,7 +182,9 @@ impl Member {
     ///
     /// `Error::FleetUnavailable` when Redis cannot be reached and the fleet
     /// does not fail open.
-    pub(crate) async fn admit(&self, target: &Target) -> Result<Admission, Error> {
+    /// `on_wait` runs once, when the request first has to wait.
+    pub(crate) async fn admit(&self, target: &Target, on_wait: impl FnOnce()) -> Result<Admission, Error> {
+        let mut on_wait = Some(on_wait);
         let inner = &self.inner;
         let key: Arc<str> = target.to_string().into();
         lock(&inner.targets)
@@ -209,8 +216,9 @@ impl Member {
                 }
                 Ok(false) => {
                     inner.reached();
-                    if !waited {
+                    if let Some(on_wait) = on_wait.take() {
                         event!(DEBUG, target = %target, "fleet full: waiting");
+                        on_wait();
                     }
                     waited = true;
                     tokio::select! {
@@ -243,6 +251,30 @@ impl Member {
             waited: waited.then(|| started.elapsed()),
             bypassed,
         })
+    }
+
+    /// Leaves the fleet: the keeper sends the releases still queued and
+    /// removes the heartbeat, so this member's slots stop counting now
+    /// rather than after its lease. Waits for that, two call timeouts at
+    /// most.
+    pub(crate) async fn leave(&self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
+        inner.shutdown.notify_waiters();
+        let left = async {
+            loop {
+                let notified = inner.left_notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if inner.left.load(Ordering::Acquire) {
+                    return;
+                }
+                // The keeper may be between its checks: wake it again.
+                inner.shutdown.notify_waiters();
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(2 * CALL_TIMEOUT, left).await;
     }
 
     /// Whether the last call to Redis succeeded.
@@ -331,7 +363,9 @@ impl Inner {
             .key(self.key("queue", key))
             .key(self.key("waiters", key))
             .key(format!("{}:ticket", self.ns))
-            .key(self.key("wanted", key))
+            // Each member's demand is said at most every 500 ms, not one
+            // member's for all.
+            .key(format!("{}:{}", self.key("wanted", key), self.id))
             .arg(format!("{}:member:", self.ns))
             .arg(&self.id)
             .arg(self.token_name(token))
@@ -375,7 +409,16 @@ async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceiver<(Arc<str>
                 renew(&inner).await;
             }
             release = releases.recv() => match release {
-                Some((key, token)) => send_release(&inner, &key, token).await,
+                Some(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match releases.try_recv() {
+                            Ok(release) => batch.push(release),
+                            Err(_) => break,
+                        }
+                    }
+                    send_releases(&inner, &batch).await;
+                }
                 None => break,
             },
             () = inner.shutdown.notified() => break,
@@ -383,8 +426,12 @@ async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceiver<(Arc<str>
     }
     // Leaving: what is left to release, then the heartbeat, so the others
     // need not wait for the lease.
-    while let Ok((key, token)) = releases.try_recv() {
-        send_release(&inner, &key, token).await;
+    let mut rest = Vec::new();
+    while let Ok(release) = releases.try_recv() {
+        rest.push(release);
+    }
+    for batch in rest.chunks(MAX_BATCH) {
+        send_releases(&inner, batch).await;
     }
     let mut redis = inner.redis.clone();
     let _ = within(
@@ -395,19 +442,33 @@ async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceiver<(Arc<str>
     .await;
 }
 
-async fn send_release(inner: &Inner, key: &str, token: u64) {
+/// Gives slots back, or takes tokens out of the queue (whichever each
+/// had), in one round trip for the whole batch, and wakes the waiters of
+/// each key.
+async fn send_releases(inner: &Inner, batch: &[(Arc<str>, u64)]) {
+    let mut pipe = redis::pipe();
+    let mut keys = std::collections::BTreeSet::new();
+    for (key, token) in batch {
+        let token = inner.token_name(*token);
+        pipe.cmd("HDEL").arg(inner.key("slots", key)).arg(&token).ignore();
+        pipe.cmd("ZREM").arg(inner.key("queue", key)).arg(&token).ignore();
+        pipe.cmd("HDEL")
+            .arg(inner.key("waiters", key))
+            .arg(&token)
+            .ignore();
+        keys.insert(key.clone());
+    }
+    for key in keys {
+        pipe.cmd("PUBLISH")
+            .arg(format!("{}:freed", inner.ns))
+            .arg(&*key)
+            .ignore();
+    }
     let mut redis = inner.redis.clone();
-    let mut call = inner.release.prepare_invoke();
-    call.key(inner.key("slots", key))
-        .key(inner.key("queue", key))
-        .key(inner.key("waiters", key))
-        .arg(inner.token_name(token))
-        .arg(&inner.ns)
-        .arg(key);
-    match within(call.invoke_async::<i64>(&mut redis)).await {
-        Ok(_) => inner.reached(),
-        // Redis lost it, or will expire it with the heartbeat: either way
-        // the slot stops counting.
+    match within(pipe.query_async::<()>(&mut redis)).await {
+        Ok(()) => inner.reached(),
+        // Redis lost them, or will expire them with the heartbeat: either
+        // way the slots stop counting.
         Err(reason) => inner.unreachable(&reason),
     }
 }
@@ -497,19 +558,25 @@ async fn listen(inner: Arc<Inner>) {
                 () = inner.shutdown.notified() => return,
             };
             let Some(message) = message else { break };
-            let Ok(key) = message.get_payload::<String>() else {
+            let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
             if message.get_channel_name() == freed {
-                if let Some((notify, _)) = lock(&inner.waiting).get(key.as_str()) {
+                if let Some((notify, _)) = lock(&inner.waiting).get(payload.as_str()) {
                     notify.notify_waiters();
                 }
-            } else {
-                let target = lock(&inner.targets).get(key.as_str()).cloned();
-                let mine = lock(&inner.waiting).contains_key(key.as_str());
-                if let (Some(target), false) = (target, mine) {
-                    (inner.on_wanted)(&target);
-                }
+                continue;
+            }
+            // `key\nmember`: a member's own demand is not another's.
+            let Some((key, member)) = payload.rsplit_once('\n') else {
+                continue;
+            };
+            if member == inner.id {
+                continue;
+            }
+            let target = lock(&inner.targets).get(key).cloned();
+            if let Some(target) = target {
+                (inner.on_wanted)(&target);
             }
         }
     }

@@ -11,8 +11,12 @@
 //! member has a heartbeat key that expires after `lease` unless renewed;
 //! slots and queue entries of a member whose heartbeat is gone do not
 //! count. One Lua script takes a slot or queues (one round trip to open a
-//! connection), one gives it back after the socket is closed; reuse of a
-//! pooled connection never calls Redis. A member renews its heartbeat with
+//! connection); the slot goes back after the socket is closed, batched
+//! with the member's other releases in one pipelined round trip; reuse of
+//! a pooled connection never calls Redis. While one request of a key
+//! waits in the fleet's queue, the member's other requests for that key
+//! wait in its own queue (served by its connections as they come back),
+//! so each member stands in the fleet's queue once per key. A member renews its heartbeat with
 //! one command per `lease / 3`, however many connections it holds.
 //!
 //! Waiting requests are woken by a publish when a slot is freed (and poll

@@ -10,12 +10,17 @@
 //! * `ns:queue:<key>`: a sorted set of waiting requests (tokens) by
 //!   ticket, and `ns:waiters:<key>` a hash of their members;
 //! * `ns:ticket`: the counter the tickets come from;
-//! * `ns:wanted:<key>`: set for 500 ms when a request had to wait, so the
-//!   "wanted" publish goes out at most that often per key.
+//! * `ns:wanted:<key>:<id>`: set for 500 ms when a request of member
+//!   `id` had to wait, so each member's "wanted" publish goes out at most
+//!   that often per key.
+//!
+//! Releases need no script: a batch of `HDEL`/`ZREM` per token and a
+//! `PUBLISH` per key, pipelined (`member.rs`).
 //!
 //! Channels: `ns:freed` (a slot of a key was freed, or there is room for
-//! the next waiter) and `ns:wanted` (a member waits for a key: close an
-//! idle connection for it), each with the key as the message.
+//! the next waiter), with the key as the message, and `ns:wanted` (a
+//! member waits for a key: close an idle connection for it), with the key
+//! and the waiting member's id on a line of its own.
 
 /// Takes a slot for a token, or queues it.
 ///
@@ -56,23 +61,9 @@ if not redis.call('ZSCORE', KEYS[2], token) then
   redis.call('HSET', KEYS[3], token, me)
 end
 if used >= max and redis.call('SET', KEYS[5], '1', 'PX', 500, 'NX') then
-  redis.call('PUBLISH', ns .. ':wanted', key)
+  redis.call('PUBLISH', ns .. ':wanted', key .. '\n' .. me)
 end
 return 0
-"#;
-
-/// Gives a token's slot back, or takes it out of the queue: whichever it
-/// had. Wakes the waiters of the key when there are any.
-///
-/// KEYS: slots, queue, waiters. ARGV: token, channel prefix, key.
-pub(super) const RELEASE: &str = r#"
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  redis.call('PUBLISH', ARGV[2] .. ':freed', ARGV[3])
-end
-return 1
 "#;
 
 /// Renews a member's heartbeat. Returns whether it was still there: 0

@@ -116,6 +116,9 @@ struct Key {
     /// Until when another member of the fleet waits for this key: the next
     /// socket returned is closed for it instead of kept.
     fleet_wanted: Option<Instant>,
+    /// This manager's connecting requests that wait for room in the fleet,
+    /// oldest first: a socket returned with no other taker goes to one.
+    fleet_waiting: VecDeque<RequestId>,
 }
 
 /// The monotonic counters, kept for the manager and for each key.
@@ -349,7 +352,10 @@ impl<P: Handles> State<P> {
 
     /// The per-host limit: `key` may have another socket.
     fn host_has_room(&self, key: usize) -> bool {
-        self.keys[key].open < self.limits.max_per_host
+        let k = &self.keys[key];
+        // While a request of the key waits for the fleet's room, the key
+        // is at the fleet's cap: others wait here, with no call to Redis.
+        k.open < self.limits.max_per_host && k.fleet_waiting.is_empty()
     }
 
     /// Whether a new socket of `key` fits under both limits: the one rule
@@ -413,6 +419,7 @@ impl<P: Handles> State<P> {
             server: learning::ServerLimit::default(),
             counts: Counts::default(),
             fleet_wanted: None,
+            fleet_waiting: VecDeque::new(),
         });
         self.key_index.insert(target.clone(), key);
         key

@@ -111,11 +111,17 @@ where
     let Some(member) = shared.upgrade().and_then(|s| s.fleet.clone()) else {
         return Ok(None);
     };
-    let admission = member?.admit(target).await?;
+    // A socket of the key returned while this waits can serve it instead.
+    let on_wait = || {
+        if let Some(shared) = shared.upgrade() {
+            shared.decide(|state, _| state.fleet_waiting(request));
+        }
+    };
+    let admission = member?.admit(target, on_wait).await?;
     if admission.waited.is_some() || admission.bypassed {
         if let Some(shared) = shared.upgrade() {
             let (waited, bypassed) = (admission.waited, admission.bypassed);
-            shared.decide(|state, _| state.fleet_admitted(request, waited, bypassed));
+            shared.decide(|state, out| state.fleet_admitted(request, waited, bypassed, out));
         }
     }
     Ok(Some(admission.slot))

@@ -3,7 +3,11 @@
 //!
 //! The fleet's room itself is taken by the connect step, which holds the
 //! request's local room (it counts as connecting) while it waits, so the
-//! local limits hold as they are; the state only counts and closes.
+//! local limits hold as they are. While one request of a key waits for
+//! the fleet, the key has no room for another new socket here: the
+//! others wait in this manager's queue, served by sockets as they come
+//! back, and only one request per key and member stands in the fleet's
+//! queue (see `State::host_has_room`).
 //! Pure data like the rest of the state, so the model test covers it in
 //! every build; only the `fleet` feature calls it.
 #![cfg_attr(not(feature = "fleet"), allow(dead_code))]
@@ -12,21 +16,79 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Actions, CloseReason, Handles, RequestId, State};
+use super::{Action, Actions, CloseReason, FromCache, Handles, Phase, RequestId, SocketId, State};
 use crate::target::Target;
 
 /// How long another member's demand for a key lasts when this manager
-/// has no idle socket for it: its waiters ask again every 500 ms.
+/// has no idle socket for it: a waiter that is still waiting says so
+/// again within 500 ms.
 pub(crate) const WANTED_FOR: Duration = Duration::from_secs(1);
 
 impl<P: Handles> State<P> {
+    /// `request`'s connect waits for room in the fleet: a socket of its key
+    /// returned meanwhile, with no other taker, goes to it instead (its
+    /// connect is aborted, which takes it out of the fleet's queue).
+    pub(crate) fn fleet_waiting(&mut self, request: RequestId) {
+        if let Some(key) = self.connecting_key(request) {
+            self.keys[key].fleet_waiting.push_back(request);
+            self.update_eligible(key);
+        }
+    }
+
+    /// The oldest of `key`'s requests still waiting for the fleet, if any.
+    pub(super) fn next_fleet_waiter(&mut self, key: usize) -> Option<RequestId> {
+        while let Some(&request) = self.keys[key].fleet_waiting.front() {
+            if self.connecting_key(request) == Some(key) {
+                return Some(request);
+            }
+            self.keys[key].fleet_waiting.pop_front();
+        }
+        None
+    }
+
+    /// Hands `socket`, just returned, to the oldest of `key`'s requests
+    /// that wait for the fleet ([`State::next_fleet_waiter`] found one).
+    pub(super) fn serve_fleet_waiter(
+        &mut self,
+        key: usize,
+        socket: P::Socket,
+        sid: SocketId,
+        out: &mut Actions<P>,
+    ) {
+        let request = self.keys[key]
+            .fleet_waiting
+            .pop_front()
+            .expect("called with a waiting request");
+        let slot = request.slot();
+        let Phase::Connecting(task) =
+            std::mem::replace(&mut self.requests[slot].phase, Phase::Connecting(None))
+        else {
+            unreachable!("requests waiting for the fleet are connecting");
+        };
+        out.list.extend(task.map(Action::Abort));
+        self.connecting -= 1;
+        self.release_slot(key);
+        self.hand_out(sid);
+        self.deliver(request, socket, sid, FromCache::Deferred, out);
+    }
+
     /// Counts how `request`'s connect was admitted by the fleet: after a
     /// wait of `waited`, and without Redis when `bypassed`.
-    pub(crate) fn fleet_admitted(&mut self, request: RequestId, waited: Option<Duration>, bypassed: bool) {
+    /// The key's other requests may then start.
+    pub(crate) fn fleet_admitted(
+        &mut self,
+        request: RequestId,
+        waited: Option<Duration>,
+        bypassed: bool,
+        out: &mut Actions<P>,
+    ) {
         let Some(slot) = self.live_request(request) else {
             return;
         };
         let key = self.requests[slot].key;
+        self.keys[key].fleet_waiting.retain(|r| *r != request);
+        self.update_eligible(key);
+        self.serve_waiters(out);
         for counts in [&mut self.counts, &mut self.keys[key].counts] {
             if let Some(waited) = waited {
                 counts.fleet_waits += 1;
@@ -37,9 +99,10 @@ impl<P: Handles> State<P> {
     }
 
     /// Another member of the fleet waits for `target`'s key: closes the
-    /// key's oldest idle socket, or, with none idle, the next one returned
+    /// key's oldest idle socket, or, with none idle, every one returned
     /// within [`WANTED_FOR`] (instead of keeping it, or handing it to a
-    /// later waiter of this manager). Returns whether one was closed now.
+    /// later waiter of this manager), so that the freed slots go to the
+    /// fleet's earliest waiters. Returns whether one was closed now.
     pub(crate) fn release_idle(&mut self, target: &Target, now: Instant, out: &mut Actions<P>) -> bool {
         let Some(&key) = self.key_index.get(target) else {
             return false;

@@ -271,6 +271,11 @@ impl<P: Handles> State<P> {
         if let Some(at) = req.deadline.instant() {
             self.deadlines.remove(&(at, id.raw()));
         }
+        let fleet_waiting = &mut self.keys[req.key].fleet_waiting;
+        if !fleet_waiting.is_empty() {
+            fleet_waiting.retain(|r| *r != id);
+            self.update_eligible(req.key);
+        }
         self.keys[req.key].pending -= 1;
         self.forget_key_if_unused(req.key);
         req

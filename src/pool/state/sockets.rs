@@ -84,7 +84,7 @@ impl<P: Handles> State<P> {
 
     /// Counts a socket just taken from the pool as in use and reused, and
     /// spends one of its remaining uses.
-    fn hand_out(&mut self, sid: SocketId) {
+    pub(super) fn hand_out(&mut self, sid: SocketId) {
         let entry = &mut self.sockets[sid.index as usize];
         if let Some(n) = &mut entry.remaining_uses {
             *n = n.saturating_sub(1);
@@ -235,6 +235,9 @@ impl<P: Handles> State<P> {
                 self.update_eligible(key);
                 self.hand_out(sid);
                 self.deliver(waiter, socket, sid, FromCache::Deferred, out);
+            }
+            (Ok(()), None) if self.next_fleet_waiter(key).is_some() => {
+                self.serve_fleet_waiter(key, socket, sid, out);
             }
             (Ok(()), None) => {
                 self.idle += 1;

@@ -88,6 +88,8 @@ struct Sim {
     key_of: HashMap<u32, Target>,
     wanted: HashMap<Target, Instant>,
     fleet: (u64, Duration, u64),
+    /// Connecting requests that wait for the fleet's room.
+    fleet_waiting: std::collections::HashSet<RequestId>,
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -136,6 +138,7 @@ impl Sim {
             key_of: HashMap::new(),
             wanted: HashMap::new(),
             fleet: (0, Duration::ZERO, 0),
+            fleet_waiting: Default::default(),
         }
     }
 
@@ -212,7 +215,10 @@ impl Sim {
                 Action::Abort(task) => {
                     self.aborted.push(task);
                     match task {
-                        RequestOrLookup::Request(r) => self.connecting.retain(|(c, _)| *c != r),
+                        RequestOrLookup::Request(r) => {
+                            self.connecting.retain(|(c, _)| *c != r);
+                            self.fleet_waiting.remove(&r);
+                        }
                         RequestOrLookup::Lookup(l) => self.resolving.retain(|x| *x != l),
                     }
                 }
@@ -276,6 +282,7 @@ impl Sim {
     /// Finishes the connect started for `request`.
     fn connect(&mut self, i: usize, ok: bool) {
         let (request, target) = self.connecting.remove(i);
+        self.fleet_waiting.remove(&request);
         let mut out = Actions::new();
         if ok {
             let health = Rc::new(Cell::new(Health::Usable));
@@ -394,12 +401,15 @@ impl Sim {
     /// without Redis.
     fn fleet_admitted(&mut self, i: usize, waited: Option<Duration>, bypassed: bool) {
         let (request, _) = self.connecting[i].clone();
-        self.state.fleet_admitted(request, waited, bypassed);
+        self.fleet_waiting.remove(&request);
         if let Some(waited) = waited {
             self.fleet.0 += 1;
             self.fleet.1 += waited;
         }
         self.fleet.2 += u64::from(bypassed);
+        let mut out = Actions::new();
+        self.state.fleet_admitted(request, waited, bypassed, &mut out);
+        self.apply(out);
     }
 
     fn discard(&mut self, name: u32, reason: CloseReason) {
@@ -487,14 +497,21 @@ impl Sim {
             assert!(k.open <= l.max_per_host, "key over max_per_host");
             assert_eq!(s.key_index[&k.target], key);
             waiting += k.waiters.len();
+            // A key one of whose requests waits for the fleet has no room
+            // for another new socket: its extra room depends on the fleet.
+            let fleet_full = self
+                .connecting
+                .iter()
+                .any(|(r, t)| self.fleet_waiting.contains(r) && s.key_index[t] == key);
             if !k.waiters.is_empty() {
                 assert!(k.idle.is_empty(), "a waiter while its key has an idle socket");
-                let room = k.open < l.max_per_host && (s.open() < l.max_open || !s.lru.is_empty());
+                let room =
+                    k.open < l.max_per_host && !fleet_full && (s.open() < l.max_open || !s.lru.is_empty());
                 assert!(!room, "a request waits while a slot it could use is free");
             }
             assert_eq!(
                 k.eligible.is_some(),
-                !k.waiters.is_empty() && k.open < l.max_per_host
+                !k.waiters.is_empty() && k.open < l.max_per_host && !fleet_full
             );
             let pending = s.requests.iter().filter(|(_, r)| r.key == key).count();
             assert_eq!(k.pending, pending);
@@ -809,6 +826,10 @@ enum Op {
     FleetWants {
         key: usize,
     },
+    /// A connect in flight finds the fleet full and waits.
+    FleetWaiting {
+        pick: usize,
+    },
     /// A connect in flight is admitted by the fleet, after a wait of
     /// `wait_ms` (none for 0), or without Redis.
     FleetAdmitted {
@@ -828,6 +849,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..12u64).prop_map(|secs| Op::Advance { secs }),
         1 => any::<usize>().prop_map(|pick| Op::ServerCloses { pick }),
         1 => (0..3usize).prop_map(|key| Op::FleetWants { key }),
+        1 => any::<usize>().prop_map(|pick| Op::FleetWaiting { pick }),
         1 => (any::<usize>(), 0..3u64, any::<bool>())
             .prop_map(|(pick, wait_ms, bypassed)| Op::FleetAdmitted { pick, wait_ms, bypassed }),
     ]
@@ -883,6 +905,13 @@ impl Sim {
             }
             Op::Advance { secs } => self.advance(Duration::from_secs(secs)),
             Op::FleetWants { key } => self.fleet_wants(&target(key)),
+            Op::FleetWaiting { pick } if !self.connecting.is_empty() => {
+                let (request, _) = self.connecting[pick % self.connecting.len()].clone();
+                if self.fleet_waiting.insert(request) {
+                    self.state.fleet_waiting(request);
+                    self.check();
+                }
+            }
             Op::FleetAdmitted {
                 pick,
                 wait_ms,
