@@ -545,3 +545,53 @@ async fn a_busy_holder_gives_a_connection_up_for_another_member() {
     assert_eq!(b.stats_for(&target).fleet_waits, 1);
     assert!(origin.peak() <= 2);
 }
+
+/// Commands Redis has processed so far (the `INFO` asking counts too).
+async fn commands_processed(port: u16) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusing_a_pooled_connection_makes_no_call_to_redis() {
+    let redis_port = free_port();
+    let Some(_redis) = start_redis("fleet-reuse", redis_port, None) else {
+        return;
+    };
+    let origin = Origin::start().await;
+    // A long lease: no renewal falls inside the measure.
+    let manager = member(fleet(redis_port, "reuse", 2, Duration::from_secs(30)));
+    let target = origin.target();
+    drop(manager.allocate(target.clone()).await.unwrap());
+    // Once the member's start-up calls (first renewal, subscriptions) are
+    // done, Redis sees nothing but our own INFOs; the slot stays held by
+    // the idle connection, so only reuses follow.
+    let before = within("Redis to fall quiet", async {
+        loop {
+            let (a, b) = (
+                commands_processed(redis_port).await,
+                commands_processed(redis_port).await,
+            );
+            if b - a == 1 {
+                return b;
+            }
+        }
+    })
+    .await;
+    for _ in 0..200 {
+        let conn = manager.allocate(target.clone()).await.unwrap();
+        assert_eq!(conn.from_cache(), FromCache::Immediate);
+    }
+    let after = commands_processed(redis_port).await;
+    assert_eq!(after - before, 1, "only the second INFO itself");
+    assert_eq!(manager.stats_for(&target).reuses, 200);
+}

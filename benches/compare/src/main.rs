@@ -8,7 +8,8 @@
 //!
 //! Other modes: `race` and `race --cold` (the keep-alive race), `proxy`
 //! (a request through a pooled tunnel against direct, and the cost of a
-//! new tunnel), `profile` (one client alone, for `perf`).
+//! new tunnel), `fleet` (a new connection and a warm request with the
+//! fleet on and off), `profile` (one client alone, for `perf`).
 //!
 //! Clients, each with `c` workers on a two-thread runtime:
 //!
@@ -35,6 +36,7 @@
 use keepalive_http as http1;
 
 mod cold;
+mod fleet;
 mod proxy;
 mod race;
 
@@ -76,6 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::args().nth(1).as_deref() == Some("race-cold") {
         return cold::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("fleet") {
+        return fleet::main(std::env::args().skip(2));
     }
     if std::env::args().nth(1).as_deref() == Some("proxy") {
         return proxy::main(std::env::args().skip(2));
