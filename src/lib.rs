@@ -36,8 +36,9 @@
 //! The pool itself:
 //!
 //! * `pool/state/`: every decision as pure data (`sockets.rs`,
-//!   `requests.rs`, `learning.rs`, `stats.rs`, and `boundary.rs` for the
-//!   types at its edge), with no I/O, clock reads or spawning.
+//!   `requests.rs`, `learning.rs`, `stats.rs`, `fleet.rs` for a fleet
+//!   member's part, and `boundary.rs` for the types at its edge), with no
+//!   I/O, clock reads or spawning.
 //! * `pool/`: the shell that carries the decisions out: the shared state
 //!   behind one lock (`mod.rs`), the idle lists (`lists.rs`), the tasks
 //!   (`tasks.rs`), the pooled object with its idle watch (`socket.rs`), and

@@ -12,6 +12,12 @@
 //! | `close` | debug | `target`, `reason` (a field name of `Closes`) |
 //! | `queue full` | warn | `target`, `limit` |
 //! | `timeout` | debug | `target`, `after_ms`, `during` (`connect`, `proxy`) |
+//! | `fleet full: waiting` | debug | `target` (feature `fleet`) |
+//! | `fleet slot after a wait` | debug | `target`, `waited_ms` |
+//! | `fleet unavailable: failing open` | warn | `target`, `reason` |
+//! | `fleet unreachable` / `fleet reachable again` | warn / info | `fleet` (its name), `reason` |
+//! | `fleet slots put back` | info | `fleet`, `slots` (after Redis lost them) |
+//! | `idle connection released for the fleet` | debug | `target` |
 //!
 //! A target's text never shows a proxy's password (`***`), and no event
 //! carries a proxy's credentials in any form.

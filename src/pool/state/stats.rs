@@ -159,7 +159,7 @@ impl Closes {
     /// ```
     /// let closes = keepalive::Closes::default();
     /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
-    /// assert_eq!(closes.iter().count(), 15);
+    /// assert_eq!(closes.iter().count(), 16);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
         self.each().into_iter().map(|(reason, n)| (reason.name(), n))
