@@ -85,7 +85,7 @@ fn http_cases() -> Vec<(&'static str, Vec<Step>, Expect)> {
         ("503 and close", vec![Step::ReadHead, Step::Send(b"HTTP/1.1 503 Service Unavailable\r\n\r\n".to_vec()), Step::Close], refusal(503, "503")),
         (
             "a reason phrase echoing the credentials",
-            answer("HTTP/1.1 407 dXNlcjpwYXNz user:pass pass\r\n\r\n"),
+            answer("HTTP/1.1 407 dXNlcjpzM2NyM3Q= user:s3cr3t s3cr3t\r\n\r\n"),
             refusal(407, "407 ***"),
         ),
         ("garbage with no line end", vec![Step::ReadHead, Step::Send(b"\x16\x03\x01garbage".to_vec()), Step::Silence], failure("no HTTP/1.x status line")),
@@ -226,7 +226,7 @@ async fn every_failure_of_the_proxy_step_is_a_proxy_error_and_leaves_nothing_ope
     for ((name, script, expect), socks) in cases {
         let hostile = Hostile::start(script).await;
         let proxy = match socks {
-            false => Proxy::http("127.0.0.1", hostile.port()).basic_auth("user", "pass"),
+            false => Proxy::http("127.0.0.1", hostile.port()).basic_auth("user", "s3cr3t"),
             true => Proxy::socks5("127.0.0.1", hostile.port()),
         };
         let target = Target::new("tcp", "127.0.0.1", 9).via(proxy);
@@ -255,7 +255,7 @@ async fn every_failure_of_the_proxy_step_is_a_proxy_error_and_leaves_nothing_ope
             format!("{:?}", manager.stats()),
         ] {
             assert!(
-                !shown.contains("pass") && !shown.contains("dXNlcjpwYXNz"),
+                !shown.contains("s3cr3t") && !shown.contains("dXNlcjpzM2NyM3Q"),
                 "{name}: {shown}"
             );
         }

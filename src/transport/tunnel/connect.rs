@@ -22,17 +22,10 @@ const MAX_INTERIM: usize = 4;
 
 /// `CONNECT` through an HTTP proxy on a plain socket.
 pub(super) async fn over_tcp(tcp: &mut TcpStream, proxy: &Proxy, target: &Target) -> Result<(), Error> {
-    let fail = |f: Failure| f.into_error(target, proxy);
-    send(tcp, proxy, target).await.map_err(fail)?;
-    for _ in 0..=MAX_INTERIM {
-        let head = peek_head(tcp).await.map_err(fail)?;
-        if judge(&head).map_err(fail)? {
-            return Ok(());
-        }
-    }
-    Err(fail(Failure::new(
-        "the proxy sent interim replies and no final one",
-    )))
+    negotiate(tcp, proxy, target, async |tcp: &mut TcpStream| {
+        peek_head(tcp).await
+    })
+    .await
 }
 
 /// `CONNECT` inside a stream (TLS to an HTTPS proxy).
@@ -41,10 +34,27 @@ pub(super) async fn over_stream<S>(stream: &mut S, proxy: &Proxy, target: &Targe
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    negotiate(stream, proxy, target, async |stream: &mut S| {
+        read_head(stream).await
+    })
+    .await
+}
+
+/// Sends the request, then reads reply heads with `next_head` until the
+/// final one (interim 1xx replies skipped), which must open the tunnel.
+async fn negotiate<S>(
+    stream: &mut S,
+    proxy: &Proxy,
+    target: &Target,
+    mut next_head: impl AsyncFnMut(&mut S) -> Result<Vec<u8>, Failure>,
+) -> Result<(), Error>
+where
+    S: AsyncWrite + Unpin,
+{
     let fail = |f: Failure| f.into_error(target, proxy);
     send(stream, proxy, target).await.map_err(fail)?;
     for _ in 0..=MAX_INTERIM {
-        let head = read_head(stream).await.map_err(fail)?;
+        let head = next_head(stream).await.map_err(fail)?;
         if judge(&head).map_err(fail)? {
             return Ok(());
         }
