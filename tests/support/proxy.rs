@@ -37,6 +37,26 @@ impl Seen {
     }
 }
 
+/// Accepts on a loopback port of its own, counting connections in the
+/// returned [`Seen`], and runs `serve` on each in a task of its own.
+async fn listen<F, Fut>(serve: F) -> (SocketAddr, Seen, tokio::task::JoinHandle<()>)
+where
+    F: Fn(TcpStream, SocketAddr, Seen) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let record = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, peer)) = listener.accept().await {
+            record.accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(tcp, peer, record.clone()));
+        }
+    });
+    (addr, seen, task)
+}
+
 /// Reads up to and including the empty line; `None` when the client
 /// closed first.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
@@ -93,30 +113,21 @@ pub struct ConnectProxy {
 
 impl ConnectProxy {
     pub async fn start(options: ConnectOptions) -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Seen::default();
-        let record = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                record.accepted.fetch_add(1, Ordering::SeqCst);
-                let (options, record) = (options.clone(), record.clone());
-                tokio::spawn(async move {
-                    match options.tls.clone() {
-                        Some(config) => {
-                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                            if let Ok(tls) = acceptor.accept(tcp).await {
-                                serve_connect(tls, &options, &record).await;
-                            }
+        let (addr, seen, task) = listen(move |tcp, _, record| {
+            let options = options.clone();
+            async move {
+                match options.tls.clone() {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(tls) = acceptor.accept(tcp).await {
+                            serve_connect(tls, &options, &record).await;
                         }
-                        None => serve_connect(tcp, &options, &record).await,
                     }
-                });
+                    None => serve_connect(tcp, &options, &record).await,
+                }
             }
-        });
+        })
+        .await;
         ConnectProxy { addr, seen, task }
     }
 
@@ -183,22 +194,10 @@ pub struct Socks5Proxy {
 
 impl Socks5Proxy {
     pub async fn start(options: Socks5Options) -> Socks5Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Seen::default();
-        let record = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                record.accepted.fetch_add(1, Ordering::SeqCst);
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let _ = serve_socks5(tcp, options, &record).await;
-                });
-            }
-        });
+        let (addr, seen, task) = listen(move |tcp, _, record| async move {
+            let _ = serve_socks5(tcp, options, &record).await;
+        })
+        .await;
         Socks5Proxy { addr, seen, task }
     }
 
@@ -312,22 +311,13 @@ pub struct Hostile {
 
 impl Hostile {
     pub async fn start(script: Vec<Step>) -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Seen::default();
-        let record = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    return;
-                };
-                record.accepted.fetch_add(1, Ordering::SeqCst);
-                let (script, record) = (script.clone(), record.clone());
-                tokio::spawn(async move {
-                    let _ = play(tcp, peer, script, &record).await;
-                });
+        let (addr, seen, task) = listen(move |tcp, peer, record| {
+            let script = script.clone();
+            async move {
+                let _ = play(tcp, peer, script, &record).await;
             }
-        });
+        })
+        .await;
         Hostile { addr, seen, task }
     }
 

@@ -19,14 +19,7 @@ use tokio::time::Instant;
 
 pub(crate) fn main(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: keepalive-compare fleet [--n N] [--rounds R]";
-    let (mut n, mut rounds) = (2000usize, 5usize);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|v| v.parse::<usize>().ok())) {
-            ("--n", Some(v)) if v >= 10 => n = v,
-            ("--rounds", Some(v)) if v >= 1 => rounds = v,
-            _ => return Err(usage.into()),
-        }
-    }
+    let (n, rounds) = crate::n_and_rounds(&mut args, usage)?;
     crate::runtime()?.block_on(measure(n, rounds))
 }
 
@@ -59,13 +52,7 @@ async fn latency(
             times.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    Ok(crate::median_f64(times))
 }
 
 async fn measure(n: usize, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -113,8 +100,8 @@ async fn measure(n: usize, rounds: usize) -> Result<(), Box<dyn std::error::Erro
             warm[i].push(latency(manager, &target, &request, n, false).await?);
         }
     }
-    let [warm_off, warm_on] = warm.map(median);
-    let [new_off, new_on] = new.map(median);
+    let [warm_off, warm_on] = warm.map(crate::median_f64);
+    let [new_off, new_on] = new.map(crate::median_f64);
     println!("| request | fleet off | fleet on | on vs off | on - off |");
     println!("|---|---|---|---|---|");
     println!(

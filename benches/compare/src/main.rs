@@ -178,6 +178,29 @@ fn median(mut runs: Vec<Measure>) -> Measure {
     }
 }
 
+/// `[--n N] [--rounds R]` for the one-at-a-time modes: 2,000 requests
+/// and 5 rounds unless given.
+fn n_and_rounds(
+    args: &mut impl Iterator<Item = String>,
+    usage: &str,
+) -> Result<(usize, usize), Box<dyn std::error::Error>> {
+    let (mut n, mut rounds) = (2000usize, 5usize);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().and_then(|v| v.parse::<usize>().ok())) {
+            ("--n", Some(v)) if v >= 10 => n = v,
+            ("--rounds", Some(v)) if v >= 1 => rounds = v,
+            _ => return Err(usage.into()),
+        }
+    }
+    Ok((n, rounds))
+}
+
+/// The median of some measures.
+fn median_f64(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// This process's user + system CPU time so far, in µs.
 fn cpu_time_us() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();

@@ -28,14 +28,7 @@ const ROUTES: [&str; 3] = ["direct", "tinyproxy", "microsocks"];
 
 pub(crate) fn main(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: keepalive-compare proxy [--n N] [--rounds R]";
-    let (mut n, mut rounds) = (2000usize, 5usize);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|v| v.parse::<usize>().ok())) {
-            ("--n", Some(v)) if v >= 10 => n = v,
-            ("--rounds", Some(v)) if v >= 1 => rounds = v,
-            _ => return Err(usage.into()),
-        }
-    }
+    let (n, rounds) = crate::n_and_rounds(&mut args, usage)?;
     crate::runtime()?.block_on(measure(n, rounds))
 }
 
@@ -142,12 +135,7 @@ async fn latency(
     }
     manager.shutdown().await;
     times.truncate(n);
-    Ok(median(times))
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    Ok(crate::median_f64(times))
 }
 
 async fn measure(n: usize, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -176,8 +164,8 @@ async fn measure(n: usize, rounds: usize) -> Result<(), Box<dyn std::error::Erro
             new[i].push(latency(&targets[i], &request, fresh_n, true).await?);
         }
     }
-    let warm: Vec<f64> = warm.into_iter().map(median).collect();
-    let new: Vec<f64> = new.into_iter().map(median).collect();
+    let warm: Vec<f64> = warm.into_iter().map(crate::median_f64).collect();
+    let new: Vec<f64> = new.into_iter().map(crate::median_f64).collect();
     println!("| route | warm request | vs direct | new connection + request | vs direct | tunnel cost |");
     println!("|---|---|---|---|---|---|");
     for (i, route) in ROUTES.iter().enumerate() {
