@@ -61,6 +61,10 @@ struct Inner {
     waiting: Mutex<HashMap<Arc<str>, Waiters>>,
     /// The targets of the keys this member asked for, by key.
     targets: Mutex<HashMap<Arc<str>, Target>>,
+    /// One turn per key: only the holder asks Redis, so this member
+    /// stands in the fleet's queue once per key, and its other requests
+    /// for the key wait here in order.
+    turns: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
     on_wanted: OnWanted,
     releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
     available: AtomicBool,
@@ -158,6 +162,7 @@ impl Member {
             dirty: AtomicBool::new(false),
             waiting: Mutex::default(),
             targets: Mutex::default(),
+            turns: Mutex::default(),
             on_wanted,
             releases,
             available: AtomicBool::new(true),
@@ -195,6 +200,21 @@ impl Member {
         if lock(&inner.lease_ok_until).is_none_or(|until| Instant::now() >= until) {
             renew(inner).await;
         }
+        let mut waited = false;
+        let started = Instant::now();
+        let turn = lock(&inner.turns).entry(key.clone()).or_default().clone();
+        let _turn = match turn.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                // Another request of this member for the key is asking:
+                // wait for it (a socket coming back may serve this one).
+                if let Some(on_wait) = on_wait.take() {
+                    on_wait();
+                }
+                waited = true;
+                turn.lock().await
+            }
+        };
         let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
         let mut pending = Pending {
             inner,
@@ -203,8 +223,6 @@ impl Member {
             armed: true,
         };
         let waiting = Waiting::join(inner, &key);
-        let started = Instant::now();
-        let mut waited = false;
         let bypassed = loop {
             let notified = waiting.notify.notified();
             tokio::pin!(notified);
