@@ -531,7 +531,7 @@ async fn a_busy_holder_gives_a_connection_up_for_another_member() {
             })
         })
         .collect();
-    until("a to hold the fleet's cap", || a.stats_for(&target).open >= 2).await;
+    until("a to hold the fleet's cap", || a.stats_for(&target).connects >= 2).await;
     let conn = within("b's connection from a busy holder", b.allocate(target.clone()))
         .await
         .unwrap();
