@@ -13,10 +13,11 @@
 //! count. One Lua script takes a slot or queues (one round trip to open a
 //! connection); the slot goes back after the socket is closed, batched
 //! with the member's other releases in one pipelined round trip; reuse of
-//! a pooled connection never calls Redis. While one request of a key
-//! waits in the fleet's queue, the member's other requests for that key
-//! wait in its own queue (served by its connections as they come back),
-//! so each member stands in the fleet's queue once per key. A member renews its heartbeat with
+//! a pooled connection never calls Redis. Only one request per member and
+//! key asks Redis at a time (a turn per key); while it waits in the
+//! fleet's queue, the member's other requests for that key wait for the
+//! turn or in the pool's queue, served by its connections as they come
+//! back, so each member stands in the fleet's queue once per key. A member renews its heartbeat with
 //! one command per `lease / 3`, however many connections it holds.
 //!
 //! Waiting requests are woken by a publish when a slot is freed (and poll
