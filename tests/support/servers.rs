@@ -50,7 +50,16 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// SIGTERM first, so that a server with workers of its own (Apache
+    /// httpd, squid) stops them; SIGKILL if it has not ended within 2 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10)); // polling a process that has no event to await
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
