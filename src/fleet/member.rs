@@ -2,33 +2,29 @@
 //! (`admit`), giving it back after the socket is closed (`Slot`'s drop),
 //! the heartbeat, and the messages of the other members.
 //!
-//! Two tasks per member: the keeper (renews the heartbeat every third of
-//! the lease, sends the releases, puts the slots back when Redis lost
-//! them) and the listener (the `freed` and `wanted` channels). Both end
-//! when the manager's shared state is dropped.
+//! Its two tasks, the keeper and the listener, are `tasks.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::{scripts, Fleet};
+use super::{scripts, tasks, Fleet};
 use crate::error::Error;
 use crate::target::Target;
 use crate::trace::event;
 
 /// How often a waiting request asks again without a message.
-const RETRY: Duration = Duration::from_millis(250);
+pub(super) const RETRY: Duration = Duration::from_millis(250);
 /// Releases sent in one round trip at most.
-const MAX_BATCH: usize = 256;
+pub(super) const MAX_BATCH: usize = 256;
 /// The longest a call to Redis may take before it counts as unreachable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What to do when another member wants a key this one may hold idle.
 pub(crate) type OnWanted = Box<dyn Fn(&Target) + Send + Sync>;
@@ -41,41 +37,41 @@ pub(crate) struct Member {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    fleet: Fleet,
-    max: usize,
+pub(super) struct Inner {
+    pub(super) fleet: Fleet,
+    pub(super) max: usize,
     /// `keepalive:fleet:<name>`.
-    ns: String,
-    id: String,
-    heartbeat: String,
-    redis: ConnectionManager,
-    acquire: Script,
-    renew: Script,
-    next_token: AtomicU64,
+    pub(super) ns: String,
+    pub(super) id: String,
+    pub(super) heartbeat: String,
+    pub(super) redis: ConnectionManager,
+    pub(super) acquire: Script,
+    pub(super) renew: Script,
+    pub(super) next_token: AtomicU64,
     /// Every slot this member holds (token → key), including those taken
     /// while Redis was away: what it puts back when Redis lost them.
-    held: Mutex<HashMap<u64, Arc<str>>>,
+    pub(super) held: Mutex<HashMap<u64, Arc<str>>>,
     /// Slots were taken without Redis: put them back when it answers.
-    dirty: AtomicBool,
+    pub(super) dirty: AtomicBool,
     /// Waiting requests' wake-ups by key, with how many wait.
-    waiting: Mutex<HashMap<Arc<str>, Waiters>>,
+    pub(super) waiting: Mutex<HashMap<Arc<str>, Waiters>>,
     /// The targets of the keys this member asked for, by key.
-    targets: Mutex<HashMap<Arc<str>, Target>>,
+    pub(super) targets: Mutex<HashMap<Arc<str>, Target>>,
     /// One turn per key: only the holder asks Redis, so this member
     /// stands in the fleet's queue once per key, and its other requests
     /// for the key wait here in order.
-    turns: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
-    on_wanted: OnWanted,
-    releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
-    available: AtomicBool,
+    pub(super) turns: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    pub(super) on_wanted: OnWanted,
+    pub(super) releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
+    pub(super) available: AtomicBool,
     /// The last successful renewal's start plus the lease: past it, this
     /// member's slots may be gone from Redis.
-    lease_ok_until: Mutex<Option<Instant>>,
-    closed: AtomicBool,
-    shutdown: Notify,
+    pub(super) lease_ok_until: Mutex<Option<Instant>>,
+    pub(super) closed: AtomicBool,
+    pub(super) shutdown: Notify,
     /// Set by the keeper when it has left the fleet.
-    left: AtomicBool,
-    left_notify: Notify,
+    pub(super) left: AtomicBool,
+    pub(super) left_notify: Notify,
 }
 
 /// A slot taken for a connection; dropped (after the socket is closed,
@@ -113,12 +109,14 @@ pub(crate) struct Admission {
     pub(crate) bypassed: bool,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A Redis call that takes too long is a failure, as a refused one.
-async fn within<T>(call: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+pub(super) async fn within<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(e.to_string()),
@@ -173,8 +171,8 @@ impl Member {
             left_notify: Notify::new(),
             fleet,
         });
-        tokio::spawn(keep(inner.clone(), release_rx));
-        tokio::spawn(listen(inner.clone()));
+        tokio::spawn(tasks::keep(inner.clone(), release_rx));
+        tokio::spawn(tasks::listen(inner.clone()));
         Ok(Member { inner })
     }
 
@@ -198,7 +196,7 @@ impl Member {
         // Past the local deadline this member's heartbeat may be gone, and
         // a slot taken now would not count for the others: renew first.
         if lock(&inner.lease_ok_until).is_none_or(|until| Instant::now() >= until) {
-            renew(inner).await;
+            tasks::renew(inner).await;
         }
         let mut waited = false;
         let started = Instant::now();
@@ -370,7 +368,7 @@ impl Drop for Waiting<'_> {
 }
 
 impl Inner {
-    fn key(&self, kind: &str, key: &str) -> String {
+    pub(super) fn key(&self, kind: &str, key: &str) -> String {
         format!("{}:{kind}:{key}", self.ns)
     }
 
@@ -394,209 +392,21 @@ impl Inner {
         Ok(granted == 1)
     }
 
-    fn token_name(&self, token: u64) -> String {
+    pub(super) fn token_name(&self, token: u64) -> String {
         format!("{}:{token}", self.id)
     }
 
-    fn reached(&self) {
+    pub(super) fn reached(&self) {
         if !self.available.swap(true, Ordering::Relaxed) {
             event!(INFO, fleet = %self.fleet.name, "fleet reachable again");
         }
     }
 
-    fn unreachable(&self, reason: &str) {
+    pub(super) fn unreachable(&self, reason: &str) {
         if self.available.swap(false, Ordering::Relaxed) {
             event!(WARN, fleet = %self.fleet.name, reason = %reason, "fleet unreachable");
         }
         let _ = reason;
-    }
-}
-
-/// Renews the heartbeat every third of the lease, sends releases as they
-/// come, and puts the slots back when Redis lost them.
-async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceiver<(Arc<str>, u64)>) {
-    let period = inner.fleet.lease / 3;
-    let mut next_renewal = Instant::now();
-    loop {
-        if inner.closed.load(Ordering::Acquire) {
-            break;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(next_renewal) => {
-                next_renewal = Instant::now() + period;
-                renew(&inner).await;
-            }
-            release = releases.recv() => match release {
-                Some(first) => {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match releases.try_recv() {
-                            Ok(release) => batch.push(release),
-                            Err(_) => break,
-                        }
-                    }
-                    send_releases(&inner, &batch).await;
-                }
-                None => break,
-            },
-            () = inner.shutdown.notified() => break,
-        }
-    }
-    // Leaving: what is left to release, then the heartbeat, so the others
-    // need not wait for the lease.
-    let mut rest = Vec::new();
-    while let Ok(release) = releases.try_recv() {
-        rest.push(release);
-    }
-    for batch in rest.chunks(MAX_BATCH) {
-        send_releases(&inner, batch).await;
-    }
-    let mut redis = inner.redis.clone();
-    let _ = within(
-        redis::cmd("DEL")
-            .arg(&inner.heartbeat)
-            .query_async::<i64>(&mut redis),
-    )
-    .await;
-}
-
-/// Gives slots back, or takes tokens out of the queue (whichever each
-/// had), in one round trip for the whole batch, and wakes the waiters of
-/// each key.
-async fn send_releases(inner: &Inner, batch: &[(Arc<str>, u64)]) {
-    let mut pipe = redis::pipe();
-    let mut keys = std::collections::BTreeSet::new();
-    for (key, token) in batch {
-        let token = inner.token_name(*token);
-        pipe.cmd("HDEL").arg(inner.key("slots", key)).arg(&token).ignore();
-        pipe.cmd("ZREM").arg(inner.key("queue", key)).arg(&token).ignore();
-        pipe.cmd("HDEL")
-            .arg(inner.key("waiters", key))
-            .arg(&token)
-            .ignore();
-        keys.insert(key.clone());
-    }
-    for key in keys {
-        pipe.cmd("PUBLISH")
-            .arg(format!("{}:freed", inner.ns))
-            .arg(&*key)
-            .ignore();
-    }
-    let mut redis = inner.redis.clone();
-    match within(pipe.query_async::<()>(&mut redis)).await {
-        Ok(()) => inner.reached(),
-        // Redis lost them, or will expire them with the heartbeat: either
-        // way the slots stop counting.
-        Err(reason) => inner.unreachable(&reason),
-    }
-}
-
-async fn renew(inner: &Inner) {
-    let started = Instant::now();
-    let lease_ms = u64::try_from(inner.fleet.lease.as_millis()).unwrap_or(u64::MAX);
-    let mut redis = inner.redis.clone();
-    let mut call = inner.renew.prepare_invoke();
-    call.key(&inner.heartbeat).arg(lease_ms);
-    match within(call.invoke_async::<i64>(&mut redis)).await {
-        Ok(existed) => {
-            inner.reached();
-            *lock(&inner.lease_ok_until) = Some(started + inner.fleet.lease);
-            // Gone (expired, or Redis restarted empty), or slots taken
-            // while Redis was away: put them back.
-            if existed == 0 || inner.dirty.swap(false, Ordering::Relaxed) {
-                restore(inner).await;
-            }
-        }
-        Err(reason) => inner.unreachable(&reason),
-    }
-}
-
-/// Puts every slot this member holds back into Redis (after a restart, a
-/// lapse of the lease, or connections opened while it was away).
-async fn restore(inner: &Inner) {
-    let held: Vec<(u64, Arc<str>)> = lock(&inner.held).iter().map(|(t, k)| (*t, k.clone())).collect();
-    if held.is_empty() {
-        return;
-    }
-    let mut pipe = redis::pipe();
-    for (token, key) in &held {
-        pipe.cmd("HSET")
-            .arg(inner.key("slots", key))
-            .arg(inner.token_name(*token))
-            .arg(&inner.id)
-            .ignore();
-    }
-    let mut redis = inner.redis.clone();
-    match within(pipe.query_async::<()>(&mut redis)).await {
-        Ok(()) => {
-            event!(INFO, fleet = %inner.fleet.name, slots = held.len() as u64, "fleet slots put back");
-            // A slot released while this ran may have been put back after
-            // its release: release it again.
-            let now = lock(&inner.held).clone();
-            for (token, key) in held.into_iter().filter(|(t, _)| !now.contains_key(t)) {
-                let _ = inner.releases.send((key, token));
-            }
-        }
-        Err(reason) => {
-            inner.dirty.store(true, Ordering::Relaxed);
-            inner.unreachable(&reason);
-        }
-    }
-}
-
-/// Follows the `freed` and `wanted` channels, reconnecting while the
-/// member lives.
-async fn listen(inner: Arc<Inner>) {
-    let freed = format!("{}:freed", inner.ns);
-    let wanted = format!("{}:wanted", inner.ns);
-    while !inner.closed.load(Ordering::Acquire) {
-        let subscribed = async {
-            let mut pubsub = inner.fleet.client.get_async_pubsub().await?;
-            pubsub.subscribe(&freed).await?;
-            pubsub.subscribe(&wanted).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = match tokio::time::timeout(CALL_TIMEOUT, subscribed).await {
-            Ok(Ok(pubsub)) => pubsub,
-            _ => {
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY) => continue,
-                    () = inner.shutdown.notified() => return,
-                }
-            }
-        };
-        // The waiters may have missed a message while unsubscribed.
-        for (notify, _) in lock(&inner.waiting).values() {
-            notify.notify_waiters();
-        }
-        let mut messages = pubsub.into_on_message();
-        loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
-                () = inner.shutdown.notified() => return,
-            };
-            let Some(message) = message else { break };
-            let Ok(payload) = message.get_payload::<String>() else {
-                continue;
-            };
-            if message.get_channel_name() == freed {
-                if let Some((notify, _)) = lock(&inner.waiting).get(payload.as_str()) {
-                    notify.notify_waiters();
-                }
-                continue;
-            }
-            // `key\nmember`: a member's own demand is not another's.
-            let Some((key, member)) = payload.rsplit_once('\n') else {
-                continue;
-            };
-            if member == inner.id {
-                continue;
-            }
-            let target = lock(&inner.targets).get(key).cloned();
-            if let Some(target) = target {
-                (inner.on_wanted)(&target);
-            }
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Fleet`] (feature `fleet`): one per-host limit for many processes,
 //! kept in Redis. The settings live here; the member that speaks to Redis
-//! is `member.rs`, its scripts `scripts.rs`.
+//! is `member.rs`, its two tasks `tasks.rs`, its scripts `scripts.rs`.
 //!
 //! # How it works
 //!
@@ -63,6 +63,7 @@
 
 mod member;
 mod scripts;
+mod tasks;
 
 use std::fmt;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 
 use super::happy_eyeballs::{self, Plan};
+use super::tunnel::Tunnel;
 use super::{Dial, Stream, Transport};
 use crate::config::TcpOptions;
 use crate::error::Error;
@@ -80,9 +81,23 @@ impl Transport for Dialer {
         let tcp = happy_eyeballs::connect_first(target, dial.addrs, plan)
             .await
             .map_err(in_io)?;
-        match target.proxy() {
-            Some(proxy) => super::tunnel::open(&dial, proxy, tcp).await.map_err(in_io),
-            None => secure(dial.options, target, tcp).await.map_err(in_io),
+        let Some(proxy) = target.proxy() else {
+            return secure(dial.options, target, tcp).await.map_err(in_io);
+        };
+        match super::tunnel::open(&dial, proxy, tcp).await.map_err(in_io)? {
+            Tunnel::Tcp(tcp) => secure(dial.options, target, tcp).await.map_err(in_io),
+            #[cfg(feature = "tls")]
+            Tunnel::Tls(outer) if target.is_tls() => {
+                let tls = dial
+                    .options
+                    .tls
+                    .clone()
+                    .unwrap_or_else(super::tls::default_config);
+                let inner = super::tls::handshake(tls, target, *outer).await.map_err(in_io)?;
+                Ok(Stream::tls_in_tls(inner))
+            }
+            #[cfg(feature = "tls")]
+            Tunnel::Tls(outer) => Ok(Stream::tls(*outer)),
         }
     }
 }
@@ -95,7 +110,7 @@ fn in_io(error: Error) -> io::Error {
 
 /// TLS over the socket for `https` targets; plain TCP for the others.
 #[cfg(feature = "tls")]
-pub(super) async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     if !target.is_tls() {
         return Ok(Stream::tcp(tcp));
     }
@@ -106,6 +121,6 @@ pub(super) async fn secure(options: &DialOptions, target: &Target, tcp: TcpStrea
 
 /// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
 #[cfg(not(feature = "tls"))]
-pub(super) async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
+async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     Ok(Stream::tcp(tcp))
 }

@@ -127,7 +127,7 @@ fn poll_peek_once(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usiz
 #[cfg(feature = "tls")]
 pub(super) mod tls {
     use super::*;
-    use crate::transport::stream::TlsInTls;
+    use crate::transport::TlsInTls;
     use rustls::ClientConnection;
     use tokio_rustls::client::TlsStream;
 

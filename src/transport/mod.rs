@@ -33,6 +33,12 @@ pub(crate) use dialer::DialOptions;
 pub use dialer::Dialer;
 pub use stream::Stream;
 
+/// TLS to an `https` target inside the tunnel, which is TLS to an HTTPS
+/// proxy: what [`Stream`] holds then, and what the liveness checks read.
+#[cfg(feature = "tls")]
+pub(crate) type TlsInTls =
+    tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
 use crate::deadline::Deadline;
 use crate::target::Target;
 

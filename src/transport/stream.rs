@@ -11,6 +11,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+#[cfg(feature = "tls")]
+use super::TlsInTls;
 use crate::object::{Health, Pooled};
 
 /// A connected stream from the pool's [`Dialer`](crate::Dialer): what a
@@ -53,10 +55,6 @@ enum Inner {
     TlsInTls(Box<TlsInTls>),
     Unix(UnixStream),
 }
-
-/// TLS to the target over the tunnel, which is TLS to the proxy.
-#[cfg(feature = "tls")]
-pub(crate) type TlsInTls = tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Calls `$f` on the inner stream, whichever it is.
 macro_rules! each {

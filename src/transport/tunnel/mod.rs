@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::{Dial, Progress, Stream};
+use super::{Dial, Progress};
 use crate::error::Error;
 use crate::proxy::{Kind, Proxy};
 use crate::target::Target;
+#[cfg(feature = "tracing")]
 use crate::trace::event;
 
 /// The size a proxy's reply head may reach; a longer one is refused (as
@@ -25,8 +26,9 @@ use crate::trace::event;
 pub(crate) const MAX_REPLY_HEAD: usize = 16 * 1024;
 
 /// Opens the tunnel to `dial.target()` through its proxy, on `tcp`, the
-/// socket to the proxy; then TLS to the target for `https`.
-pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Result<Stream, Error> {
+/// socket to the proxy. TLS to the target, if any, is the dialer's next
+/// step.
+pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Result<Tunnel, Error> {
     let target = dial.target;
     #[cfg(feature = "tracing")]
     let started = std::time::Instant::now();
@@ -34,42 +36,23 @@ pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Resu
         let _step = InProxy::enter(dial.progress);
         through(dial, proxy, tcp).await
     };
-    let tunnel = match tunnel {
-        Ok(tunnel) => tunnel,
-        Err(error) => {
-            #[cfg(feature = "tracing")]
-            if let Error::Proxy { status, reason, .. } = &error {
-                event!(DEBUG, target = %target, status = status.unwrap_or(0), reason = %reason, "proxy step failed");
-            }
-            return Err(error);
+    #[cfg(feature = "tracing")]
+    match &tunnel {
+        Ok(_) => {
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            event!(DEBUG, target = %target, proxy = proxy.scheme(), elapsed_us, "proxy tunnel opened");
         }
-    };
-    event!(
-        DEBUG,
-        target = %target,
-        proxy = proxy.scheme(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "proxy tunnel opened"
-    );
-    match tunnel {
-        Tunnel::Tcp(tcp) => super::dialer::secure(dial.options, target, tcp).await,
-        #[cfg(feature = "tls")]
-        Tunnel::Tls(outer) if target.is_tls() => {
-            let tls = dial
-                .options
-                .tls
-                .clone()
-                .unwrap_or_else(super::tls::default_config);
-            let inner = super::tls::handshake(tls, target, *outer).await?;
-            Ok(Stream::tls_in_tls(inner))
+        Err(Error::Proxy { status, reason, .. }) => {
+            event!(DEBUG, target = %target, status = status.unwrap_or(0), reason = %reason, "proxy step failed");
         }
-        #[cfg(feature = "tls")]
-        Tunnel::Tls(outer) => Ok(Stream::tls(*outer)),
+        Err(_) => {}
     }
+    let _ = target;
+    tunnel
 }
 
 /// An open tunnel: plain TCP to the proxy, or TLS to it.
-enum Tunnel {
+pub(super) enum Tunnel {
     Tcp(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
