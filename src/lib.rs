@@ -16,7 +16,8 @@
 //! * `error`: [`Error`].
 //! * `fleet/` (feature `fleet`): `Fleet`, one per-host limit for many
 //!   processes kept in Redis (`mod.rs`), the member that speaks to Redis
-//!   (`member.rs`) and its Lua scripts (`scripts.rs`).
+//!   (`member.rs`), its keeper and listener tasks (`tasks.rs`) and its Lua
+//!   scripts (`scripts.rs`).
 //! * `deadline`: "now + d" for any duration, saturating to "never".
 //! * `resolver`: [`Resolve`] and the [`SystemResolver`].
 //! * `hickory` (feature `hickory`): `HickoryResolver`.
@@ -27,9 +28,10 @@
 //! * `transport/`: [`Transport`], the extension point for dialing, and
 //!   [`Dialer`], the pool's own (`dialer.rs`): Happy Eyeballs
 //!   (`happy_eyeballs.rs`) with the TCP options every socket gets
-//!   (`tcp.rs`), TLS (`tls.rs`, feature `tls`, on by default) and Unix
-//!   sockets; [`Stream`], what it makes (`stream.rs`), and the kernel's
-//!   view of an idle socket (`liveness.rs`).
+//!   (`tcp.rs`), the proxy step (`tunnel/`: `CONNECT` in `connect.rs`,
+//!   SOCKS5 in `socks5.rs`), TLS (`tls.rs`, feature `tls`, on by default)
+//!   and Unix sockets; [`Stream`], what it makes (`stream.rs`), and the
+//!   kernel's view of an idle socket (`liveness.rs`).
 //! * `object/`: [`Pooled`], what the pool needs of anything it keeps,
 //!   [`Protocol`], the step that makes it from a stream, and [`Plain`].
 //!
