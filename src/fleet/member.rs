@@ -179,13 +179,13 @@ impl Member {
     /// A slot for a new connection to `target`: at once when the fleet has
     /// room and nobody waits before this request; else when a slot is
     /// freed and this request is the earliest waiter. Dropping the future
-    /// takes the request out of the queue.
+    /// takes the request out of the queue. `on_wait` runs once, when the
+    /// request first has to wait.
     ///
     /// # Errors
     ///
     /// `Error::FleetUnavailable` when Redis cannot be reached and the fleet
     /// does not fail open.
-    /// `on_wait` runs once, when the request first has to wait.
     pub(crate) async fn admit(&self, target: &Target, on_wait: impl FnOnce()) -> Result<Admission, Error> {
         let mut on_wait = Some(on_wait);
         let inner = &self.inner;
