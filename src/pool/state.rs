@@ -69,6 +69,7 @@ pub use boundary::{FromCache, RequestId};
 pub use stats::{Closes, Stats};
 
 mod boundary;
+#[cfg(feature = "fleet")]
 mod fleet;
 mod learning;
 mod requests;
@@ -115,9 +116,11 @@ struct Key {
     counts: Counts,
     /// Until when another member of the fleet waits for this key: the next
     /// socket returned is closed for it instead of kept.
+    #[cfg(feature = "fleet")]
     fleet_wanted: Option<Instant>,
     /// This manager's connecting requests that wait for room in the fleet,
     /// oldest first: a socket returned with no other taker goes to one.
+    #[cfg(feature = "fleet")]
     fleet_waiting: VecDeque<RequestId>,
 }
 
@@ -128,8 +131,11 @@ struct Counts {
     reuses: u64,
     dns_lookups: u64,
     closes: Closes,
+    #[cfg(feature = "fleet")]
     fleet_waits: u64,
+    #[cfg(feature = "fleet")]
     fleet_wait_time: Duration,
+    #[cfg(feature = "fleet")]
     fleet_bypassed: u64,
 }
 
@@ -355,7 +361,11 @@ impl<P: Handles> State<P> {
         let k = &self.keys[key];
         // While a request of the key waits for the fleet's room, the key
         // is at the fleet's cap: others wait here, with no call to Redis.
-        k.open < self.limits.max_per_host && k.fleet_waiting.is_empty()
+        #[cfg(feature = "fleet")]
+        if !k.fleet_waiting.is_empty() {
+            return false;
+        }
+        k.open < self.limits.max_per_host
     }
 
     /// Whether a new socket of `key` fits under both limits: the one rule
@@ -418,7 +428,9 @@ impl<P: Handles> State<P> {
             dormant: None,
             server: learning::ServerLimit::default(),
             counts: Counts::default(),
+            #[cfg(feature = "fleet")]
             fleet_wanted: None,
+            #[cfg(feature = "fleet")]
             fleet_waiting: VecDeque::new(),
         });
         self.key_index.insert(target.clone(), key);

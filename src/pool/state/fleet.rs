@@ -8,9 +8,9 @@
 //! others wait in this manager's queue, served by sockets as they come
 //! back, and only one request per key and member stands in the fleet's
 //! queue (see `State::host_has_room`).
-//! Pure data like the rest of the state, so the model test covers it in
-//! every build; only the `fleet` feature calls it.
-#![cfg_attr(not(feature = "fleet"), allow(dead_code))]
+//! Pure data like the rest of the state; built, and covered by the model
+//! test, with the `fleet` feature only, so the default build's state is
+//! as it was.
 
 use std::time::Duration;
 
@@ -33,6 +33,15 @@ impl<P: Handles> State<P> {
             self.keys[key].fleet_waiting.push_back(request);
             self.update_eligible(key);
         }
+    }
+
+    /// Whether another member asked for `key` within [`WANTED_FOR`]: the
+    /// socket being returned is closed for it (once per demand).
+    pub(super) fn wanted_elsewhere(&mut self, key: usize, now: Instant) -> bool {
+        self.keys[key]
+            .fleet_wanted
+            .take()
+            .is_some_and(|until| now < until)
     }
 
     /// The oldest of `key`'s requests still waiting for the fleet, if any.
@@ -99,10 +108,10 @@ impl<P: Handles> State<P> {
     }
 
     /// Another member of the fleet waits for `target`'s key: closes the
-    /// key's oldest idle socket, or, with none idle, every one returned
+    /// key's oldest idle socket, or, with none idle, the next one returned
     /// within [`WANTED_FOR`] (instead of keeping it, or handing it to a
-    /// later waiter of this manager), so that the freed slots go to the
-    /// fleet's earliest waiters. Returns whether one was closed now.
+    /// later waiter of this manager), so that the freed slot goes to the
+    /// fleet's earliest waiter. Returns whether one was closed now.
     pub(crate) fn release_idle(&mut self, target: &Target, now: Instant, out: &mut Actions<P>) -> bool {
         let Some(&key) = self.key_index.get(target) else {
             return false;

@@ -271,7 +271,9 @@ impl<P: Handles> State<P> {
         if let Some(at) = req.deadline.instant() {
             self.deadlines.remove(&(at, id.raw()));
         }
+        #[cfg(feature = "fleet")]
         let fleet_waiting = &mut self.keys[req.key].fleet_waiting;
+        #[cfg(feature = "fleet")]
         if !fleet_waiting.is_empty() {
             fleet_waiting.retain(|r| *r != id);
             self.update_eligible(req.key);

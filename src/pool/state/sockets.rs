@@ -219,11 +219,7 @@ impl<P: Handles> State<P> {
             Err(CloseReason::UsesSpent)
         } else if let Some(reason) = self.unfit(idx, now, now) {
             Err(reason)
-        } else if self.keys[key]
-            .fleet_wanted
-            .take()
-            .is_some_and(|until| now < until)
-        {
+        } else if self.wanted_elsewhere(key, now) {
             Err(CloseReason::FleetReleased)
         } else {
             Ok(())
@@ -236,6 +232,7 @@ impl<P: Handles> State<P> {
                 self.hand_out(sid);
                 self.deliver(waiter, socket, sid, FromCache::Deferred, out);
             }
+            #[cfg(feature = "fleet")]
             (Ok(()), None) if self.next_fleet_waiter(key).is_some() => {
                 self.serve_fleet_waiter(key, socket, sid, out);
             }
@@ -387,6 +384,13 @@ impl<P: Handles> State<P> {
             target: Some(self.keys[key].target.clone()),
         });
         self.release_slot(key);
+    }
+
+    /// Without the `fleet` feature no other member can want a key.
+    #[cfg(not(feature = "fleet"))]
+    #[inline(always)]
+    fn wanted_elsewhere(&mut self, _key: usize, _now: Instant) -> bool {
+        false
     }
 
     /// Counts a connect, for the manager and for its key.

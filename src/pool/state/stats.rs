@@ -286,10 +286,8 @@ impl<P: Handles> State<P> {
             dns_lookups: self.counts.dns_lookups,
             closes: self.counts.closes,
             server_idle_timeout: None,
-            fleet_waits: self.counts.fleet_waits,
-            fleet_wait_time: self.counts.fleet_wait_time,
-            fleet_bypassed: self.counts.fleet_bypassed,
             fleet_reachable: None,
+            ..self.counts.fleet()
         }
     }
 
@@ -325,10 +323,23 @@ impl<P: Handles> State<P> {
             dns_lookups: k.counts.dns_lookups,
             closes: k.counts.closes,
             server_idle_timeout: k.server.limit(now),
-            fleet_waits: k.counts.fleet_waits,
-            fleet_wait_time: k.counts.fleet_wait_time,
-            fleet_bypassed: k.counts.fleet_bypassed,
             fleet_reachable: None,
+            ..k.counts.fleet()
         }
+    }
+}
+
+impl super::Counts {
+    /// The fleet's counters as `Stats` fields (zeros without the feature).
+    fn fleet(&self) -> Stats {
+        #[cfg(feature = "fleet")]
+        return Stats {
+            fleet_waits: self.fleet_waits,
+            fleet_wait_time: self.fleet_wait_time,
+            fleet_bypassed: self.fleet_bypassed,
+            ..Stats::default()
+        };
+        #[cfg(not(feature = "fleet"))]
+        Stats::default()
     }
 }

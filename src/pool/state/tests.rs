@@ -379,6 +379,7 @@ impl Sim {
         }
     }
 
+    #[cfg(feature = "fleet")]
     /// Another member of the fleet waits for `target`'s key: an idle
     /// socket of the key is closed now, or the next one returned.
     fn fleet_wants(&mut self, target: &Target) {
@@ -397,6 +398,7 @@ impl Sim {
         }
     }
 
+    #[cfg(feature = "fleet")]
     /// A connect in flight was admitted by the fleet: after `waited`, or
     /// without Redis.
     fn fleet_admitted(&mut self, i: usize, waited: Option<Duration>, bypassed: bool) {
@@ -790,6 +792,8 @@ fn shutdown_fails_everything_pending_and_closes_idle_sockets() {
 /// One event in a generated sequence. Indices pick among what exists when
 /// the event is applied (modulo its size).
 #[derive(Clone, Debug)]
+// The fleet's operations do nothing without the `fleet` feature.
+#[cfg_attr(not(feature = "fleet"), allow(dead_code))]
 enum Op {
     Allocate {
         key: usize,
@@ -904,7 +908,9 @@ impl Sim {
                 self.cancel(1 + (pick % *next_label as usize) as u32);
             }
             Op::Advance { secs } => self.advance(Duration::from_secs(secs)),
+            #[cfg(feature = "fleet")]
             Op::FleetWants { key } => self.fleet_wants(&target(key)),
+            #[cfg(feature = "fleet")]
             Op::FleetWaiting { pick } if !self.connecting.is_empty() => {
                 let (request, _) = self.connecting[pick % self.connecting.len()].clone();
                 if self.fleet_waiting.insert(request) {
@@ -912,6 +918,7 @@ impl Sim {
                     self.check();
                 }
             }
+            #[cfg(feature = "fleet")]
             Op::FleetAdmitted {
                 pick,
                 wait_ms,
