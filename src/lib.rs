@@ -8,7 +8,8 @@
 //! * `target/`: [`Target`], the connection key (`mod.rs`), and reading it
 //!   from URLs and hosts (`parse.rs`).
 //! * `proxy`: [`Proxy`], a proxy a target is reached through, part of its
-//!   key, with its credentials (never shown).
+//!   key, with its credentials (never shown); `redact`: URLs and texts
+//!   with their passwords as `***`.
 //! * `allocation`: [`Allocation`] and [`RequestId`].
 //! * `connection/`: [`Connection`] and [`FromCache`]; return on drop, with
 //!   the server's hints (`mod.rs`), and its byte-stream side, which notes
@@ -61,6 +62,7 @@ mod manager;
 mod object;
 mod pool;
 mod proxy;
+mod redact;
 mod resolver;
 mod target;
 mod trace;

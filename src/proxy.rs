@@ -312,7 +312,7 @@ impl FromStr for Proxy {
     /// # Ok::<(), keepalive::Error>(())
     /// ```
     fn from_str(s: &str) -> Result<Proxy, Error> {
-        let shown = redact_url(s);
+        let shown = crate::redact::url(s, "a proxy URL");
         let bad = |reason: &str| Error::invalid_target(shown.clone(), reason.to_owned());
         let (scheme, rest) = s
             .split_once("://")
@@ -388,26 +388,6 @@ fn split_host_port(text: &str) -> Result<(&str, Option<u16>), &'static str> {
     Ok((host, port))
 }
 
-/// A proxy URL as errors may show it: the password, if any, as `***`.
-fn redact_url(s: &str) -> String {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        // No URL structure: nothing to tell a password from.
-        return match s.contains('@') {
-            true => "(a proxy URL with credentials)".to_owned(),
-            false => s.to_owned(),
-        };
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => s.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +433,7 @@ mod tests {
             "http://u:topsecret@h:1/path",
             "http://u:topsecret@[::1",
             "http://u:%ff@h:1",
+            "http://u:top#secret@h:1",
             "u:topsecret@h:1",
         ] {
             let err = text.parse::<Proxy>().unwrap_err();

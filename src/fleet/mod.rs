@@ -138,7 +138,7 @@ impl Fleet {
     /// assert!(!err.to_string().contains("pw"));
     /// ```
     pub fn redis(url: &str) -> Result<Fleet, Error> {
-        let shown = redact(url);
+        let shown = crate::redact::url(url, "a URL");
         let bad = |reason: String| Error::FleetUrl {
             input: shown.clone(),
             reason,
@@ -146,7 +146,7 @@ impl Fleet {
         if !url.starts_with("redis://") {
             return Err(bad("a fleet URL starts with redis://".into()));
         }
-        let client = redis::Client::open(url).map_err(|e| bad(redact_text(&e.to_string(), url)))?;
+        let client = redis::Client::open(url).map_err(|e| bad(crate::redact::text(&e.to_string(), url)))?;
         Ok(Fleet {
             client,
             shown,
@@ -240,39 +240,5 @@ impl fmt::Debug for Fleet {
             .field("lease", &self.lease)
             .field("fail_open", &self.fail_open)
             .finish()
-    }
-}
-
-/// A Redis URL with its password as `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return match url.contains('@') {
-            true => "(a URL with credentials)".into(),
-            false => url.into(),
-        };
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => url.into(),
-    }
-}
-
-/// `text` with the URL's password, if any, as `***`.
-fn redact_text(text: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(password) => text.replace(password, "***"),
-        None => text.into(),
     }
 }

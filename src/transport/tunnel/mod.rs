@@ -29,9 +29,8 @@ pub(crate) const MAX_REPLY_HEAD: usize = 16 * 1024;
 /// socket to the proxy. TLS to the target, if any, is the dialer's next
 /// step.
 pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Result<Tunnel, Error> {
-    let target = dial.target;
     #[cfg(feature = "tracing")]
-    let started = std::time::Instant::now();
+    let (target, started) = (dial.target, std::time::Instant::now());
     let tunnel = {
         let _step = InProxy::enter(dial.progress);
         through(dial, proxy, tcp).await
@@ -47,7 +46,6 @@ pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Resu
         }
         Err(_) => {}
     }
-    let _ = target;
     tunnel
 }
 
