@@ -5,52 +5,15 @@
 //! with `CONNECT`. The proxy here is the test's own, on threads, and
 //! records every byte clients sent it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keepalive");
-
-/// `keepalive serve` on a free port; killed on drop.
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("keepalive serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("announces its port");
-        Serve { child, port }
-    }
-
-    fn url(&self, scheme: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Serve, BIN};
 
 /// A proxy on threads: `CONNECT host:port` tunnels, an absolute-form
 /// request opens a connection to its origin and is passed on as sent.
@@ -164,11 +127,11 @@ fn count(text: &str, needle: &str) -> usize {
 
 #[test]
 fn get_forwards_plain_http_through_an_http_proxy_on_one_connection() {
-    let server = Serve::start();
+    let server = Serve::start(&[]);
     let proxy = TestProxy::start();
     let flag = format!("http://user:pa%24s@127.0.0.1:{}", proxy.port);
     let out = run(
-        &["get", &server.url("http"), "--repeat", "3", "--proxy", &flag],
+        &["get", &server.url_with("http"), "--repeat", "3", "--proxy", &flag],
         &[],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -201,32 +164,35 @@ fn get_forwards_plain_http_through_an_http_proxy_on_one_connection() {
 
 #[test]
 fn get_reads_the_environment_as_curl_does() {
-    let server = Serve::start();
+    let server = Serve::start(&[]);
     let proxy = TestProxy::start();
     let proxy_url = format!("127.0.0.1:{}", proxy.port); // no scheme: an HTTP proxy
-    let out = run(&["get", &server.url("http")], &[("http_proxy", &proxy_url)]);
+    let out = run(&["get", &server.url_with("http")], &[("http_proxy", &proxy_url)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(proxy.accepted(), 1, "http_proxy is used");
 
     let out = run(
-        &["get", &server.url("http")],
+        &["get", &server.url_with("http")],
         &[("http_proxy", &proxy_url), ("NO_PROXY", "localhost,127.0.0.0/8")],
     );
     assert!(out.status.success());
     assert_eq!(proxy.accepted(), 1, "NO_PROXY bypasses the proxy");
 
-    let out = run(&["get", &server.url("http")], &[("HTTP_PROXY", &proxy_url)]);
+    let out = run(&["get", &server.url_with("http")], &[("HTTP_PROXY", &proxy_url)]);
     assert!(out.status.success());
     assert_eq!(proxy.accepted(), 1, "HTTP_PROXY is not read, as in curl");
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP_PROXY is not read"));
 
-    let out = run(&["get", &server.url("http")], &[("ALL_PROXY", &proxy_url)]);
+    let out = run(&["get", &server.url_with("http")], &[("ALL_PROXY", &proxy_url)]);
     assert!(out.status.success());
     assert_eq!(proxy.accepted(), 2, "ALL_PROXY is the fallback");
 
     // An https URL tunnels: the proxy sees CONNECT (the built-in server
     // speaks no TLS, so the request then fails in TLS, loudly).
-    let out = run(&["get", &server.url("https")], &[("HTTPS_PROXY", &proxy_url)]);
+    let out = run(
+        &["get", &server.url_with("https")],
+        &[("HTTPS_PROXY", &proxy_url)],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("error  tls:"), "{}", stdout(&out));
     let connect = format!(
@@ -238,13 +204,13 @@ fn get_reads_the_environment_as_curl_does() {
 
 #[test]
 fn bench_takes_a_proxy_and_its_built_in_server_ignores_the_environment() {
-    let server = Serve::start();
+    let server = Serve::start(&[]);
     let proxy = TestProxy::start();
     let flag = format!("http://127.0.0.1:{}", proxy.port);
     let out = run(
         &[
             "bench",
-            &server.url("http"),
+            &server.url_with("http"),
             "-n",
             "300",
             "-c",
@@ -280,7 +246,7 @@ fn bench_takes_a_proxy_and_its_built_in_server_ignores_the_environment() {
     let out = run(
         &[
             "bench",
-            &server.url("http"),
+            &server.url_with("http"),
             "-n",
             "5",
             "--proxy",
