@@ -176,8 +176,10 @@ where
     ///
     /// See [`Client`].
     pub async fn request(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
-        let (target, host) = self.target_of(req.uri()).map_err(Error::from_pool)?;
-        self.exchange(target, Some(host), req).await
+        let known = self
+            .target_of(req.uri())
+            .map(|(target, host)| (target, Some(host)));
+        self.exchange(known, req).await
     }
 
     /// Sends `req` to `target`: a Unix socket, say, or any target other
@@ -214,18 +216,19 @@ where
     /// # }
     /// ```
     pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Incoming>, Error> {
-        self.exchange(target, None, req).await
+        self.exchange(Ok((target, None)), req).await
     }
 
-    /// The request path, with the `Host` header for the target if known.
+    /// The request path to `known`, the target with the `Host` header for
+    /// it if known. The retry, rare, is a future of its own on the heap,
+    /// so that this one holds one attempt's state.
     async fn exchange(
         &self,
-        target: Target,
-        host: Option<HeaderValue>,
+        known: Result<(Target, Option<HeaderValue>), keepalive::Error>,
         req: Request<B>,
     ) -> Result<Response<Incoming>, Error> {
+        let (target, host) = known.map_err(Error::from_pool)?;
         let (mut parts, body) = req.into_parts();
-        to_origin_form(&mut parts, &target, host);
         // A request without a body is sent with none of ours, so that it
         // can be replayed.
         let replayable = retry::is_idempotent(&parts.method) && body.is_end_stream();
@@ -234,20 +237,49 @@ where
         } else {
             Either::Left(body)
         };
-        let manager = &self.shared.manager;
-        let conn = manager.allocate(target.clone()).await.map_err(Error::from_pool)?;
+        let conn = self
+            .shared
+            .manager
+            .allocate(target.clone())
+            .await
+            .map_err(Error::from_pool)?;
         // A copy only where the rule may use it: a replayable request on a
-        // reused connection.
-        let copy = (replayable && conn.from_cache() != FromCache::Fresh)
-            .then(|| Request::from_parts(parts.clone(), Either::Right(Empty::new())));
-        let failure = match attempt(conn, Request::from_parts(parts, body)).await {
-            Ok(response) => return Ok(response),
-            Err(failure) => failure,
-        };
-        let again = failure.retry(copy).map_err(Error::from_hyper)?;
+        // reused connection; taken before the `Host` header goes in, as
+        // the user's parts are often cheaper to copy than ours.
+        let copy = (replayable && conn.from_cache() != FromCache::Fresh).then(|| parts.clone());
+        to_origin_form(&mut parts, &target, host.clone());
+        match attempt(conn, Request::from_parts(parts, body)).await {
+            Ok(response) => Ok(response),
+            Err(failure) => Box::pin(self.again(target, host, copy, failure)).await,
+        }
+    }
+
+    /// The retry rule after a first attempt's `failure`: the request hyper
+    /// handed back, or else `copy` of a replayable one, once more on
+    /// another connection.
+    async fn again(
+        &self,
+        target: Target,
+        host: Option<HeaderValue>,
+        copy: Option<http::request::Parts>,
+        failure: Failure<Request<Payload<B>>>,
+    ) -> Result<Response<Incoming>, Error> {
+        let req = failure
+            .retry(|| {
+                copy.map(|mut parts| {
+                    to_origin_form(&mut parts, &target, host);
+                    Request::from_parts(parts, Either::Right(Empty::new()))
+                })
+            })
+            .map_err(Error::from_hyper)?;
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let conn = manager.allocate(target).await.map_err(Error::from_pool)?;
-        attempt(conn, again)
+        let conn = self
+            .shared
+            .manager
+            .allocate(target)
+            .await
+            .map_err(Error::from_pool)?;
+        attempt(conn, req)
             .await
             .map_err(|failure| Error::from_hyper(failure.error))
     }

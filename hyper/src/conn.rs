@@ -3,14 +3,18 @@
 //!
 //! hyper's connection task owns the I/O, so the pool cannot simply peek at
 //! "its" socket: the task may have closed it, and the descriptor number may
-//! belong to another file by then. Instead the stream lives in an
-//! `Arc<Mutex<…>>` that the task's I/O and the pooled object share: the
-//! socket stays open as long as the pooled object exists, so the checkout
-//! check (a non-blocking `MSG_PEEK`, or reading pending TLS records into
-//! the same rustls state hyper reads from) is always on the right socket,
-//! even on a current-thread runtime where hyper's task has not yet run
-//! since the server's FIN arrived. The idle event is the task's end: hyper
-//! reads while idle, and ends on a FIN, a reset or stray bytes.
+//! belong to another file by then. Instead the pooled object holds a share
+//! of the socket ([`Wire`]) that keeps it open as long as the object exists,
+//! so the checkout check is always on the right socket, even on a
+//! current-thread runtime where hyper's task has not yet run since the
+//! server's FIN arrived. For plain TCP and Unix sockets the share is the
+//! write half of Tokio's owned split: hyper's task reads its own read half
+//! and writes through the shared one by `&`, and the check is a
+//! `MSG_PEEK` through `&` too ([`Health::peek`]), so no request takes a
+//! lock for its I/O. TLS needs `&mut` for rustls's state, so there hyper's
+//! I/O and the check (reading pending records into the same rustls state
+//! hyper reads from) take turns on a mutex. The idle event is the task's
+//! end: hyper reads while idle, and ends on a FIN, a reset or stray bytes.
 //!
 //! The same task gives a connection back: a loan whose response has come
 //! is parked with it, and the task returns it to the pool as soon as hyper
@@ -23,9 +27,10 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use http_body_util::{Either, Empty};
 use hyper::body::Body;
@@ -33,6 +38,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use keepalive::{Health, Pooled, Protocol, Stream, Target};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{tcp, unix};
 
 /// What hyper's boxed body errors are.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,9 +80,8 @@ where
     type Error = hyper::Error;
 
     async fn handshake(&self, _: &Target, stream: Stream) -> Result<Conn<B>, hyper::Error> {
-        let io = Arc::new(Mutex::new(Io { stream, read: 0 }));
-        let (send, mut connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(SharedIo(io.clone()))).await?;
+        let (io, wire) = SharedIo::new(stream);
+        let (send, mut connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
         let task = Arc::new(Task::default());
         let shared = task.clone();
         tokio::spawn(async move {
@@ -89,7 +94,7 @@ where
             .await;
             shared.end();
         });
-        Ok(Conn { send, io, task })
+        Ok(Conn { send, wire, task })
     }
 }
 
@@ -99,7 +104,7 @@ where
     B: SendBody,
 {
     pub(crate) send: SendRequest<Payload<B>>,
-    io: Arc<Mutex<Io>>,
+    wire: Arc<Wire>,
     task: Arc<Task<B>>,
 }
 
@@ -110,7 +115,7 @@ where
     /// Bytes read from the socket since it connected: unchanged across a
     /// failed exchange means no byte of the response arrived.
     pub(crate) fn bytes_read(&self) -> u64 {
-        lock(&self.io).read
+        self.wire.read.load(Ordering::Relaxed)
     }
 
     /// hyper's connection task has ended, or its request channel closed.
@@ -127,7 +132,11 @@ where
         if self.is_gone() {
             return Health::Closed;
         }
-        lock(&self.io).stream.check()
+        match &self.wire.socket {
+            Socket::Tcp(tcp) => Health::peek(tcp.as_ref()),
+            Socket::Unix(unix) => Health::peek(unix.as_ref()),
+            Socket::Locked(stream) => lock_slot(stream).check(),
+        }
     }
 
     /// The task's end is the event: hyper reads while the connection is
@@ -147,37 +156,135 @@ where
     }
 
     fn abort(&mut self) {
-        lock(&self.io).stream.abort();
+        // SO_LINGER 0, so that unread data does not leave the socket
+        // lingering in the kernel; failing only means a normal close.
+        let _ = match &self.wire.socket {
+            Socket::Tcp(tcp) => socket2::SockRef::from(tcp.as_ref()).set_linger(Some(Duration::ZERO)),
+            Socket::Unix(unix) => socket2::SockRef::from(unix.as_ref()).set_linger(Some(Duration::ZERO)),
+            Socket::Locked(stream) => {
+                lock_slot(stream).abort();
+                Ok(())
+            }
+        };
     }
 }
 
-/// The stream, shared by hyper's task (for I/O) and the pooled object
-/// (for checks), with the count of bytes read.
-struct Io {
-    stream: Stream,
-    read: u64,
+/// The pooled object's share of the socket: it keeps the socket open as
+/// long as the object exists, and counts the bytes hyper's task read.
+struct Wire {
+    socket: Socket,
+    /// Written by hyper's task alone.
+    read: AtomicU64,
 }
 
-fn lock(io: &Mutex<Io>) -> MutexGuard<'_, Io> {
-    lock_slot(io)
+/// The socket, as both sides reach it.
+enum Socket {
+    /// The write half of a plain TCP stream: hyper writes through it by
+    /// `&`, the check peeks through it.
+    Tcp(tcp::OwnedWriteHalf),
+    /// The same for a Unix socket.
+    Unix(unix::OwnedWriteHalf),
+    /// TLS: rustls's state needs `&mut`, so hyper's I/O and the check take
+    /// turns.
+    Locked(Arc<Mutex<Stream>>),
 }
 
-/// hyper's half of the shared stream.
-struct SharedIo(Arc<Mutex<Io>>);
+/// hyper's half of the socket.
+struct SharedIo {
+    read: Reader,
+    wire: Arc<Wire>,
+}
+
+/// What hyper's task reads from: its own read half, or the locked stream.
+enum Reader {
+    Tcp(tcp::OwnedReadHalf),
+    Unix(unix::OwnedReadHalf),
+    Locked(Arc<Mutex<Stream>>),
+}
+
+impl SharedIo {
+    /// hyper's half and the pooled object's share of `stream`.
+    fn new(stream: Stream) -> (SharedIo, Arc<Wire>) {
+        let (read, socket) = match stream.into_tcp() {
+            Ok(tcp) => {
+                let (read, write) = tcp.into_split();
+                (Reader::Tcp(read), Socket::Tcp(write))
+            }
+            Err(stream) => match stream.into_unix() {
+                Ok(unix) => {
+                    let (read, write) = unix.into_split();
+                    (Reader::Unix(read), Socket::Unix(write))
+                }
+                Err(stream) => {
+                    let stream = Arc::new(Mutex::new(stream));
+                    (Reader::Locked(stream.clone()), Socket::Locked(stream))
+                }
+            },
+        };
+        let wire = Arc::new(Wire {
+            socket,
+            read: AtomicU64::new(0),
+        });
+        (
+            SharedIo {
+                read,
+                wire: wire.clone(),
+            },
+            wire,
+        )
+    }
+
+    /// Writes by `&`: Tokio's readiness, then a non-blocking write, which
+    /// clears a readiness that was spurious.
+    fn poll_write_with(
+        cx: &mut Context<'_>,
+        ready: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+        write: impl Fn() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            if let Err(e) = std::task::ready!(ready(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            match write() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
 
 impl AsyncRead for SharedIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut io = lock(&self.0);
+        let SharedIo { read, wire } = self.get_mut();
         let before = buf.filled().len();
-        let result = Pin::new(&mut io.stream).poll_read(cx, buf);
-        io.read += (buf.filled().len() - before) as u64;
+        let result = match read {
+            Reader::Tcp(half) => Pin::new(half).poll_read(cx, buf),
+            Reader::Unix(half) => Pin::new(half).poll_read(cx, buf),
+            Reader::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_read(cx, buf),
+        };
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            // One writer: no read-modify-write needed.
+            wire.read
+                .store(wire.read.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        }
         result
     }
 }
 
 impl AsyncWrite for SharedIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut lock(&self.0).stream).poll_write(cx, buf)
+        match &self.wire.socket {
+            Socket::Tcp(w) => {
+                let s = w.as_ref();
+                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
+            }
+            Socket::Unix(w) => {
+                let s = w.as_ref();
+                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
+            }
+            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
@@ -185,19 +292,41 @@ impl AsyncWrite for SharedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut lock(&self.0).stream).poll_write_vectored(cx, bufs)
+        match &self.wire.socket {
+            Socket::Tcp(w) => {
+                let s = w.as_ref();
+                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs))
+            }
+            Socket::Unix(w) => {
+                let s = w.as_ref();
+                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs))
+            }
+            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        lock(&self.0).stream.is_write_vectored()
+        match &self.wire.socket {
+            Socket::Tcp(_) | Socket::Unix(_) => true,
+            Socket::Locked(stream) => lock_slot(stream).is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut lock(&self.0).stream).poll_flush(cx)
+        match &self.wire.socket {
+            // A socket has nothing of its own to flush.
+            Socket::Tcp(_) | Socket::Unix(_) => Poll::Ready(Ok(())),
+            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut lock(&self.0).stream).poll_shutdown(cx)
+        let result = match &self.wire.socket {
+            Socket::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            Socket::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            Socket::Locked(stream) => return Pin::new(&mut *lock_slot(stream)).poll_shutdown(cx),
+        };
+        Poll::Ready(result)
     }
 }
 
@@ -209,6 +338,14 @@ pub(crate) fn release_when_idle<B>(loan: Loan<B>)
 where
     B: SendBody,
 {
+    // Most often hyper has read the whole response with its head: then
+    // the loan goes back now, with no parking.
+    if loan.send.is_ready() {
+        return drop(loan);
+    }
+    if loan.send.is_closed() {
+        return loan.discard();
+    }
     let task = loan.task.clone();
     *lock_slot(&task.parked) = Some(loan);
     task.has_parked.store(true, Ordering::Release);

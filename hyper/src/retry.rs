@@ -35,12 +35,15 @@ pub(crate) struct Failure<R> {
 
 impl<R> Failure<R> {
     /// The request to send again, if the rule allows: the one hyper handed
-    /// back, or else `copy` (kept only for replayable requests).
-    pub(crate) fn retry(self, copy: Option<R>) -> Result<R, hyper::Error> {
-        match (self.unsent, copy) {
-            (Some(req), _) => Ok(req),
-            (None, Some(copy)) if self.reused && !self.responded => Ok(copy),
-            _ => Err(self.error),
+    /// back, or else the copy `copy` makes (kept only for replayable
+    /// requests), asked for only when the rule takes it.
+    pub(crate) fn retry(self, copy: impl FnOnce() -> Option<R>) -> Result<R, hyper::Error> {
+        if let Some(req) = self.unsent {
+            return Ok(req);
+        }
+        match self.reused && !self.responded {
+            true => copy().ok_or(self.error),
+            false => Err(self.error),
         }
     }
 }

@@ -47,6 +47,34 @@ pub enum Health {
     Unread,
 }
 
+impl Health {
+    /// What the kernel says of `socket` now, by a non-blocking `MSG_PEEK`
+    /// of one byte: the checkout check of the pool's own TCP and Unix
+    /// streams, for an object whose socket another task reads through a
+    /// shared reference (hyper's connection task, say), so that its
+    /// [`Pooled::check`] cannot lend the socket by `&mut`. It takes no
+    /// readiness from that task and does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::Health;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = std::sync::Arc::new(tokio::net::TcpStream::connect(listener.local_addr()?).await?);
+    /// let (server, _) = listener.accept().await?;
+    /// assert_eq!(Health::peek(&*client), Health::Usable);
+    /// drop(server); // on loopback, its FIN is there when close returns
+    /// assert_eq!(Health::peek(&*client), Health::Closed);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peek(socket: &impl std::os::fd::AsFd) -> Health {
+        crate::transport::peek_now(socket2::SockRef::from(socket))
+    }
+}
+
 /// What the pool needs of an object to keep its promises: a cheap check
 /// at checkout, a wake-up when it dies while idle, and a reset on return.
 ///

@@ -85,7 +85,7 @@ pub(super) fn reset_on_close(socket: SockRef<'_>) {
 }
 
 /// A non-blocking `MSG_PEEK` of one byte.
-pub(super) fn peek_now(socket: SockRef<'_>) -> Health {
+pub(crate) fn peek_now(socket: SockRef<'_>) -> Health {
     let mut byte = [MaybeUninit::<u8>::uninit()];
     match socket.peek(&mut byte) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,

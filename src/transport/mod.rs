@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 pub(crate) use dialer::DialOptions;
 pub use dialer::Dialer;
+pub(crate) use liveness::peek_now;
 pub use stream::Stream;
 
 /// TLS to an `https` target inside the tunnel, which is TLS to an HTTPS

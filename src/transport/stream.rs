@@ -123,6 +123,81 @@ impl Stream {
         }
     }
 
+    /// The TCP stream itself, when this is one with nothing on top (no
+    /// TLS; a tunnel through a proxy without TLS is plain TCP to the
+    /// proxy); the stream back otherwise. For an object with a task of its
+    /// own that reads the socket through a shared reference, checked with
+    /// [`Health::peek`].
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, unchanged, when it is TLS or a Unix socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// struct Own;
+    /// impl keepalive::Protocol<keepalive::Stream> for Own {
+    ///     type Conn = tokio::net::TcpStream;
+    ///     type Error = std::io::Error;
+    ///     async fn handshake(&self, _: &keepalive::Target, s: keepalive::Stream) -> std::io::Result<Self::Conn> {
+    ///         s.into_tcp().map_err(|_| std::io::Error::other("not plain TCP"))
+    ///     }
+    /// }
+    /// let manager = keepalive::Manager::builder().protocol(Own).build();
+    /// let conn = manager.allocate(target).await?;
+    /// assert!(conn.nodelay()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_tcp(self) -> Result<TcpStream, Stream> {
+        match self.inner {
+            Inner::Tcp(s) => Ok(s),
+            inner => Err(Stream { inner }),
+        }
+    }
+
+    /// The Unix stream itself, when this is one; the stream back otherwise.
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, unchanged, when it is not a Unix socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join(format!("keepalive-into-unix-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// # let listener = tokio::net::UnixListener::bind(&path)?;
+    /// struct Own;
+    /// impl keepalive::Protocol<keepalive::Stream> for Own {
+    ///     type Conn = tokio::net::UnixStream;
+    ///     type Error = std::io::Error;
+    ///     async fn handshake(&self, _: &keepalive::Target, s: keepalive::Stream) -> std::io::Result<Self::Conn> {
+    ///         s.into_unix().map_err(|_| std::io::Error::other("not a Unix socket"))
+    ///     }
+    /// }
+    /// let manager = keepalive::Manager::builder().protocol(Own).build();
+    /// let conn = manager.allocate(keepalive::Target::unix(&path)).await?;
+    /// assert!(conn.peer_addr()?.as_pathname().is_some());
+    /// # drop((conn, listener));
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_unix(self) -> Result<UnixStream, Stream> {
+        match self.inner {
+            Inner::Unix(s) => Ok(s),
+            inner => Err(Stream { inner }),
+        }
+    }
+
     /// The remote address.
     ///
     /// # Errors
