@@ -65,7 +65,8 @@ impl Health {
     /// let client = std::sync::Arc::new(tokio::net::TcpStream::connect(listener.local_addr()?).await?);
     /// let (server, _) = listener.accept().await?;
     /// assert_eq!(Health::peek(&*client), Health::Usable);
-    /// drop(server); // on loopback, its FIN is there when close returns
+    /// drop(server);
+    /// client.readable().await?; // its FIN has arrived
     /// assert_eq!(Health::peek(&*client), Health::Closed);
     /// # Ok(())
     /// # }
