@@ -4,135 +4,16 @@
 //! close of one whose response was dropped), limits, timeouts, Unix sockets,
 //! a target through a proxy, and the retry rule.
 
+mod support;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use keepalive::Target;
 use keepalive_hyper::Client;
+use support::{body_of, get, until, within, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// The longest any awaited event may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Polls a pool-internal condition that has no event to await.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    within(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .await;
-}
-
-/// A listening origin whose connections the test drives by hand.
-struct Origin {
-    listener: TcpListener,
-}
-
-impl Origin {
-    async fn start() -> Origin {
-        Origin {
-            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listener.local_addr().unwrap())
-    }
-
-    fn target(&self) -> Target {
-        Target::new("http", "127.0.0.1", self.listener.local_addr().unwrap().port())
-    }
-
-    async fn accept(&self) -> Side {
-        let (stream, _) = within("an accept", self.listener.accept()).await.unwrap();
-        Side {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Accepts a connection and answers its first request with `body`.
-    async fn answered(&self, body: &[u8]) -> Side {
-        let mut side = self.accept().await;
-        side.request().await.unwrap();
-        side.respond("", body).await;
-        side
-    }
-
-    /// Serves every connection with `body`, forever, keeping it open.
-    fn serve_all(self, body: &'static [u8]) {
-        tokio::spawn(async move {
-            loop {
-                let mut side = self.accept().await;
-                tokio::spawn(async move {
-                    while side.request().await.is_some() {
-                        side.respond("", body).await;
-                    }
-                });
-            }
-        });
-    }
-}
-
-/// The origin's end of one connection.
-struct Side {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Side {
-    /// Reads one request (head, and a body by `content-length`); `None` at
-    /// end of stream.
-    async fn request(&mut self) -> Option<String> {
-        loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                if self.buf.len() >= end + 4 + length {
-                    self.buf.drain(..end + 4 + length);
-                    return Some(head);
-                }
-            }
-            let mut chunk = [0; 4096];
-            match within("a request", self.stream.read(&mut chunk)).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    async fn respond(&mut self, headers: &str, body: &[u8]) {
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{headers}\r\n",
-            body.len()
-        );
-        let _ = self.stream.write_all(head.as_bytes()).await;
-        let _ = self.stream.write_all(body).await;
-    }
-}
-
-fn get(url: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
-}
-
-async fn body_of(response: http::Response<hyper::body::Incoming>) -> Bytes {
-    within("the body", response.into_body().collect())
-        .await
-        .unwrap()
-        .to_bytes()
-}
 
 #[tokio::test]
 async fn one_handshake_per_connection() {
