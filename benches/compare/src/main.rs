@@ -31,7 +31,9 @@
 //! rotated; the table gives the median requests/s, p99 and client CPU per
 //! request (the harness process's user + system time over the measured
 //! window, divided by the requests; the server is another process) over
-//! the rounds, and the ratios to hyper-util and to raw.
+//! the rounds, and the ratios to hyper-util, hyperconn and raw: each the
+//! median of the rounds' own ratios, which a machine whose speed drifts
+//! between rounds moves less than a ratio of medians.
 
 use keepalive_http as http1;
 
@@ -58,8 +60,9 @@ const CLIENTS: [&str; 6] = [
     "reqwest",
     "raw",
 ];
-/// Where hyper-util and raw are in [`CLIENTS`], for the ratios.
+/// Where hyper-util, hyperconn and raw are in [`CLIENTS`], for the ratios.
 const HYPER_UTIL: usize = 2;
+const HYPERCONN: usize = 3;
 const RAW: usize = 5;
 const WARM_UP: Duration = Duration::from_millis(500);
 
@@ -109,8 +112,10 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
     let (mut server, url) = start_server(&[]).await?;
     println!("server: {url} (keepalive serve, own process); {rounds} rounds of {secs:?} per client and c");
     println!();
-    println!("| c | client | requests/s | p99 | CPU/request | rps vs hyper-util | CPU vs hyper-util | rps vs raw |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| c | client | requests/s | p99 | CPU/request | rps vs hyper-util | CPU vs hyper-util | CPU vs hyperconn | rps vs raw |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &c in levels {
         let mut results: Vec<Vec<Measure>> = vec![Vec::new(); CLIENTS.len()];
         for round in 0..rounds {
@@ -119,17 +124,29 @@ async fn compare(secs: Duration, rounds: usize, levels: &[usize]) -> Result<(), 
                 results[i].push(run(CLIENTS[i], &url, c, secs).await?);
             }
         }
-        let median: Vec<Measure> = results.into_iter().map(median).collect();
-        let (hyper, raw) = (median[HYPER_UTIL], median[RAW]);
-        for (name, m) in CLIENTS.iter().zip(&median) {
+        // A ratio is the median of the rounds' own ratios: clients of one
+        // round run back to back, so a machine that speeds up or slows
+        // down between rounds moves both sides of each ratio alike.
+        let ratio = |i: usize, peer: usize, of: fn(&Measure) -> f64| {
+            median_f64(
+                results[i]
+                    .iter()
+                    .zip(&results[peer])
+                    .map(|(m, p)| of(m) / of(p))
+                    .collect(),
+            )
+        };
+        for (i, name) in CLIENTS.iter().enumerate() {
+            let m = median(results[i].clone());
             println!(
-                "| {c} | {name} | {:.0} | {} µs | {:.2} µs | {:.2}x | {:.2}x | {:.2}x |",
+                "| {c} | {name} | {:.0} | {} µs | {:.2} µs | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
                 m.rps,
                 m.p99,
                 m.cpu_us,
-                m.rps / hyper.rps,
-                m.cpu_us / hyper.cpu_us,
-                m.rps / raw.rps
+                ratio(i, HYPER_UTIL, |m| m.rps),
+                ratio(i, HYPER_UTIL, |m| m.cpu_us),
+                ratio(i, HYPERCONN, |m| m.cpu_us),
+                ratio(i, RAW, |m| m.rps),
             );
         }
     }
