@@ -319,7 +319,7 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let stats = self.shared.lock().stats();
-        self.shared.with_fleet(stats)
+        self.shared.with_fleet(stats, true)
     }
 
     /// The same snapshot for one connection key: the sockets, requests,
@@ -349,7 +349,7 @@ where
     pub fn stats_for(&self, target: &Target) -> Stats {
         let now = Instant::now();
         let stats = self.shared.lock().stats_for(target, now);
-        self.shared.with_fleet(stats)
+        self.shared.with_fleet(stats, false)
     }
 }
 

@@ -595,3 +595,49 @@ async fn reusing_a_pooled_connection_makes_no_call_to_redis() {
     assert_eq!(after - before, 1, "only the second INFO itself");
     assert_eq!(manager.stats_for(&target).reuses, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_state_for_a_key_goes_with_its_last_user() {
+    let redis_port = free_port();
+    let Some(_redis) = start_redis("fleet-keys", redis_port, None) else {
+        return;
+    };
+    let origins = [
+        Origin::start().await,
+        Origin::start().await,
+        Origin::start().await,
+        Origin::start().await,
+    ];
+    let (a, b) = (
+        member(fleet(redis_port, "keys", 1, Duration::from_secs(5))),
+        member(fleet(redis_port, "keys", 1, Duration::from_secs(5))),
+    );
+    assert_eq!(a.stats().fleet_keys, 0);
+    // b holds the last origin's one slot, in use.
+    let held = b.allocate(origins[3].target()).await.unwrap();
+    let mut conns = Vec::new();
+    for origin in &origins[..3] {
+        conns.push(a.allocate(origin.target()).await.unwrap());
+    }
+    assert_eq!(a.stats().fleet_keys, 3);
+    assert_eq!(
+        a.stats_for(&origins[0].target()).fleet_keys,
+        0,
+        "the whole manager's only"
+    );
+    // A connect waiting for the fleet keeps its key; cancelled, it goes.
+    let waiting = a.allocate(origins[3].target());
+    until("a's connect to ask the fleet", || a.stats().fleet_keys == 4).await;
+    drop(waiting);
+    until("the cancelled connect's key to go", || a.stats().fleet_keys == 3).await;
+    // An idle connection holds its slot, so its key stays; closed, it goes.
+    drop(conns.pop());
+    assert_eq!(a.stats().fleet_keys, 3);
+    for conn in conns {
+        conn.discard();
+    }
+    until("two keys to go", || a.stats().fleet_keys == 1).await;
+    a.shutdown().await;
+    assert_eq!(a.stats().fleet_keys, 0);
+    drop(held);
+}

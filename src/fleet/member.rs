@@ -55,12 +55,9 @@ pub(super) struct Inner {
     pub(super) dirty: AtomicBool,
     /// Waiting requests' wake-ups by key, with how many wait.
     pub(super) waiting: Mutex<HashMap<Arc<str>, Waiters>>,
-    /// The targets of the keys this member asked for, by key.
-    pub(super) targets: Mutex<HashMap<Arc<str>, Target>>,
-    /// One turn per key: only the holder asks Redis, so this member
-    /// stands in the fleet's queue once per key, and its other requests
-    /// for the key wait here in order.
-    pub(super) turns: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    /// What this member keeps of each key while a connect of it asks or
+    /// a slot of it is held, and no longer: a crawler's hosts come and go.
+    pub(super) keys: Mutex<HashMap<Arc<str>, KeyUse>>,
     pub(super) on_wanted: OnWanted,
     pub(super) releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
     pub(super) available: AtomicBool,
@@ -80,6 +77,37 @@ pub(crate) struct Slot {
     inner: Arc<Inner>,
     key: Arc<str>,
     token: u64,
+    /// The key's entry in the member, kept while the slot is.
+    _user: KeyUser,
+}
+
+/// A key's target, for the listener to release idle connections of the
+/// key when another member wants it, and its turn: only the holder asks
+/// Redis, so this member stands in the fleet's queue once per key, and
+/// its other requests for the key wait here in order.
+pub(super) struct KeyUse {
+    pub(super) target: Target,
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Connects asking and slots held.
+    users: usize,
+}
+
+/// One user of a key's entry; the entry goes with its last user.
+struct KeyUser {
+    inner: Arc<Inner>,
+    key: Arc<str>,
+}
+
+impl Drop for KeyUser {
+    fn drop(&mut self) {
+        let mut keys = lock(&self.inner.keys);
+        if let Some(entry) = keys.get_mut(&self.key) {
+            entry.users -= 1;
+            if entry.users == 0 {
+                keys.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Slot {
@@ -159,8 +187,7 @@ impl Member {
             held: Mutex::default(),
             dirty: AtomicBool::new(false),
             waiting: Mutex::default(),
-            targets: Mutex::default(),
-            turns: Mutex::default(),
+            keys: Mutex::default(),
             on_wanted,
             releases,
             available: AtomicBool::new(true),
@@ -190,9 +217,7 @@ impl Member {
         let mut on_wait = Some(on_wait);
         let inner = &self.inner;
         let key: Arc<str> = target.to_string().into();
-        lock(&inner.targets)
-            .entry(key.clone())
-            .or_insert_with(|| target.clone());
+        let (turn, user) = inner.use_key(&key, target);
         // Past the local deadline this member's heartbeat may be gone, and
         // a slot taken now would not count for the others: renew first.
         if lock(&inner.lease_ok_until).is_none_or(|until| Instant::now() >= until) {
@@ -200,7 +225,6 @@ impl Member {
         }
         let mut waited = false;
         let started = Instant::now();
-        let turn = lock(&inner.turns).entry(key.clone()).or_default().clone();
         let _turn = match turn.try_lock() {
             Ok(turn) => turn,
             Err(_) => {
@@ -263,6 +287,7 @@ impl Member {
                 inner: inner.clone(),
                 key,
                 token,
+                _user: user,
             },
             waited: waited.then(|| started.elapsed()),
             bypassed,
@@ -291,6 +316,11 @@ impl Member {
             }
         };
         let _ = tokio::time::timeout(2 * CALL_TIMEOUT, left).await;
+    }
+
+    /// How many keys this member keeps state for.
+    pub(crate) fn keys(&self) -> usize {
+        lock(&self.inner.keys).len()
     }
 
     /// Whether the last call to Redis succeeded.
@@ -368,6 +398,24 @@ impl Drop for Waiting<'_> {
 }
 
 impl Inner {
+    /// The key's entry, made if new, with one user more: its turn, and the
+    /// user that gives the entry up when dropped.
+    fn use_key(self: &Arc<Inner>, key: &Arc<str>, target: &Target) -> (Arc<tokio::sync::Mutex<()>>, KeyUser) {
+        let mut keys = lock(&self.keys);
+        let entry = keys.entry(key.clone()).or_insert_with(|| KeyUse {
+            target: target.clone(),
+            turn: Arc::default(),
+            users: 0,
+        });
+        entry.users += 1;
+        let turn = entry.turn.clone();
+        let user = KeyUser {
+            inner: self.clone(),
+            key: key.clone(),
+        };
+        (turn, user)
+    }
+
     pub(super) fn key(&self, kind: &str, key: &str) -> String {
         format!("{}:{kind}:{key}", self.ns)
     }

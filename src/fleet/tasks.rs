@@ -194,7 +194,7 @@ pub(super) async fn listen(inner: Arc<Inner>) {
             if member == inner.id {
                 continue;
             }
-            let target = lock(&inner.targets).get(key).cloned();
+            let target = lock(&inner.keys).get(key).map(|k| k.target.clone());
             if let Some(target) = target {
                 (inner.on_wanted)(&target);
             }

@@ -267,14 +267,20 @@ where
     }
 
     /// `stats` with whether the fleet's Redis answered last time, for a
-    /// member of a fleet.
-    pub(crate) fn with_fleet(&self, stats: crate::manager::Stats) -> crate::manager::Stats {
+    /// member of a fleet, and, for the whole manager's (`whole`), how many
+    /// keys the member keeps state for.
+    pub(crate) fn with_fleet(&self, stats: crate::manager::Stats, whole: bool) -> crate::manager::Stats {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.fleet {
             let mut stats = stats;
             stats.fleet_reachable = Some(fleet.as_ref().is_ok_and(|m| m.is_available()));
+            if whole {
+                stats.fleet_keys = fleet.as_ref().map_or(0, |m| m.keys());
+            }
             return stats;
         }
+        #[cfg(not(feature = "fleet"))]
+        let _ = whole;
         stats
     }
 

@@ -74,6 +74,12 @@ pub struct Stats {
     /// (`false`: new connections fail open or fail, as the fleet says).
     /// `None` without a fleet.
     pub fleet_reachable: Option<bool>,
+    /// For a member of a fleet, in [`Manager::stats`](crate::Manager::stats)
+    /// only: how many keys it keeps fleet state for (a connect asking the
+    /// fleet, or a slot held by a connection). A key's state goes with its
+    /// last connection, so the hosts of a long crawl cost nothing once
+    /// left. 0 without a fleet.
+    pub fleet_keys: usize,
 }
 
 /// Sockets the pool closed, by reason. Every socket that connected and is
