@@ -12,7 +12,8 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Incoming};
 use keepalive::{FromCache, Manager, Stats, Target};
 
-use crate::conn::{release_when_idle, BoxError, Http1, Loan, Payload, SendBody};
+use crate::attempt::attempt;
+use crate::conn::{BoxError, Http1, Payload};
 use crate::error::Error;
 use crate::retry::{self, Failure};
 
@@ -376,86 +377,6 @@ where
     #[track_caller]
     fn default() -> Client<B> {
         Client::new()
-    }
-}
-
-/// One exchange on a loaned connection; on success the connection is
-/// handed back when the response body has been read.
-async fn attempt<B>(
-    mut conn: Loan<B>,
-    req: Request<Payload<B>>,
-) -> Result<Response<Incoming>, Failure<Request<Payload<B>>>>
-where
-    B: SendBody,
-{
-    let reused = conn.from_cache() != FromCache::Fresh;
-    let read_before = conn.bytes_read();
-    if let Err(error) = conn.send.ready().await {
-        // hyper's task saw the server's close before the request went out.
-        conn.lost_race();
-        return Err(Failure {
-            error,
-            unsent: Some(req),
-            reused,
-            responded: false,
-        });
-    }
-    match conn.send.try_send_request(req).await {
-        Ok(response) => {
-            take_hints(&mut conn, &response);
-            release_when_idle(conn);
-            Ok(response)
-        }
-        Err(mut e) => {
-            let unsent = e.take_message();
-            let responded = conn.bytes_read() != read_before;
-            if !responded && is_close(e.error()) {
-                // The pool cannot see hyper's reads: it is told.
-                conn.lost_race();
-            } else {
-                conn.discard();
-            }
-            Err(Failure {
-                error: e.into_error(),
-                unsent,
-                reused,
-                responded,
-            })
-        }
-    }
-}
-
-/// Whether hyper's error is the server's close (end of stream, a reset, or
-/// the connection closed before the request went out), not a bad response.
-fn is_close(error: &hyper::Error) -> bool {
-    let reset = std::error::Error::source(error)
-        .and_then(|e| e.downcast_ref::<std::io::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-            )
-        });
-    reset || error.is_incomplete_message() || error.is_canceled() || error.is_closed()
-}
-
-/// The server's `Keep-Alive: timeout=, max=` hints, for the pool.
-fn take_hints<B>(conn: &mut Loan<B>, response: &Response<Incoming>)
-where
-    B: SendBody,
-{
-    const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
-    let Some(value) = response.headers().get(KEEP_ALIVE) else {
-        return;
-    };
-    let hints = keepalive_http::KeepAlive::parse(value.as_bytes());
-    if let Some(timeout) = hints.timeout {
-        conn.set_server_idle_timeout(timeout);
-    }
-    if let Some(max) = hints.max {
-        conn.set_remaining_uses(max);
     }
 }
 

@@ -60,8 +60,10 @@
 //!
 //! # Layout
 //!
-//! * `client.rs`: [`Client`], the request path and the return of a
-//!   connection when its body is done.
+//! * `client.rs`: [`Client`], the request path: the target, the request
+//!   in origin form, the copy for the retry.
+//! * `attempt.rs`: one exchange on a loaned connection, the return of the
+//!   connection when its body is done, and what the pool is told.
 //! * `conn.rs`: the protocol step (hyper's handshake and connection task)
 //!   and the pooled object, which shares the socket with hyper's task so
 //!   that the pool's checks are always on the right socket.
@@ -70,6 +72,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod attempt;
 mod client;
 mod conn;
 mod error;
