@@ -40,6 +40,25 @@ use keepalive::{Health, Pooled, Protocol, Stream, Target};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix};
 
+/// `$plain` with the plain stream, TCP or Unix, by `&` as `$s`, or
+/// `$locked` with the locked one as `$l`: one match, statically, as the
+/// write path is hot.
+macro_rules! on_socket {
+    ($socket:expr, $s:ident => $plain:expr, $l:ident => $locked:expr) => {
+        match $socket {
+            Socket::Tcp(half) => {
+                let $s: &tokio::net::TcpStream = half.as_ref();
+                $plain
+            }
+            Socket::Unix(half) => {
+                let $s: &tokio::net::UnixStream = half.as_ref();
+                $plain
+            }
+            Socket::Locked($l) => $locked,
+        }
+    };
+}
+
 /// What hyper's boxed body errors are.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -132,11 +151,7 @@ where
         if self.is_gone() {
             return Health::Closed;
         }
-        match &self.wire.socket {
-            Socket::Tcp(tcp) => Health::peek(tcp.as_ref()),
-            Socket::Unix(unix) => Health::peek(unix.as_ref()),
-            Socket::Locked(stream) => lock_slot(stream).check(),
-        }
+        on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock_slot(stream).check())
     }
 
     /// The task's end is the event: hyper reads while the connection is
@@ -158,14 +173,13 @@ where
     fn abort(&mut self) {
         // SO_LINGER 0, so that unread data does not leave the socket
         // lingering in the kernel; failing only means a normal close.
-        let _ = match &self.wire.socket {
-            Socket::Tcp(tcp) => socket2::SockRef::from(tcp.as_ref()).set_linger(Some(Duration::ZERO)),
-            Socket::Unix(unix) => socket2::SockRef::from(unix.as_ref()).set_linger(Some(Duration::ZERO)),
-            Socket::Locked(stream) => {
-                lock_slot(stream).abort();
-                Ok(())
-            }
-        };
+        on_socket!(
+            &self.wire.socket,
+            s => {
+                let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            },
+            stream => lock_slot(stream).abort()
+        )
     }
 }
 
@@ -274,17 +288,11 @@ impl AsyncRead for SharedIo {
 
 impl AsyncWrite for SharedIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match &self.wire.socket {
-            Socket::Tcp(w) => {
-                let s = w.as_ref();
-                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
-            }
-            Socket::Unix(w) => {
-                let s = w.as_ref();
-                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
-            }
-            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_write(cx, buf),
-        }
+        on_socket!(
+            &self.wire.socket,
+            s => Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf)),
+            stream => Pin::new(&mut *lock_slot(stream)).poll_write(cx, buf)
+        )
     }
 
     fn poll_write_vectored(
@@ -292,17 +300,11 @@ impl AsyncWrite for SharedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &self.wire.socket {
-            Socket::Tcp(w) => {
-                let s = w.as_ref();
-                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs))
-            }
-            Socket::Unix(w) => {
-                let s = w.as_ref();
-                Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs))
-            }
-            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_write_vectored(cx, bufs),
-        }
+        on_socket!(
+            &self.wire.socket,
+            s => Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs)),
+            stream => Pin::new(&mut *lock_slot(stream)).poll_write_vectored(cx, bufs)
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -321,12 +323,11 @@ impl AsyncWrite for SharedIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = match &self.wire.socket {
-            Socket::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
-            Socket::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
-            Socket::Locked(stream) => return Pin::new(&mut *lock_slot(stream)).poll_shutdown(cx),
-        };
-        Poll::Ready(result)
+        on_socket!(
+            &self.wire.socket,
+            s => Poll::Ready(socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)),
+            stream => Pin::new(&mut *lock_slot(stream)).poll_shutdown(cx)
+        )
     }
 }
 
