@@ -341,16 +341,34 @@ where
 {
     // Most often hyper has read the whole response with its head: then
     // the loan goes back now, with no parking.
-    if loan.send.is_ready() {
-        return drop(loan);
-    }
-    if loan.send.is_closed() {
-        return loan.discard();
+    if is_settled(&loan) {
+        return settle(loan);
     }
     let task = loan.task.clone();
     *lock_slot(&task.parked) = Some(loan);
     task.has_parked.store(true, Ordering::Release);
     task.release_if_idle();
+}
+
+/// hyper is done with the loan's exchange: ready for another request, or
+/// closed.
+fn is_settled<B>(loan: &Loan<B>) -> bool
+where
+    B: SendBody,
+{
+    loan.send.is_ready() || loan.send.is_closed()
+}
+
+/// Gives a settled loan back to the pool if hyper is ready for another
+/// request on it, or else (hyper closed the connection) closes it.
+fn settle<B>(loan: Loan<B>)
+where
+    B: SendBody,
+{
+    match loan.send.is_ready() {
+        true => drop(loan),
+        false => loan.discard(),
+    }
 }
 
 /// What the pooled object and hyper's connection task share: the task's
@@ -404,16 +422,15 @@ where
         let loan = {
             let mut slot = lock_slot(&self.parked);
             match &*slot {
-                Some(loan) if loan.send.is_ready() || loan.send.is_closed() => {
+                Some(loan) if is_settled(loan) => {
                     self.has_parked.store(false, Ordering::Release);
                     slot.take()
                 }
                 _ => None,
             }
         };
-        match loan {
-            Some(loan) if loan.send.is_closed() => loan.discard(),
-            other => drop(other),
+        if let Some(loan) = loan {
+            settle(loan);
         }
     }
 
