@@ -10,10 +10,11 @@
 //! * `proxy`: [`Proxy`], a proxy a target is reached through, part of its
 //!   key, with its credentials (never shown); `redact`: URLs and texts
 //!   with their passwords as `***`.
-//! * `allocation`: [`Allocation`] and [`RequestId`].
-//! * `connection/`: [`Connection`] and [`FromCache`]; return on drop, with
-//!   the server's hints (`mod.rs`), and its byte-stream side, which notes
-//!   errors, end of stream and a lost race (`stream_io.rs`).
+//! * `loan/`: what a user holds: [`Allocation`] and [`RequestId`]
+//!   (`allocation.rs`), [`Connection`] and [`FromCache`], returned on
+//!   drop with the server's hints (`connection.rs`), and its byte-stream
+//!   side, which notes errors, end of stream and a lost race
+//!   (`stream_io.rs`).
 //! * `error`: [`Error`].
 //! * `fleet/` (feature `fleet`): `Fleet`, one per-host limit for many
 //!   processes kept in Redis (`mod.rs`), the member that speaks to Redis
@@ -33,34 +34,33 @@
 //!   SOCKS5 in `socks5.rs`), TLS (`tls.rs`, feature `tls`, on by default)
 //!   and Unix sockets; [`Stream`], what it makes (`stream.rs`), and the
 //!   kernel's view of an idle socket (`liveness.rs`).
-//! * `object/`: [`Pooled`], what the pool needs of anything it keeps,
+//! * `pooled`: [`Pooled`], what the pool needs of anything it keeps,
 //!   [`Protocol`], the step that makes it from a stream, and [`Plain`].
 //!
 //! The pool itself:
 //!
 //! * `pool/state/`: every decision as pure data (`sockets.rs`,
-//!   `requests.rs`, `learning.rs`, `stats.rs`, `fleet.rs` for a fleet
-//!   member's part, and `boundary.rs` for the types at its edge), with no
+//!   `requests.rs`, `server_limit.rs`, `stats.rs`, `fleet.rs` for a fleet
+//!   member's part; `inputs.rs`, `ids.rs` and `actions.rs` for the types
+//!   at its edge; the idle lists and the lookup cache it keeps), with no
 //!   I/O, clock reads or spawning.
 //! * `pool/`: the shell that carries the decisions out: the shared state
-//!   behind one lock (`mod.rs`), the idle lists (`lists.rs`), the tasks
-//!   (`tasks.rs`), the pooled object with its idle watch (`socket.rs`), and
-//!   the lookup cache (`dns_cache.rs`).
+//!   behind one lock (`mod.rs`), the tasks (`tasks.rs`), and the pooled
+//!   object with its idle watch (`idle_watch.rs`).
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
-mod allocation;
 mod config;
-mod connection;
 mod deadline;
 mod error;
 #[cfg(feature = "fleet")]
 mod fleet;
 #[cfg(feature = "hickory")]
 mod hickory;
+mod loan;
 mod manager;
-mod object;
 mod pool;
+mod pooled;
 mod proxy;
 mod redact;
 mod resolver;
@@ -68,13 +68,11 @@ mod target;
 mod trace;
 mod transport;
 
-pub use allocation::{Allocation, RequestId};
 pub use config::{
     Builder, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_OPEN, DEFAULT_MAX_PER_HOST,
     DEFAULT_TCP_KEEPALIVE, DEFAULT_TCP_KEEPALIVE_INTERVAL, DEFAULT_TCP_KEEPALIVE_RETRIES,
     DEFAULT_TCP_USER_TIMEOUT, DEFAULT_TIMEOUT,
 };
-pub use connection::{Connection, FromCache};
 pub use error::Error;
 #[cfg(feature = "fleet")]
 pub use fleet::{Fleet, DEFAULT_FLEET_LEASE};
@@ -84,8 +82,9 @@ pub use hickory::HickoryResolver;
 /// [`HickoryResolver::from_resolver`] match its version.
 #[cfg(feature = "hickory")]
 pub use hickory_resolver;
+pub use loan::{Allocation, Connection, FromCache, RequestId};
 pub use manager::{Closes, Manager, Stats};
-pub use object::{Health, Plain, Pooled, Protocol};
+pub use pooled::{Health, Plain, Pooled, Protocol};
 pub use proxy::Proxy;
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to

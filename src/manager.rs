@@ -8,15 +8,14 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::allocation::Allocation;
 use crate::config::{Builder, Config};
-use crate::connection::{Connection, FromCache};
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::object::{Plain, Protocol};
+use crate::loan::{Allocation, Connection, FromCache};
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
 pub use crate::pool::state::{Closes, Stats};
-use crate::pool::{PooledSocket, Shared, Tokio};
+use crate::pool::{Live, Shared, Watched};
+use crate::pooled::{Plain, Protocol};
 use crate::target::Target;
 use crate::trace::event;
 use crate::transport::{Dialer, Transport};
@@ -169,7 +168,7 @@ where
         }
         let shared = &self.shared;
         loop {
-            let begin = |state: &mut State<Tokio<P, T>>, out: &mut Actions<Tokio<P, T>>| {
+            let begin = |state: &mut State<Live<P, T>>, out: &mut Actions<Live<P, T>>| {
                 Self::begin(
                     state,
                     &shared.pipeline.transport,
@@ -207,12 +206,12 @@ where
 
     /// Under the lock: an idle socket, or a new request.
     fn begin(
-        state: &mut State<Tokio<P, T>>,
+        state: &mut State<Live<P, T>>,
         transport: &T,
         target: &Target,
         start: Instant,
         timeout: std::time::Duration,
-        out: &mut Actions<Tokio<P, T>>,
+        out: &mut Actions<Live<P, T>>,
     ) -> Result<Outcome<P, T>, Error> {
         if let Some((socket, sid)) = state.checkout(target, start, out)? {
             return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
@@ -360,7 +359,7 @@ where
     P: Protocol<T::Stream>,
 {
     /// An idle object, still to be checked, and the request's id.
-    Hit(PooledSocket<P::Conn>, SocketId, RequestId),
+    Hit(Watched<P::Conn>, SocketId, RequestId),
     /// A request that waits for the pool.
     Waiting(RequestId, oneshot::Receiver<Result<Connection<P, T>, Error>>),
 }

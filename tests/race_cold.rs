@@ -5,7 +5,7 @@
 //! connections. A server restart, which closes every idle connection at
 //! once, teaches no limit shorter than the age those connections had.
 //! (Connections of different ages closed at once teach a band, as
-//! lighttpd's sweep does: see `learning.rs`.)
+//! lighttpd's sweep does: see `pool/state/server_limit.rs`.)
 
 mod support;
 

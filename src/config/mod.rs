@@ -10,7 +10,7 @@ use std::time::Duration;
 pub(crate) use dial::TcpOptions;
 
 use crate::manager::Manager;
-use crate::object::{Plain, Protocol};
+use crate::pooled::{Plain, Protocol};
 use crate::resolver::{Resolve, SystemResolver};
 use crate::transport::{DialOptions, Dialer, Transport};
 

@@ -5,9 +5,7 @@
 //! carries the decisions out after the lock is dropped: sending results,
 //! spawning lookups and connects, closing sockets, aborting tasks.
 
-mod dns_cache;
-mod lists;
-mod socket;
+mod idle_watch;
 pub(crate) mod state;
 mod tasks;
 
@@ -17,13 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub(crate) use socket::{PooledSocket, Signal};
+pub(crate) use idle_watch::{Signal, Watched};
 use state::{Action, Actions, FromCache, Handles, Limits, Staged, State, TaskOwner};
 
 use crate::config::Config;
-use crate::connection::Connection;
 use crate::error::Error;
-use crate::object::Protocol;
+use crate::loan::Connection;
+use crate::pooled::Protocol;
 use crate::trace::event;
 use crate::transport::{DialOptions, Progress, Transport};
 
@@ -32,14 +30,14 @@ pub(crate) type Responder<P, T> = oneshot::Sender<Result<Connection<P, T>, Error
 
 /// The real types behind [`State`], for a manager whose objects `P` makes
 /// on streams from `T`.
-pub(crate) struct Tokio<P, T>(PhantomData<fn() -> (P, T)>);
+pub(crate) struct Live<P, T>(PhantomData<fn() -> (P, T)>);
 
-impl<P, T> Handles for Tokio<P, T>
+impl<P, T> Handles for Live<P, T>
 where
     T: Transport,
     P: Protocol<T::Stream>,
 {
-    type Socket = PooledSocket<P::Conn>;
+    type Socket = Watched<P::Conn>;
     type Responder = Responder<P, T>;
     type Task = Spawned;
 }
@@ -72,7 +70,7 @@ where
     T: Transport,
     P: Protocol<T::Stream>,
 {
-    state: Mutex<State<Tokio<P, T>>>,
+    state: Mutex<State<Live<P, T>>>,
     pub(crate) config: Config,
     pub(crate) pipeline: Arc<Pipeline<P, T>>,
     pub(crate) signal: Arc<Signal>,
@@ -162,13 +160,13 @@ where
     /// The lock. A panic while it was held cannot leave `State` half
     /// updated in a way that matters more than stopping every user of the
     /// pool would, so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tokio<P, T>>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live<P, T>>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Carries out decisions made under the lock, which must be released.
     /// Returns the handles of aborted tasks, for `shutdown` to await.
-    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Tokio<P, T>>) -> Vec<JoinHandle<()>> {
+    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Live<P, T>>) -> Vec<JoinHandle<()>> {
         if actions.rearm {
             self.signal.notify.notify_one();
         }
@@ -287,7 +285,7 @@ where
     /// Locks, lets `f` decide, unlocks, and carries the decisions out.
     pub(crate) fn decide<R>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut State<Tokio<P, T>>, &mut Actions<Tokio<P, T>>) -> R,
+        f: impl FnOnce(&mut State<Live<P, T>>, &mut Actions<Live<P, T>>) -> R,
     ) -> R {
         let mut actions = Actions::new();
         let result = f(&mut self.lock(), &mut actions);

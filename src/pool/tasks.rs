@@ -10,10 +10,10 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::state::{Addrs, LookupId, RequestId};
-use super::{Pipeline, PooledSocket, Shared, Signal};
+use super::{Pipeline, Shared, Signal, Watched};
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::object::Protocol;
+use crate::pooled::Protocol;
 use crate::target::Target;
 use crate::trace::event;
 use crate::transport::{Dial, Progress, Transport};
@@ -86,7 +86,7 @@ where
     let now = Instant::now();
     shared.decide(|state, out| match result {
         Ok(object) => {
-            let socket = PooledSocket::new(object, shared.signal.clone());
+            let socket = Watched::new(object, shared.signal.clone());
             #[cfg(feature = "fleet")]
             let socket = socket.with_slot(slot);
             state.connected(request, &target, socket, now, out);

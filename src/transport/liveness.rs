@@ -19,7 +19,7 @@ use socket2::SockRef;
 use tokio::io::{Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::object::{Health, Pooled};
+use crate::pooled::{Health, Pooled};
 
 /// How many times one check reads pending TLS records, or re-polls after
 /// draining them (or after a spurious readiness), before it gives up and

@@ -13,7 +13,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 #[cfg(feature = "tls")]
 use super::TlsInTls;
-use crate::object::{Health, Pooled};
+use crate::pooled::{Health, Pooled};
 
 /// A connected stream from the pool's [`Dialer`](crate::Dialer): what a
 /// [`Connection`](crate::Connection) reads and writes, and what a

@@ -2,13 +2,13 @@
 
 use tokio::time::Instant;
 
+use super::idle_lists::{self as lists, Chain};
 use super::{
     Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, Room, SocketEntry,
     SocketId, State,
 };
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::pool::lists::{self, Chain};
 use crate::target::Target;
 
 /// Where a socket was found unusable.
@@ -267,7 +267,7 @@ impl<P: Handles> State<P> {
     /// before any byte of an answer: the race with the server's idle
     /// close, lost. The caller closes the socket. For a socket that came
     /// from the pool, that is an observation of the server's idle limit at
-    /// the age it had been idle (see `learning.rs` for the care taken).
+    /// the age it had been idle (see `server_limit.rs` for the care taken).
     pub(crate) fn lost(&mut self, sid: SocketId, now: Instant, out: &mut Actions<P>) {
         let Some(key) = self.live_socket(sid) else {
             return;

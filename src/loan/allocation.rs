@@ -10,12 +10,12 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::connection::Connection;
+use super::connection::Connection;
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::object::{Plain, Protocol};
 pub use crate::pool::state::RequestId;
 use crate::pool::Shared;
+use crate::pooled::{Plain, Protocol};
 use crate::transport::{Dialer, Transport};
 
 /// A pending request for a connection: a future of

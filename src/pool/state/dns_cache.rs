@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::state::Addrs;
+use super::inputs::Addrs;
 use crate::deadline::Deadline;
 
 /// Answers by (host, port), each with the time it expires.

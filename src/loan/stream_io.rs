@@ -9,8 +9,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Answer, Connection, Reuse};
-use crate::object::Protocol;
+use super::connection::{Answer, Connection, Reuse};
+use crate::pooled::Protocol;
 use crate::transport::Transport;
 
 impl<P, T> Connection<P, T>

@@ -15,7 +15,7 @@ use std::task::{Context, Wake, Waker};
 use tokio::sync::Notify;
 
 use super::state::{Health, Poolable};
-use crate::object::Pooled;
+use crate::pooled::Pooled;
 
 /// How idle sockets and the rest of the pool reach the background task.
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl Wake for SocketWake {
 /// A pooled object as the pool holds it, with the waker its idle watch
 /// reports through.
 #[derive(Debug)]
-pub(crate) struct PooledSocket<T> {
+pub(crate) struct Watched<T> {
     pub(crate) object: T,
     signal: Arc<Signal>,
     /// Built the first time the object goes idle, then reused.
@@ -86,9 +86,9 @@ pub(crate) struct PooledSocket<T> {
     fleet: Option<crate::fleet::Slot>,
 }
 
-impl<T: Pooled> PooledSocket<T> {
-    pub(crate) fn new(object: T, signal: Arc<Signal>) -> PooledSocket<T> {
-        PooledSocket {
+impl<T: Pooled> Watched<T> {
+    pub(crate) fn new(object: T, signal: Arc<Signal>) -> Watched<T> {
+        Watched {
             object,
             signal,
             watcher: None,
@@ -99,7 +99,7 @@ impl<T: Pooled> PooledSocket<T> {
 
     /// The same, holding `slot` of the fleet until it drops.
     #[cfg(feature = "fleet")]
-    pub(crate) fn with_slot(mut self, slot: Option<crate::fleet::Slot>) -> PooledSocket<T> {
+    pub(crate) fn with_slot(mut self, slot: Option<crate::fleet::Slot>) -> Watched<T> {
         self.fleet = slot;
         self
     }
@@ -125,7 +125,7 @@ impl<T: Pooled> PooledSocket<T> {
     }
 }
 
-impl<T: Pooled> Poolable for PooledSocket<T> {
+impl<T: Pooled> Poolable for Watched<T> {
     fn check(&mut self) -> Health {
         if let Some((wake, _)) = &self.watcher {
             wake.idle.store(false, Ordering::Release);

@@ -1,8 +1,6 @@
 //! [`Connection`]: a socket on loan, returned to the pool when dropped;
 //! `stream_io.rs` is its byte-stream side.
 
-mod stream_io;
-
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -12,16 +10,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::object::{Plain, Pooled, Protocol};
 pub use crate::pool::state::FromCache;
 use crate::pool::state::{CloseReason, Hints, Poolable, SocketId};
-use crate::pool::{PooledSocket, Shared};
+use crate::pool::{Shared, Watched};
+use crate::pooled::{Plain, Pooled, Protocol};
 use crate::target::Target;
 use crate::transport::{Dialer, Stream, Transport};
 
 /// Whether the socket may go back to the pool when the connection drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reuse {
+pub(super) enum Reuse {
     /// Nothing seen that rules reuse out.
     Eligible,
     /// The peer ended the stream, or the user shut it down or discarded it.
@@ -34,7 +32,7 @@ enum Reuse {
 
 /// What a loan has heard from the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
+pub(super) enum Answer {
     /// Nothing yet.
     None,
     /// Some bytes.
@@ -99,13 +97,13 @@ where
     P: Protocol<T::Stream>,
 {
     /// `None` only while dropping.
-    socket: Option<PooledSocket<P::Conn>>,
+    socket: Option<Watched<P::Conn>>,
     id: SocketId,
     target: Target,
     from_cache: FromCache,
-    reuse: Reuse,
+    pub(super) reuse: Reuse,
     /// What this loan has read, for the race with the server's idle close.
-    answer: Answer,
+    pub(super) answer: Answer,
     /// What the user said about the socket, handed back with it.
     hints: Hints,
     shared: Arc<Shared<P, T>>,
@@ -165,7 +163,7 @@ where
 {
     pub(crate) fn new(
         shared: Arc<Shared<P, T>>,
-        socket: PooledSocket<P::Conn>,
+        socket: Watched<P::Conn>,
         id: SocketId,
         target: Target,
         from_cache: FromCache,
@@ -295,7 +293,7 @@ where
         self.hints.remaining_uses = Some(n);
     }
 
-    fn object(&self) -> &P::Conn {
+    pub(super) fn object(&self) -> &P::Conn {
         &self
             .socket
             .as_ref()
@@ -303,7 +301,7 @@ where
             .object
     }
 
-    fn object_mut(&mut self) -> &mut P::Conn {
+    pub(super) fn object_mut(&mut self) -> &mut P::Conn {
         &mut self
             .socket
             .as_mut()

@@ -20,8 +20,11 @@
 //!
 //! The decisions live in `sockets.rs` (checkout, return, connect results,
 //! idle events) and `requests.rs` (requests, lookups, cancellation); the
-//! bookkeeping they share is here; `boundary.rs` holds the types at the
-//! edge (actions, ids, the socket trait) and `stats.rs` the snapshot.
+//! bookkeeping they share is here. At the edge: `inputs.rs` (what the
+//! state is given: limits, the socket trait, new requests), `ids.rs` and
+//! `actions.rs` (what it decides); `stats.rs` is the snapshot,
+//! `server_limit.rs` what it learns of a server's idle limit, and
+//! `idle_lists.rs` and `dns_cache.rs` the structures only it uses.
 //!
 //! # Where each limit is enforced
 //!
@@ -53,26 +56,30 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::time::Instant;
 
-use super::dns_cache::DnsCache;
-use super::lists::{Ends, Linked, Links};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::{Target, TargetMap};
-pub(crate) use boundary::{
-    Action, Actions, Addrs, Handles, Health, Hints, Limits, LookupId, NewRequest, Poolable, SocketId, Staged,
-    TaskOwner, NO_SLOT,
-};
+pub(crate) use actions::{Action, Actions, TaskOwner};
+use dns_cache::DnsCache;
+use idle_lists::{Ends, Linked, Links};
+pub(crate) use ids::{LookupId, SocketId, NO_SLOT};
+pub(crate) use inputs::{Addrs, Handles, Health, Hints, Limits, NewRequest, Poolable, Staged};
 pub(crate) use stats::CloseReason;
 // Public types the state defines, re-exported by the modules that present
-// them (`allocation`, `connection`, `manager`).
-pub use boundary::{FromCache, RequestId};
+// them (`loan`, `manager`).
+pub use actions::FromCache;
+pub use ids::RequestId;
 pub use stats::{Closes, Stats};
 
-mod boundary;
+mod actions;
+mod dns_cache;
 #[cfg(feature = "fleet")]
 mod fleet;
-mod learning;
+mod idle_lists;
+mod ids;
+mod inputs;
 mod requests;
+mod server_limit;
 mod sockets;
 mod stats;
 
@@ -111,7 +118,7 @@ struct Key {
     /// `Some(n)` while dormant: the key's place in `State::dormant`.
     dormant: Option<u64>,
     /// What the key's server is known to do with idle connections.
-    server: learning::ServerLimit,
+    server: server_limit::ServerLimit,
     /// This key's share of the counters.
     counts: Counts,
     /// Until when another member of the fleet waits for this key: the next
@@ -426,7 +433,7 @@ impl<P: Handles> State<P> {
             pending: 0,
             eligible: None,
             dormant: None,
-            server: learning::ServerLimit::default(),
+            server: server_limit::ServerLimit::default(),
             counts: Counts::default(),
             #[cfg(feature = "fleet")]
             fleet_wanted: None,
