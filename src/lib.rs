@@ -58,6 +58,7 @@ mod fleet;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod loan;
+mod lock;
 mod manager;
 mod pool;
 mod pooled;

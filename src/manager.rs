@@ -352,6 +352,34 @@ where
     }
 }
 
+impl<P, T> Builder<P, T>
+where
+    T: Transport,
+    P: Protocol<T::Stream>,
+{
+    /// Builds the manager and starts its background task.
+    ///
+    /// # Panics
+    ///
+    /// When a limit or duration is zero (the message names the setting), or
+    /// when called outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let manager = keepalive::Manager::builder().max_open(8).build();
+    /// # drop(manager);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn build(self) -> Manager<P, T> {
+        let (config, protocol, transport) = self.into_parts();
+        Manager::start(config, protocol, transport)
+    }
+}
+
 /// What `allocate` found under the lock.
 enum Outcome<P, T>
 where

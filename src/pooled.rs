@@ -48,31 +48,27 @@ pub enum Health {
 }
 
 impl Health {
-    /// What the kernel says of `socket` now, by a non-blocking `MSG_PEEK`
-    /// of one byte: the checkout check of the pool's own TCP and Unix
-    /// streams, for an object whose socket another task reads through a
-    /// shared reference (hyper's connection task, say), so that its
-    /// [`Pooled::check`] cannot lend the socket by `&mut`. It takes no
-    /// readiness from that task and does not wait.
+    /// Whether an I/O error means the peer closed the connection: a reset,
+    /// an abort or a broken pipe. The one rule for "the server closed"
+    /// that the pool, keepalive-http and keepalive-hyper share; a close
+    /// seen this way on a loan before any answer is the race with the
+    /// server's idle close, lost.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::io::{Error, ErrorKind};
     /// use keepalive::Health;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> std::io::Result<()> {
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    /// let client = std::sync::Arc::new(tokio::net::TcpStream::connect(listener.local_addr()?).await?);
-    /// let (server, _) = listener.accept().await?;
-    /// assert_eq!(Health::peek(&*client), Health::Usable);
-    /// drop(server);
-    /// client.readable().await?; // its FIN has arrived
-    /// assert_eq!(Health::peek(&*client), Health::Closed);
-    /// # Ok(())
-    /// # }
+    /// assert!(Health::is_closed_by_peer(&Error::from(ErrorKind::ConnectionReset)));
+    /// assert!(!Health::is_closed_by_peer(&Error::from(ErrorKind::TimedOut)));
     /// ```
-    pub fn peek(socket: &impl std::os::fd::AsFd) -> Health {
-        crate::transport::peek_now(socket2::SockRef::from(socket))
+    pub fn is_closed_by_peer(error: &std::io::Error) -> bool {
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        )
     }
 }
 

@@ -71,10 +71,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Closed { got, .. } => *got == 0,
-            Error::Io(e) => matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
-            ),
+            Error::Io(e) => keepalive::Health::is_closed_by_peer(e),
             _ => false,
         }
     }

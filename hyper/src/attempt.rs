@@ -60,14 +60,7 @@ where
 fn is_close(error: &hyper::Error) -> bool {
     let reset = std::error::Error::source(error)
         .and_then(|e| e.downcast_ref::<std::io::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-            )
-        });
+        .is_some_and(keepalive::Health::is_closed_by_peer);
     reset || error.is_incomplete_message() || error.is_canceled() || error.is_closed()
 }
 

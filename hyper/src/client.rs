@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -15,6 +15,7 @@ use keepalive::{FromCache, Manager, Stats, Target};
 use crate::attempt::attempt;
 use crate::conn::{BoxError, Http1, Payload};
 use crate::error::Error;
+use crate::lock::lock;
 use crate::retry::{self, Failure};
 
 /// How many targets, by URI scheme and authority, the client remembers so
@@ -342,7 +343,7 @@ where
                 reason: "the request URI is not absolute (scheme://host[:port]/…)".into(),
             });
         };
-        let mut targets = self.shared.targets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut targets = lock(&self.shared.targets);
         let known = targets
             .get(authority.as_str())
             .and_then(|by_scheme| by_scheme.iter().find(|(s, _, _)| s == scheme));

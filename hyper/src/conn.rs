@@ -28,7 +28,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ use hyper_util::rt::TokioIo;
 use keepalive::{Health, Pooled, Protocol, Stream, Target};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix};
+
+use crate::lock::lock;
 
 /// `$plain` with the plain stream, TCP or Unix, by `&` as `$s`, or
 /// `$locked` with the locked one as `$l`: one match, statically, as the
@@ -151,7 +153,7 @@ where
         if self.is_gone() {
             return Health::Closed;
         }
-        on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock_slot(stream).check())
+        on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock(stream).check())
     }
 
     /// The task's end is the event: hyper reads while the connection is
@@ -178,7 +180,7 @@ where
             s => {
                 let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
             },
-            stream => lock_slot(stream).abort()
+            stream => lock(stream).abort()
         )
     }
 }
@@ -274,7 +276,7 @@ impl AsyncRead for SharedIo {
         let result = match read {
             Reader::Tcp(half) => Pin::new(half).poll_read(cx, buf),
             Reader::Unix(half) => Pin::new(half).poll_read(cx, buf),
-            Reader::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_read(cx, buf),
+            Reader::Locked(stream) => Pin::new(&mut *lock(stream)).poll_read(cx, buf),
         };
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
@@ -291,7 +293,7 @@ impl AsyncWrite for SharedIo {
         on_socket!(
             &self.wire.socket,
             s => Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf)),
-            stream => Pin::new(&mut *lock_slot(stream)).poll_write(cx, buf)
+            stream => Pin::new(&mut *lock(stream)).poll_write(cx, buf)
         )
     }
 
@@ -303,14 +305,14 @@ impl AsyncWrite for SharedIo {
         on_socket!(
             &self.wire.socket,
             s => Self::poll_write_with(cx, |cx| s.poll_write_ready(cx), || s.try_write_vectored(bufs)),
-            stream => Pin::new(&mut *lock_slot(stream)).poll_write_vectored(cx, bufs)
+            stream => Pin::new(&mut *lock(stream)).poll_write_vectored(cx, bufs)
         )
     }
 
     fn is_write_vectored(&self) -> bool {
         match &self.wire.socket {
             Socket::Tcp(_) | Socket::Unix(_) => true,
-            Socket::Locked(stream) => lock_slot(stream).is_write_vectored(),
+            Socket::Locked(stream) => lock(stream).is_write_vectored(),
         }
     }
 
@@ -318,7 +320,7 @@ impl AsyncWrite for SharedIo {
         match &self.wire.socket {
             // A socket has nothing of its own to flush.
             Socket::Tcp(_) | Socket::Unix(_) => Poll::Ready(Ok(())),
-            Socket::Locked(stream) => Pin::new(&mut *lock_slot(stream)).poll_flush(cx),
+            Socket::Locked(stream) => Pin::new(&mut *lock(stream)).poll_flush(cx),
         }
     }
 
@@ -326,7 +328,7 @@ impl AsyncWrite for SharedIo {
         on_socket!(
             &self.wire.socket,
             s => Poll::Ready(socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write)),
-            stream => Pin::new(&mut *lock_slot(stream)).poll_shutdown(cx)
+            stream => Pin::new(&mut *lock(stream)).poll_shutdown(cx)
         )
     }
 }
@@ -345,7 +347,7 @@ where
         return settle(loan);
     }
     let task = loan.task.clone();
-    *lock_slot(&task.parked) = Some(loan);
+    *lock(&task.parked) = Some(loan);
     task.has_parked.store(true, Ordering::Release);
     task.release_if_idle();
 }
@@ -400,10 +402,6 @@ where
     }
 }
 
-fn lock_slot<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl<B> Task<B>
 where
     B: SendBody,
@@ -420,7 +418,7 @@ where
             return;
         }
         let loan = {
-            let mut slot = lock_slot(&self.parked);
+            let mut slot = lock(&self.parked);
             match &*slot {
                 Some(loan) if is_settled(loan) => {
                     self.has_parked.store(false, Ordering::Release);
@@ -437,10 +435,10 @@ where
     /// The task ended: wake the idle watch, and close a parked loan.
     fn end(&self) {
         self.ended.store(true, Ordering::Release);
-        if let Some(waker) = lock_slot(&self.waker).take() {
+        if let Some(waker) = lock(&self.waker).take() {
             waker.wake();
         }
-        let parked = lock_slot(&self.parked).take();
+        let parked = lock(&self.parked).take();
         self.has_parked.store(false, Ordering::Release);
         if let Some(loan) = parked {
             loan.discard();
@@ -448,7 +446,7 @@ where
     }
 
     fn register(&self, waker: &Waker) {
-        let mut slot = lock_slot(&self.waker);
+        let mut slot = lock(&self.waker);
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
         }

@@ -76,6 +76,7 @@ mod attempt;
 mod client;
 mod conn;
 mod error;
+mod lock;
 mod retry;
 
 pub use client::Client;

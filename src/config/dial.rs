@@ -7,34 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    Builder, DEFAULT_TCP_KEEPALIVE, DEFAULT_TCP_KEEPALIVE_INTERVAL, DEFAULT_TCP_KEEPALIVE_RETRIES,
-    DEFAULT_TCP_USER_TIMEOUT,
-};
-
-/// The TCP options set on every socket the pool opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TcpOptions {
-    /// SO_KEEPALIVE on, with this idle time (TCP_KEEPIDLE).
-    pub(crate) keepalive: Option<Duration>,
-    /// TCP_KEEPINTVL.
-    pub(crate) keepalive_interval: Option<Duration>,
-    /// TCP_KEEPCNT.
-    pub(crate) keepalive_retries: Option<u32>,
-    /// TCP_USER_TIMEOUT (Linux).
-    pub(crate) user_timeout: Option<Duration>,
-}
-
-impl Default for TcpOptions {
-    fn default() -> TcpOptions {
-        TcpOptions {
-            keepalive: Some(DEFAULT_TCP_KEEPALIVE),
-            keepalive_interval: Some(DEFAULT_TCP_KEEPALIVE_INTERVAL),
-            keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
-            user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
-        }
-    }
-}
+use super::Builder;
 
 impl<P, T> Builder<P, T> {
     /// The local address every socket binds to before connecting. Defaults
@@ -72,7 +45,7 @@ impl<P, T> Builder<P, T> {
     /// most 32,767 s), so that a peer that vanished without a FIN or RST (a
     /// dropped NAT entry, a powered-off server) is found dead by the kernel
     /// and its idle socket leaves the pool. `None` turns keepalive off.
-    /// Defaults to [`DEFAULT_TCP_KEEPALIVE`] (15 s).
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE`](crate::DEFAULT_TCP_KEEPALIVE) (15 s).
     ///
     /// With the defaults, an idle socket whose peer went silent is closed
     /// about 15 s + 30 s after its last traffic: probes start after 15 s,
@@ -94,7 +67,7 @@ impl<P, T> Builder<P, T> {
 
     /// Time between TCP keepalive probes (TCP_KEEPINTVL, whole seconds,
     /// rounded up, at most 32,767 s). `None` leaves the system's default.
-    /// Defaults to [`DEFAULT_TCP_KEEPALIVE_INTERVAL`] (15 s).
+    /// Defaults to [`DEFAULT_TCP_KEEPALIVE_INTERVAL`](crate::DEFAULT_TCP_KEEPALIVE_INTERVAL) (15 s).
     ///
     /// # Examples
     ///
@@ -111,7 +84,7 @@ impl<P, T> Builder<P, T> {
     /// peer (TCP_KEEPCNT, at most 127). Only counts when
     /// `tcp_user_timeout` is off: on Linux a set user timeout decides
     /// instead. `None` leaves the system's default. Defaults to
-    /// [`DEFAULT_TCP_KEEPALIVE_RETRIES`] (3).
+    /// [`DEFAULT_TCP_KEEPALIVE_RETRIES`](crate::DEFAULT_TCP_KEEPALIVE_RETRIES) (3).
     ///
     /// # Examples
     ///
@@ -130,7 +103,7 @@ impl<P, T> Builder<P, T> {
     /// elsewhere). A request written to a peer that vanished then fails
     /// with an I/O error within this time instead of retransmitting for
     /// about 15 minutes. `None` turns it off. Defaults to
-    /// [`DEFAULT_TCP_USER_TIMEOUT`] (30 s).
+    /// [`DEFAULT_TCP_USER_TIMEOUT`](crate::DEFAULT_TCP_USER_TIMEOUT) (30 s).
     ///
     /// What a user gets with each combination (Linux):
     ///

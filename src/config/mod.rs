@@ -7,12 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use dial::TcpOptions;
-
-use crate::manager::Manager;
-use crate::pooled::{Plain, Protocol};
+use crate::pooled::Plain;
 use crate::resolver::{Resolve, SystemResolver};
-use crate::transport::{DialOptions, Dialer, Transport};
+use crate::transport::{DialOptions, Dialer, TcpOptions};
 
 /// Sockets per connection key, idle + in use + connecting (the original's 4).
 pub const DEFAULT_MAX_PER_HOST: usize = 4;
@@ -38,7 +35,7 @@ pub const DEFAULT_TCP_KEEPALIVE_RETRIES: u32 = 3;
 /// (reqwest's 30 s).
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Settings for a [`Manager`].
+/// Settings for a [`Manager`](crate::Manager).
 ///
 /// Every duration may be anything from 1 ns to `Duration::MAX`; a deadline
 /// too far for an `Instant` means "never" (so `Duration::MAX` turns a
@@ -102,7 +99,12 @@ impl Default for Config {
             dial: DialOptions {
                 bind: None,
                 happy_eyeballs_delay: DEFAULT_HAPPY_EYEBALLS_DELAY,
-                tcp: TcpOptions::default(),
+                tcp: TcpOptions {
+                    keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+                    keepalive_interval: Some(DEFAULT_TCP_KEEPALIVE_INTERVAL),
+                    keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
+                    user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
+                },
                 #[cfg(feature = "tls")]
                 tls: None,
                 resolver: Arc::new(SystemResolver),
@@ -338,7 +340,7 @@ impl<P, T> Builder<P, T> {
     /// # }
     /// ```
     #[cfg(feature = "fleet")]
-    pub fn fleet(mut self, fleet: crate::Fleet) -> Self {
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
         self.config.fleet = Some(fleet);
         self
     }
@@ -358,31 +360,17 @@ impl<P, T> Builder<P, T> {
     }
 }
 
-impl<P, T> Builder<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    /// Builds the manager and starts its background task.
+impl<P, T> Builder<P, T> {
+    /// The checked settings, the protocol and the transport, for
+    /// [`Builder::build`].
     ///
     /// # Panics
     ///
-    /// When a limit or duration is zero (the message names the setting), or
-    /// when called outside a Tokio runtime.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let manager = keepalive::Manager::builder().max_open(8).build();
-    /// # drop(manager);
-    /// # }
-    /// ```
+    /// When a limit or duration is zero (the message names the setting).
     #[track_caller]
-    pub fn build(self) -> Manager<P, T> {
+    pub(crate) fn into_parts(self) -> (Config, P, T) {
         self.config.check();
-        Manager::start(self.config, self.protocol, self.transport)
+        (self.config, self.protocol, self.transport)
     }
 }
 
@@ -393,7 +381,7 @@ impl<P, T> Builder<P, T> {
     ///
     /// # Examples
     ///
-    /// See [`Protocol`].
+    /// See [`Protocol`](crate::Protocol).
     pub fn protocol<Q>(self, protocol: Q) -> Builder<Q, T> {
         Builder {
             config: self.config,
@@ -410,7 +398,7 @@ impl<P, T> Builder<P, T> {
     ///
     /// # Examples
     ///
-    /// See [`Transport`].
+    /// See [`Transport`](crate::Transport).
     pub fn transport<U>(self, transport: U) -> Builder<P, U> {
         Builder {
             config: self.config,

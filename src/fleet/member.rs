@@ -4,9 +4,8 @@
 //!
 //! Its two tasks, the keeper and the listener, are `tasks.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,87 +13,31 @@ use redis::Script;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use super::membership::{KeyUse, Membership, OnWanted, CALL_TIMEOUT, RETRY};
 use super::{scripts, tasks, Fleet};
 use crate::error::Error;
+use crate::lock::lock;
 use crate::target::Target;
 use crate::trace::event;
 
-/// How often a waiting request asks again without a message.
-pub(super) const RETRY: Duration = Duration::from_millis(250);
-/// Releases sent in one round trip at most.
-pub(super) const MAX_BATCH: usize = 256;
-/// The longest a call to Redis may take before it counts as unreachable.
-pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What to do when another member wants a key this one may hold idle.
-pub(crate) type OnWanted = Box<dyn Fn(&Target) + Send + Sync>;
-
-/// The wake-up of a key's waiting requests, and how many there are.
-type Waiters = (Arc<Notify>, usize);
-
 /// A manager's membership; its tasks end when it is dropped.
 pub(crate) struct Member {
-    inner: Arc<Inner>,
-}
-
-pub(super) struct Inner {
-    pub(super) fleet: Fleet,
-    pub(super) max: usize,
-    /// `keepalive:fleet:<name>`.
-    pub(super) ns: String,
-    pub(super) id: String,
-    pub(super) heartbeat: String,
-    pub(super) redis: ConnectionManager,
-    pub(super) acquire: Script,
-    pub(super) renew: Script,
-    pub(super) next_token: AtomicU64,
-    /// Every slot this member holds (token → key), including those taken
-    /// while Redis was away: what it puts back when Redis lost them.
-    pub(super) held: Mutex<HashMap<u64, Arc<str>>>,
-    /// Slots were taken without Redis: put them back when it answers.
-    pub(super) dirty: AtomicBool,
-    /// Waiting requests' wake-ups by key, with how many wait.
-    pub(super) waiting: Mutex<HashMap<Arc<str>, Waiters>>,
-    /// What this member keeps of each key while a connect of it asks or
-    /// a slot of it is held, and no longer: a crawler's hosts come and go.
-    pub(super) keys: Mutex<HashMap<Arc<str>, KeyUse>>,
-    pub(super) on_wanted: OnWanted,
-    pub(super) releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
-    pub(super) available: AtomicBool,
-    /// The last successful renewal's start plus the lease: past it, this
-    /// member's slots may be gone from Redis.
-    pub(super) lease_ok_until: Mutex<Option<Instant>>,
-    pub(super) closed: AtomicBool,
-    pub(super) shutdown: Notify,
-    /// Set by the keeper when it has left the fleet.
-    pub(super) left: AtomicBool,
-    pub(super) left_notify: Notify,
+    inner: Arc<Membership>,
 }
 
 /// A slot taken for a connection; dropped (after the socket is closed,
 /// being the last field of the pooled socket), it is given back.
 pub(crate) struct Slot {
-    inner: Arc<Inner>,
+    inner: Arc<Membership>,
     key: Arc<str>,
     token: u64,
     /// The key's entry in the member, kept while the slot is.
     _user: KeyUser,
 }
 
-/// A key's target, for the listener to release idle connections of the
-/// key when another member wants it, and its turn: only the holder asks
-/// Redis, so this member stands in the fleet's queue once per key, and
-/// its other requests for the key wait here in order.
-pub(super) struct KeyUse {
-    pub(super) target: Target,
-    turn: Arc<tokio::sync::Mutex<()>>,
-    /// Connects asking and slots held.
-    users: usize,
-}
-
 /// One user of a key's entry; the entry goes with its last user.
 struct KeyUser {
-    inner: Arc<Inner>,
+    inner: Arc<Membership>,
     key: Arc<str>,
 }
 
@@ -137,21 +80,6 @@ pub(crate) struct Admission {
     pub(crate) bypassed: bool,
 }
 
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A Redis call that takes too long is a failure, as a refused one.
-pub(super) async fn within<T>(
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
-    }
-}
-
 impl Member {
     /// Joins the fleet: starts the keeper and the listener on the current
     /// runtime. `max_per_host` is the builder's, for a fleet that set none.
@@ -171,7 +99,7 @@ impl Member {
         let ns = format!("keepalive:fleet:{}", fleet.name);
         let id = format!("{:x}-{}", rand_id(), std::process::id());
         let (releases, release_rx) = mpsc::unbounded_channel();
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(Membership {
             max: if fleet.max_per_host_set {
                 fleet.max_per_host
             } else {
@@ -349,7 +277,7 @@ impl std::fmt::Debug for Member {
 /// takes its token out of the queue, or gives back a slot whose grant it
 /// never heard of.
 struct Pending<'a> {
-    inner: &'a Arc<Inner>,
+    inner: &'a Arc<Membership>,
     key: Arc<str>,
     token: u64,
     armed: bool,
@@ -363,15 +291,15 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// A waiting request's place in `Inner::waiting`, left on drop.
+/// A waiting request's place in `Membership::waiting`, left on drop.
 struct Waiting<'a> {
-    inner: &'a Inner,
+    inner: &'a Membership,
     key: Arc<str>,
     notify: Arc<Notify>,
 }
 
 impl<'a> Waiting<'a> {
-    fn join(inner: &'a Inner, key: &Arc<str>) -> Waiting<'a> {
+    fn join(inner: &'a Membership, key: &Arc<str>) -> Waiting<'a> {
         let mut waiting = lock(&inner.waiting);
         let entry = waiting
             .entry(key.clone())
@@ -397,10 +325,14 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl Inner {
+impl Membership {
     /// The key's entry, made if new, with one user more: its turn, and the
     /// user that gives the entry up when dropped.
-    fn use_key(self: &Arc<Inner>, key: &Arc<str>, target: &Target) -> (Arc<tokio::sync::Mutex<()>>, KeyUser) {
+    fn use_key(
+        self: &Arc<Membership>,
+        key: &Arc<str>,
+        target: &Target,
+    ) -> (Arc<tokio::sync::Mutex<()>>, KeyUser) {
         let mut keys = lock(&self.keys);
         let entry = keys.entry(key.clone()).or_insert_with(|| KeyUse {
             target: target.clone(),
@@ -414,47 +346,6 @@ impl Inner {
             key: key.clone(),
         };
         (turn, user)
-    }
-
-    pub(super) fn key(&self, kind: &str, key: &str) -> String {
-        format!("{}:{kind}:{key}", self.ns)
-    }
-
-    async fn try_acquire(&self, key: &str, token: u64) -> Result<bool, String> {
-        let mut redis = self.redis.clone();
-        let mut call = self.acquire.prepare_invoke();
-        call.key(self.key("slots", key))
-            .key(self.key("queue", key))
-            .key(self.key("waiters", key))
-            .key(format!("{}:ticket", self.ns))
-            // Each member's demand is said at most every 500 ms, not one
-            // member's for all.
-            .key(format!("{}:{}", self.key("wanted", key), self.id))
-            .arg(format!("{}:member:", self.ns))
-            .arg(&self.id)
-            .arg(self.token_name(token))
-            .arg(self.max)
-            .arg(&self.ns)
-            .arg(key);
-        let granted: i64 = within(call.invoke_async(&mut redis)).await?;
-        Ok(granted == 1)
-    }
-
-    pub(super) fn token_name(&self, token: u64) -> String {
-        format!("{}:{token}", self.id)
-    }
-
-    pub(super) fn reached(&self) {
-        if !self.available.swap(true, Ordering::Relaxed) {
-            event!(INFO, fleet = %self.fleet.name, "fleet reachable again");
-        }
-    }
-
-    pub(super) fn unreachable(&self, reason: &str) {
-        if self.available.swap(false, Ordering::Relaxed) {
-            event!(WARN, fleet = %self.fleet.name, reason = %reason, "fleet unreachable");
-        }
-        let _ = reason;
     }
 }
 

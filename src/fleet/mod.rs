@@ -62,6 +62,7 @@
 //! [`Error::is_fleet_unavailable`] at once).
 
 mod member;
+mod membership;
 mod scripts;
 mod tasks;
 

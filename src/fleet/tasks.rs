@@ -11,12 +11,13 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::member::{lock, within, Inner, CALL_TIMEOUT, MAX_BATCH, RETRY};
+use super::membership::{within, Membership, CALL_TIMEOUT, MAX_BATCH, RETRY};
+use crate::lock::lock;
 use crate::trace::event;
 
 /// Renews the heartbeat every third of the lease, sends releases as they
 /// come, and puts the slots back when Redis lost them.
-pub(super) async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceiver<(Arc<str>, u64)>) {
+pub(super) async fn keep(inner: Arc<Membership>, mut releases: mpsc::UnboundedReceiver<(Arc<str>, u64)>) {
     let period = inner.fleet.lease / 3;
     let mut next_renewal = Instant::now();
     loop {
@@ -65,7 +66,7 @@ pub(super) async fn keep(inner: Arc<Inner>, mut releases: mpsc::UnboundedReceive
 /// Gives slots back, or takes tokens out of the queue (whichever each
 /// had), in one round trip for the whole batch, and wakes the waiters of
 /// each key.
-async fn send_releases(inner: &Inner, batch: &[(Arc<str>, u64)]) {
+async fn send_releases(inner: &Membership, batch: &[(Arc<str>, u64)]) {
     let mut pipe = redis::pipe();
     let mut keys = std::collections::BTreeSet::new();
     for (key, token) in batch {
@@ -93,7 +94,7 @@ async fn send_releases(inner: &Inner, batch: &[(Arc<str>, u64)]) {
     }
 }
 
-pub(super) async fn renew(inner: &Inner) {
+pub(super) async fn renew(inner: &Membership) {
     let started = Instant::now();
     let lease_ms = u64::try_from(inner.fleet.lease.as_millis()).unwrap_or(u64::MAX);
     let mut redis = inner.redis.clone();
@@ -115,7 +116,7 @@ pub(super) async fn renew(inner: &Inner) {
 
 /// Puts every slot this member holds back into Redis (after a restart, a
 /// lapse of the lease, or connections opened while it was away).
-async fn restore(inner: &Inner) {
+async fn restore(inner: &Membership) {
     let held: Vec<(u64, Arc<str>)> = lock(&inner.held).iter().map(|(t, k)| (*t, k.clone())).collect();
     if held.is_empty() {
         return;
@@ -148,7 +149,7 @@ async fn restore(inner: &Inner) {
 
 /// Follows the `freed` and `wanted` channels, reconnecting while the
 /// member lives.
-pub(super) async fn listen(inner: Arc<Inner>) {
+pub(super) async fn listen(inner: Arc<Membership>) {
     let freed = format!("{}:freed", inner.ns);
     let wanted = format!("{}:wanted", inner.ns);
     while !inner.closed.load(Ordering::Acquire) {

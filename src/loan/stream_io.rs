@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::{Answer, Connection, Reuse};
-use crate::pooled::Protocol;
+use crate::pooled::{Health, Protocol};
 use crate::transport::Transport;
 
 impl<P, T> Connection<P, T>
@@ -30,10 +30,7 @@ where
     fn note<R>(&mut self, result: &io::Result<R>) {
         if let Err(e) = result {
             self.reuse = Reuse::Failed;
-            if matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
-            ) {
+            if Health::is_closed_by_peer(e) {
                 self.closed_by_server();
             }
         }

@@ -9,12 +9,13 @@
 //! wakes the background task, which checks the object and drops it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 
 use tokio::sync::Notify;
 
 use super::state::{Health, Poolable};
+use crate::lock::lock;
 use crate::pooled::Pooled;
 
 /// How idle sockets and the rest of the pool reach the background task.
@@ -32,7 +33,7 @@ pub(crate) struct Signal {
 impl Signal {
     /// Takes the reported tokens.
     pub(crate) fn take_ready(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *lock(&self.ready))
     }
 
     pub(crate) fn close(&self) {
@@ -62,11 +63,7 @@ impl Wake for SocketWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if self.idle.load(Ordering::Acquire) {
-            self.signal
-                .ready
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(self.token);
+            lock(&self.signal.ready).push(self.token);
             self.signal.notify.notify_one();
         }
     }

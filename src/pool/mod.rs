@@ -10,7 +10,7 @@ pub(crate) mod state;
 mod tasks;
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -157,11 +157,9 @@ where
         shared
     }
 
-    /// The lock. A panic while it was held cannot leave `State` half
-    /// updated in a way that matters more than stopping every user of the
-    /// pool would, so poisoning is ignored.
+    /// The lock (see [`crate::lock`] for why poisoning is ignored).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live<P, T>>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::lock(&self.state)
     }
 
     /// Carries out decisions made under the lock, which must be released.
@@ -267,7 +265,7 @@ where
     /// `stats` with whether the fleet's Redis answered last time, for a
     /// member of a fleet, and, for the whole manager's (`whole`), how many
     /// keys the member keeps state for.
-    pub(crate) fn with_fleet(&self, stats: crate::manager::Stats, whole: bool) -> crate::manager::Stats {
+    pub(crate) fn with_fleet(&self, stats: state::Stats, whole: bool) -> state::Stats {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.fleet {
             let mut stats = stats;

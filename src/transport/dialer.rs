@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::net::{TcpStream, UnixStream};
 
 use super::happy_eyeballs::{self, Plan};
+use super::tcp::TcpOptions;
 use super::tunnel::Tunnel;
 use super::{Dial, Stream, Transport};
-use crate::config::TcpOptions;
 use crate::error::Error;
 use crate::resolver::Resolve;
 use crate::target::Target;

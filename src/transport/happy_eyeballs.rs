@@ -11,7 +11,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::TcpOptions;
+use super::tcp::TcpOptions;
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::target::Target;

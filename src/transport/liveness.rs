@@ -84,8 +84,37 @@ pub(super) fn reset_on_close(socket: SockRef<'_>) {
     let _ = socket.set_linger(Some(Duration::ZERO));
 }
 
+impl Health {
+    /// What the kernel says of `socket` now, by a non-blocking `MSG_PEEK`
+    /// of one byte: the checkout check of the pool's own TCP and Unix
+    /// streams, for an object whose socket another task reads through a
+    /// shared reference (hyper's connection task, say), so that its
+    /// [`Pooled::check`] cannot lend the socket by `&mut`. It takes no
+    /// readiness from that task and does not wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::Health;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = std::sync::Arc::new(tokio::net::TcpStream::connect(listener.local_addr()?).await?);
+    /// let (server, _) = listener.accept().await?;
+    /// assert_eq!(Health::peek(&*client), Health::Usable);
+    /// drop(server);
+    /// client.readable().await?; // its FIN has arrived
+    /// assert_eq!(Health::peek(&*client), Health::Closed);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn peek(socket: &impl std::os::fd::AsFd) -> Health {
+        peek_now(SockRef::from(socket))
+    }
+}
+
 /// A non-blocking `MSG_PEEK` of one byte.
-pub(crate) fn peek_now(socket: SockRef<'_>) -> Health {
+fn peek_now(socket: SockRef<'_>) -> Health {
     let mut byte = [MaybeUninit::<u8>::uninit()];
     match socket.peek(&mut byte) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,

@@ -31,8 +31,8 @@ use tokio::time::Instant;
 
 pub(crate) use dialer::DialOptions;
 pub use dialer::Dialer;
-pub(crate) use liveness::peek_now;
 pub use stream::Stream;
+pub(crate) use tcp::TcpOptions;
 
 /// TLS to an `https` target inside the tunnel, which is TLS to an HTTPS
 /// proxy: what [`Stream`] holds then, and what the liveness checks read.

@@ -8,8 +8,6 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 
-use crate::config::TcpOptions;
-
 /// Linux's largest TCP_KEEPIDLE and TCP_KEEPINTVL, in seconds.
 const MAX_KEEPALIVE_SECS: u64 = 32_767;
 /// The largest TCP_USER_TIMEOUT Linux takes: an int of milliseconds
@@ -17,6 +15,19 @@ const MAX_KEEPALIVE_SECS: u64 = 32_767;
 const MAX_USER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// Linux's largest TCP_KEEPCNT.
 const MAX_KEEPALIVE_RETRIES: u32 = 127;
+
+/// The TCP options set on every socket the pool opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpOptions {
+    /// SO_KEEPALIVE on, with this idle time (TCP_KEEPIDLE).
+    pub(crate) keepalive: Option<Duration>,
+    /// TCP_KEEPINTVL.
+    pub(crate) keepalive_interval: Option<Duration>,
+    /// TCP_KEEPCNT.
+    pub(crate) keepalive_retries: Option<u32>,
+    /// TCP_USER_TIMEOUT (Linux).
+    pub(crate) user_timeout: Option<Duration>,
+}
 
 /// Sets the options on a connected socket.
 ///
