@@ -2,6 +2,7 @@
 //! [`Stats`].
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::error::Error;
 use crate::loan::{Allocation, Connection, FromCache};
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
 pub use crate::pool::state::{Closes, Stats};
-use crate::pool::{Live, Shared, Watched};
+use crate::pool::{Live, Make, Pipeline, Shared, Watched};
 use crate::pooled::{Plain, Protocol};
 use crate::target::Target;
 use crate::trace::event;
@@ -56,7 +57,10 @@ where
     T: Transport,
     P: Protocol<T::Stream>,
 {
-    shared: Arc<Shared<P, T>>,
+    shared: Arc<Shared<P::Conn>>,
+    /// The manager is named by what makes its objects; its pool knows
+    /// them only as the objects.
+    made_by: PhantomData<fn() -> (P, T)>,
 }
 
 impl<P, T> Clone for Manager<P, T>
@@ -67,6 +71,7 @@ where
     fn clone(&self) -> Self {
         Manager {
             shared: self.shared.clone(),
+            made_by: PhantomData,
         }
     }
 }
@@ -115,8 +120,14 @@ where
 {
     #[track_caller]
     pub(crate) fn start(config: Config, protocol: P, transport: T) -> Manager<P, T> {
+        let pipeline = Pipeline {
+            protocol,
+            transport,
+            options: config.dial.clone(),
+        };
         Manager {
-            shared: Shared::start(config, protocol, transport),
+            shared: Shared::start(config, Arc::new(pipeline)),
+            made_by: PhantomData,
         }
     }
 
@@ -148,7 +159,7 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn allocate(&self, target: Target) -> Allocation<P, T> {
+    pub fn allocate(&self, target: Target) -> Allocation<P::Conn> {
         // The one clock read of a checkout: the request's start, the time
         // idle sockets are judged at, and its deadline's base.
         let start = Instant::now();
@@ -168,15 +179,8 @@ where
         }
         let shared = &self.shared;
         loop {
-            let begin = |state: &mut State<Live<P, T>>, out: &mut Actions<Live<P, T>>| {
-                Self::begin(
-                    state,
-                    &shared.pipeline.transport,
-                    &target,
-                    start,
-                    shared.config.timeout,
-                    out,
-                )
+            let begin = |state: &mut State<Live<P::Conn>>, out: &mut Actions<Live<P::Conn>>| {
+                Self::begin(state, &*shared.maker, &target, start, shared.config.timeout, out)
             };
             match shared.decide(begin) {
                 Ok(Outcome::Hit(mut socket, sid, id)) => {
@@ -206,12 +210,12 @@ where
 
     /// Under the lock: an idle socket, or a new request.
     fn begin(
-        state: &mut State<Live<P, T>>,
-        transport: &T,
+        state: &mut State<Live<P::Conn>>,
+        maker: &dyn Make<P::Conn>,
         target: &Target,
         start: Instant,
         timeout: std::time::Duration,
-        out: &mut Actions<Live<P, T>>,
+        out: &mut Actions<Live<P::Conn>>,
     ) -> Result<Outcome<P, T>, Error> {
         if let Some((socket, sid)) = state.checkout(target, start, out)? {
             return Ok(Outcome::Hit(socket, sid, state.request_id(NO_SLOT)));
@@ -222,7 +226,7 @@ where
         // For a target via a proxy, the socket goes to the proxy.
         let addrs = match target.dial_literal() {
             Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.dial_endpoint().port)])),
-            None if !transport.needs_addresses(target) => Some(Arc::from([])),
+            None if !maker.needs_addresses(target) => Some(Arc::from([])),
             None => None,
         };
         let new = NewRequest {
@@ -389,7 +393,7 @@ where
     /// An idle object, still to be checked, and the request's id.
     Hit(Watched<P::Conn>, SocketId, RequestId),
     /// A request that waits for the pool.
-    Waiting(RequestId, oneshot::Receiver<Result<Connection<P, T>, Error>>),
+    Waiting(RequestId, oneshot::Receiver<Result<Connection<P::Conn>, Error>>),
 }
 
 impl Default for Manager {

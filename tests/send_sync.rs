@@ -26,6 +26,9 @@ fn public_types_are_send_sync_unpin_debug() {
     assert_traits::<Dial<'static>>();
     assert_traits::<Manager<Plain, Dialer>>();
     assert_traits::<keepalive_hyper::Client>();
+    // Loans are typed by what they hold, not by what made it.
+    assert_traits::<Connection<tokio::net::TcpStream>>();
+    assert_traits::<Allocation<tokio::net::TcpStream>>();
     assert_traits::<keepalive_hyper::Error>();
 }
 

@@ -71,7 +71,7 @@ pub(crate) trait SendBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'sta
 impl<B> SendBody for B where B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
 
 /// A connection on loan.
-pub(crate) type Loan<B> = keepalive::Connection<Http1<B>>;
+pub(crate) type Loan<B> = keepalive::Connection<Conn<B>>;
 
 /// The body hyper sends: the user's, or none (for a request the client
 /// may replay, whose body it keeps no copy of because there is none).

@@ -15,11 +15,12 @@ use crate::deadline::Deadline;
 use crate::error::Error;
 pub use crate::pool::state::RequestId;
 use crate::pool::Shared;
-use crate::pooled::{Plain, Protocol};
-use crate::transport::{Dialer, Transport};
+use crate::pooled::Pooled;
+use crate::transport::Stream;
 
 /// A pending request for a connection: a future of
-/// `Result<Connection, Error>`.
+/// `Result<Connection<C>, Error>`, typed like the [`Connection`] by the
+/// object it will hold.
 ///
 /// The request starts when [`Manager::allocate`] is called, not when the
 /// future is first polled: lookups and connects proceed in the background,
@@ -53,42 +54,30 @@ use crate::transport::{Dialer, Transport};
 ///
 /// [`Manager::allocate`]: crate::Manager::allocate
 #[must_use = "dropping an Allocation cancels the request"]
-pub struct Allocation<P = Plain, T = Dialer>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+pub struct Allocation<C: Pooled = Stream> {
     id: RequestId,
     start: Instant,
-    inner: Inner<P, T>,
+    inner: Inner<C>,
 }
 
-enum Inner<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+enum Inner<C: Pooled> {
     /// Decided inside `allocate`; taken by the first poll.
-    Ready(Option<Result<Connection<P, T>, Error>>),
+    Ready(Option<Result<Connection<C>, Error>>),
     /// Waiting for the pool.
     Waiting {
-        rx: oneshot::Receiver<Result<Connection<P, T>, Error>>,
-        shared: Arc<Shared<P, T>>,
+        rx: oneshot::Receiver<Result<Connection<C>, Error>>,
+        shared: Arc<Shared<C>>,
     },
 }
 
-impl<P, T> Allocation<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Allocation<C> {
     /// A request decided at once, at `start`: served from the pool under
     /// `id`, or failed before the pool saw it (`id` is `None`).
     pub(crate) fn ready(
         id: Option<RequestId>,
         start: Instant,
-        result: Result<Connection<P, T>, Error>,
-    ) -> Allocation<P, T> {
+        result: Result<Connection<C>, Error>,
+    ) -> Allocation<C> {
         Allocation {
             id: id.unwrap_or(RequestId::NONE),
             start,
@@ -99,9 +88,9 @@ where
     pub(crate) fn waiting(
         id: RequestId,
         start: Instant,
-        rx: oneshot::Receiver<Result<Connection<P, T>, Error>>,
-        shared: Arc<Shared<P, T>>,
-    ) -> Allocation<P, T> {
+        rx: oneshot::Receiver<Result<Connection<C>, Error>>,
+        shared: Arc<Shared<C>>,
+    ) -> Allocation<C> {
         Allocation {
             id,
             start,
@@ -147,7 +136,7 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn timeout(self, d: Duration) -> Allocation<P, T> {
+    pub fn timeout(self, d: Duration) -> Allocation<C> {
         if let Inner::Waiting { shared, .. } = &self.inner {
             let (id, deadline) = (self.id, Deadline::after(self.start, d));
             shared.decide(|state, out| state.set_deadline(id, deadline, d, out));
@@ -156,12 +145,8 @@ where
     }
 }
 
-impl<P, T> Future for Allocation<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    type Output = Result<Connection<P, T>, Error>;
+impl<C: Pooled> Future for Allocation<C> {
+    type Output = Result<Connection<C>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -177,11 +162,7 @@ where
     }
 }
 
-impl<P, T> Drop for Allocation<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Drop for Allocation<C> {
     fn drop(&mut self) {
         if let Inner::Waiting { shared, .. } = &self.inner {
             let id = self.id;
@@ -193,11 +174,7 @@ where
     }
 }
 
-impl<P, T> fmt::Debug for Allocation<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> fmt::Debug for Allocation<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.inner {
             Inner::Ready(Some(_)) => "ready",

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 pub use crate::pool::state::FromCache;
 use crate::pool::state::{CloseReason, Hints, Poolable, SocketId};
 use crate::pool::{Shared, Watched};
-use crate::pooled::{Plain, Pooled, Protocol};
+use crate::pooled::Pooled;
 use crate::target::Target;
-use crate::transport::{Dialer, Stream, Transport};
+use crate::transport::Stream;
 
 /// Whether the socket may go back to the pool when the connection drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,12 +46,15 @@ pub(super) enum Answer {
 /// A connected socket (or another pooled object) on loan from a
 /// [`Manager`](crate::Manager).
 ///
-/// It dereferences to the pooled object: a [`Stream`] for the default
-/// manager, a protocol's `Conn` for a manager built with
-/// [`Builder::protocol`](crate::Builder::protocol). When that object is a
-/// byte stream, the connection is one too, and notes what it sees on the
-/// way (an error, end of stream) to decide whether the object may be
-/// reused.
+/// It is typed by the object it holds, whatever made it: `Connection`
+/// alone is a [`Stream`] on loan (the default manager's), a manager built
+/// with [`Builder::protocol`](crate::Builder::protocol) lends
+/// `Connection<P::Conn>`, and one with a
+/// [`Builder::transport`](crate::Builder::transport) of Tokio's
+/// `TcpStream` lends `Connection<TcpStream>`. It dereferences to that
+/// object. When the object is a byte stream, the connection is one too,
+/// and notes what it sees on the way (an error, end of stream) to decide
+/// whether the object may be reused.
 ///
 /// Read and write it with Tokio's `AsyncReadExt` / `AsyncWriteExt`. Dropping
 /// it is the original's `free()`: the socket goes back to the pool for the
@@ -91,13 +94,9 @@ pub(super) enum Answer {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Connection<P = Plain, T = Dialer>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+pub struct Connection<C: Pooled = Stream> {
     /// `None` only while dropping.
-    socket: Option<Watched<P::Conn>>,
+    socket: Option<Watched<C>>,
     id: SocketId,
     target: Target,
     from_cache: FromCache,
@@ -106,7 +105,7 @@ where
     pub(super) answer: Answer,
     /// What the user said about the socket, handed back with it.
     hints: Hints,
-    shared: Arc<Shared<P, T>>,
+    shared: Arc<Shared<C>>,
 }
 
 impl Connection {
@@ -156,18 +155,14 @@ impl Connection {
     }
 }
 
-impl<P, T> Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Connection<C> {
     pub(crate) fn new(
-        shared: Arc<Shared<P, T>>,
-        socket: Watched<P::Conn>,
+        shared: Arc<Shared<C>>,
+        socket: Watched<C>,
         id: SocketId,
         target: Target,
         from_cache: FromCache,
-    ) -> Connection<P, T> {
+    ) -> Connection<C> {
         Connection {
             socket: Some(socket),
             id,
@@ -293,7 +288,7 @@ where
         self.hints.remaining_uses = Some(n);
     }
 
-    pub(super) fn object(&self) -> &P::Conn {
+    pub(super) fn object(&self) -> &C {
         &self
             .socket
             .as_ref()
@@ -301,7 +296,7 @@ where
             .object
     }
 
-    pub(super) fn object_mut(&mut self) -> &mut P::Conn {
+    pub(super) fn object_mut(&mut self) -> &mut C {
         &mut self
             .socket
             .as_mut()
@@ -343,33 +338,21 @@ where
     }
 }
 
-impl<P, T> Deref for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    type Target = P::Conn;
+impl<C: Pooled> Deref for Connection<C> {
+    type Target = C;
 
-    fn deref(&self) -> &P::Conn {
+    fn deref(&self) -> &C {
         self.object()
     }
 }
 
-impl<P, T> DerefMut for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    fn deref_mut(&mut self) -> &mut P::Conn {
+impl<C: Pooled> DerefMut for Connection<C> {
+    fn deref_mut(&mut self) -> &mut C {
         self.object_mut()
     }
 }
 
-impl<P, T> Drop for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Drop for Connection<C> {
     fn drop(&mut self) {
         let Some(mut socket) = self.socket.take() else {
             return;
@@ -411,12 +394,7 @@ where
     }
 }
 
-impl<P, T> fmt::Debug for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-    P::Conn: fmt::Debug,
-{
+impl<C: Pooled + fmt::Debug> fmt::Debug for Connection<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("target", &self.target)

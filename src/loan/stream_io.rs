@@ -10,14 +10,9 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::{Answer, Connection, Reuse};
-use crate::pooled::{Health, Protocol};
-use crate::transport::Transport;
+use crate::pooled::{Health, Pooled};
 
-impl<P, T> Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Connection<C> {
     /// The server closed the stream: lost, if nothing had been read.
     fn closed_by_server(&mut self) {
         if self.answer == Answer::None {
@@ -37,12 +32,7 @@ where
     }
 }
 
-impl<P, T> AsyncRead for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-    P::Conn: AsyncRead,
-{
+impl<C: Pooled + AsyncRead> AsyncRead for Connection<C> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -62,12 +52,7 @@ where
     }
 }
 
-impl<P, T> AsyncWrite for Connection<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-    P::Conn: AsyncWrite,
-{
+impl<C: Pooled + AsyncWrite> AsyncWrite for Connection<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = ready!(Pin::new(this.object_mut()).poll_write(cx, buf));

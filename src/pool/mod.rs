@@ -6,6 +6,7 @@
 //! spawning lookups and connects, closing sockets, aborting tasks.
 
 mod idle_watch;
+mod pipeline;
 pub(crate) mod state;
 mod tasks;
 
@@ -16,29 +17,26 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use idle_watch::{Signal, Watched};
+pub(crate) use pipeline::{Make, Pipeline};
 use state::{Action, Actions, FromCache, Handles, Limits, Staged, State, TaskOwner};
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::loan::Connection;
-use crate::pooled::Protocol;
+use crate::pooled::Pooled;
 use crate::trace::event;
-use crate::transport::{DialOptions, Progress, Transport};
+use crate::transport::Progress;
 
 /// What completes an allocation.
-pub(crate) type Responder<P, T> = oneshot::Sender<Result<Connection<P, T>, Error>>;
+pub(crate) type Responder<C> = oneshot::Sender<Result<Connection<C>, Error>>;
 
-/// The real types behind [`State`], for a manager whose objects `P` makes
-/// on streams from `T`.
-pub(crate) struct Live<P, T>(PhantomData<fn() -> (P, T)>);
+/// The live types behind [`State`] for a pool of `C`s (its model test
+/// drives it with fakes).
+pub(crate) struct Live<C>(PhantomData<fn() -> C>);
 
-impl<P, T> Handles for Live<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    type Socket = Watched<P::Conn>;
-    type Responder = Responder<P, T>;
+impl<C: Pooled> Handles for Live<C> {
+    type Socket = Watched<C>;
+    type Responder = Responder<C>;
     type Task = Spawned;
 }
 
@@ -54,25 +52,12 @@ impl Staged for Spawned {
     }
 }
 
-/// How a manager makes its objects: the transport, the protocol step on
-/// its streams, and the settings of the pool's own dialing. Shared by the
-/// connect tasks.
-#[derive(Debug)]
-pub(crate) struct Pipeline<P, T> {
-    pub(crate) protocol: P,
-    pub(crate) transport: T,
-    pub(crate) options: DialOptions,
-}
-
 /// The state every handle of one manager shares.
-pub(crate) struct Shared<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    state: Mutex<State<Live<P, T>>>,
+pub(crate) struct Shared<C: Pooled> {
+    state: Mutex<State<Live<C>>>,
     pub(crate) config: Config,
-    pub(crate) pipeline: Arc<Pipeline<P, T>>,
+    /// How new objects are made: the manager's transport and protocol.
+    pub(crate) maker: Arc<dyn Make<C>>,
     pub(crate) signal: Arc<Signal>,
     /// This manager's membership of its fleet, if it has one; the error
     /// fails every connect when the membership could not start.
@@ -83,11 +68,7 @@ where
     runtime: tokio::runtime::Handle,
 }
 
-impl<P, T> std::fmt::Debug for Shared<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> std::fmt::Debug for Shared<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("config", &self.config)
@@ -95,18 +76,14 @@ where
     }
 }
 
-impl<P, T> Shared<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Shared<C> {
     /// Creates the shared state and starts the background task.
     ///
     /// # Panics
     ///
     /// Outside a Tokio runtime.
     #[track_caller]
-    pub(crate) fn start(config: Config, protocol: P, transport: T) -> Arc<Shared<P, T>> {
+    pub(crate) fn start(config: Config, maker: Arc<dyn Make<C>>) -> Arc<Shared<C>> {
         let runtime = tokio::runtime::Handle::try_current()
             .expect("keepalive::Manager must be created inside a Tokio runtime");
         let limits = Limits {
@@ -118,12 +95,7 @@ where
             max_lifetime: config.max_lifetime,
             learn_idle_timeouts: config.learn_idle_timeouts,
         };
-        let pipeline = Arc::new(Pipeline {
-            protocol,
-            transport,
-            options: config.dial.clone(),
-        });
-        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared<P, T>>| {
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared<C>>| {
             #[cfg(feature = "fleet")]
             let fleet = config.fleet.clone().map(|fleet| {
                 let weak = weak.clone();
@@ -144,7 +116,7 @@ where
             Shared {
                 state: Mutex::new(State::new(limits)),
                 config,
-                pipeline,
+                maker,
                 signal: Arc::new(Signal::default()),
                 #[cfg(feature = "fleet")]
                 fleet,
@@ -158,13 +130,13 @@ where
     }
 
     /// The lock (see [`crate::lock`] for why poisoning is ignored).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live<P, T>>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Live<C>>> {
         crate::lock::lock(&self.state)
     }
 
     /// Carries out decisions made under the lock, which must be released.
     /// Returns the handles of aborted tasks, for `shutdown` to await.
-    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Live<P, T>>) -> Vec<JoinHandle<()>> {
+    pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Live<C>>) -> Vec<JoinHandle<()>> {
         if actions.rearm {
             self.signal.notify.notify_one();
         }
@@ -283,7 +255,7 @@ where
     /// Locks, lets `f` decide, unlocks, and carries the decisions out.
     pub(crate) fn decide<R>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut State<Live<P, T>>, &mut Actions<Live<P, T>>) -> R,
+        f: impl FnOnce(&mut State<Live<C>>, &mut Actions<Live<C>>) -> R,
     ) -> R {
         let mut actions = Actions::new();
         let result = f(&mut self.lock(), &mut actions);
@@ -294,11 +266,7 @@ where
     }
 }
 
-impl<P, T> Drop for Shared<P, T>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+impl<C: Pooled> Drop for Shared<C> {
     fn drop(&mut self) {
         // Ends the background task, which holds only a weak reference.
         self.signal.close();

@@ -10,20 +10,17 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::state::{Addrs, LookupId, RequestId};
-use super::{Pipeline, Shared, Signal, Watched};
+use super::{Shared, Signal, Watched};
 use crate::deadline::Deadline;
+#[cfg(feature = "fleet")]
 use crate::error::Error;
-use crate::pooled::Protocol;
+use crate::pooled::Pooled;
 use crate::target::Target;
 use crate::trace::event;
-use crate::transport::{Dial, Progress, Transport};
+use crate::transport::Progress;
 
 /// Looks `host` up for every request waiting on `lookup`.
-pub(super) async fn resolve<P, T>(shared: Weak<Shared<P, T>>, lookup: LookupId, host: Arc<str>, port: u16)
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+pub(super) async fn resolve<C: Pooled>(shared: Weak<Shared<C>>, lookup: LookupId, host: Arc<str>, port: u16) {
     let Some(resolver) = shared.upgrade().map(|s| s.config.resolver.clone()) else {
         return;
     };
@@ -45,18 +42,14 @@ pub(super) struct Dialing {
 
 /// Makes an object for `request`: the transport's stream to the target,
 /// then the protocol step on it.
-pub(super) async fn connect<P, T>(shared: Weak<Shared<P, T>>, request: RequestId, dialing: Dialing)
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: RequestId, dialing: Dialing) {
     let Dialing {
         target,
         addrs,
         deadline,
         progress,
     } = dialing;
-    let Some(pipeline) = shared.upgrade().map(|s| s.pipeline.clone()) else {
+    let Some(maker) = shared.upgrade().map(|s| s.maker.clone()) else {
         return;
     };
     event!(DEBUG, target = %target, "connect started");
@@ -72,7 +65,7 @@ where
     };
     #[cfg(feature = "tracing")]
     let started = Instant::now();
-    let result = make(&pipeline, &target, &addrs, deadline, &progress).await;
+    let result = maker.make(&target, &addrs, deadline, &progress).await;
     event!(
         DEBUG,
         target = %target,
@@ -99,15 +92,11 @@ where
 /// member of one: it may wait (the request counts as connecting), and
 /// comes back when the connection closes, or at once if the connect fails.
 #[cfg(feature = "fleet")]
-async fn admit<P, T>(
-    shared: &Weak<Shared<P, T>>,
+async fn admit<C: Pooled>(
+    shared: &Weak<Shared<C>>,
     request: RequestId,
     target: &Target,
-) -> Result<Option<crate::fleet::Slot>, Error>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+) -> Result<Option<crate::fleet::Slot>, Error> {
     let Some(member) = shared.upgrade().and_then(|s| s.fleet.clone()) else {
         return Ok(None);
     };
@@ -127,45 +116,10 @@ where
     Ok(Some(admission.slot))
 }
 
-/// The pipeline's two steps.
-async fn make<P, T>(
-    pipeline: &Pipeline<P, T>,
-    target: &Target,
-    addrs: &Addrs,
-    deadline: Deadline,
-    progress: &Progress,
-) -> Result<P::Conn, Error>
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
-    let dial = Dial {
-        target,
-        addrs,
-        deadline,
-        options: &pipeline.options,
-        progress,
-    };
-    let stream = pipeline
-        .transport
-        .connect(dial)
-        .await
-        .map_err(|e| Error::from_transport(target, e))?;
-    pipeline
-        .protocol
-        .handshake(target, stream)
-        .await
-        .map_err(|e| Error::handshake(target, e))
-}
-
 /// The background task: sleeps until the next keep-alive expiry or request
 /// deadline, or until an idle socket reports an event, and lets `State`
 /// act on it. Ends when the manager's shared state is dropped.
-pub(super) async fn drive<P, T>(shared: Weak<Shared<P, T>>, signal: Arc<Signal>)
-where
-    T: Transport,
-    P: Protocol<T::Stream>,
-{
+pub(super) async fn drive<C: Pooled>(shared: Weak<Shared<C>>, signal: Arc<Signal>) {
     let mut wake_at = None;
     loop {
         match wake_at {
