@@ -16,7 +16,7 @@ use crate::loan::{Allocation, Connection, FromCache};
 use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
 pub use crate::pool::state::{Closes, Stats};
 use crate::pool::{Live, Make, Pipeline, Shared, Watched};
-use crate::pooled::{Plain, Protocol};
+use crate::pooled::{Plain, Pooled, Protocol};
 use crate::target::Target;
 use crate::trace::event;
 use crate::transport::{Dialer, Transport};
@@ -163,18 +163,7 @@ where
         // The one clock read of a checkout: the request's start, the time
         // idle sockets are judged at, and its deadline's base.
         let start = Instant::now();
-        if let Err(error) = target.validate() {
-            return Allocation::ready(None, start, Err(error));
-        }
-        let https_proxy = target
-            .proxy()
-            .is_some_and(|p| p.kind() == crate::proxy::Kind::Https);
-        if (target.is_tls() || https_proxy) && cfg!(not(feature = "tls")) {
-            let error = Error::Tls {
-                target: target.to_string(),
-                reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
-                source: None,
-            };
+        if let Err(error) = reachable(&target) {
             return Allocation::ready(None, start, Err(error));
         }
         let shared = &self.shared;
@@ -183,29 +172,30 @@ where
                 Self::begin(state, &*shared.maker, &target, start, shared.config.timeout, out)
             };
             match shared.decide(begin) {
-                Ok(Outcome::Hit(mut socket, sid, id)) => {
-                    // Asked outside the lock, so checkouts do not queue
-                    // behind each other's system calls.
-                    match socket.check() {
-                        Health::Usable => {
-                            event!(TRACE, target = %target, from = "immediate", "reuse");
-                            let conn =
-                                Connection::new(shared.clone(), socket, sid, target, FromCache::Immediate);
-                            return Allocation::ready(Some(id), start, Ok(conn));
-                        }
-                        stale => shared.decide(|state, out| state.revoke(sid, socket, stale, out)),
-                    }
-                }
+                // Checked outside the lock, so checkouts do not queue behind
+                // each other's system calls.
+                Ok(Outcome::Hit(mut socket, sid, id)) => match socket.check() {
+                    Health::Usable => return self.lend_idle(socket, sid, id, target, start),
+                    stale => shared.decide(|state, out| state.revoke(sid, socket, stale, out)),
+                },
                 Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
-                Err(error) => {
-                    #[cfg(feature = "tracing")]
-                    if let Error::QueueFull { limit } = &error {
-                        event!(WARN, target = %target, limit = *limit as u64, "queue full");
-                    }
-                    return Allocation::ready(None, start, Err(error));
-                }
+                Err(error) => return refused(&target, start, error),
             }
         }
+    }
+
+    /// An idle object, checked, on loan at once.
+    fn lend_idle(
+        &self,
+        socket: Watched<P::Conn>,
+        sid: SocketId,
+        id: RequestId,
+        target: Target,
+        start: Instant,
+    ) -> Allocation<P::Conn> {
+        event!(TRACE, target = %target, from = "immediate", "reuse");
+        let conn = Connection::new(self.shared.clone(), socket, sid, target, FromCache::Immediate);
+        Allocation::ready(Some(id), start, Ok(conn))
     }
 
     /// Under the lock: an idle socket, or a new request.
@@ -382,6 +372,33 @@ where
         let (config, protocol, transport) = self.into_parts();
         Manager::start(config, protocol, transport)
     }
+}
+
+/// Whether `target` can be reached by this build at all: a valid target,
+/// and TLS compiled in when it needs TLS.
+fn reachable(target: &Target) -> Result<(), Error> {
+    target.validate()?;
+    let https_proxy = target
+        .proxy()
+        .is_some_and(|p| p.kind() == crate::proxy::Kind::Https);
+    if (target.is_tls() || https_proxy) && cfg!(not(feature = "tls")) {
+        return Err(Error::Tls {
+            target: target.to_string(),
+            reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+/// A request the pool refused at once (shut down, queue full).
+fn refused<C: Pooled>(target: &Target, start: Instant, error: Error) -> Allocation<C> {
+    #[cfg(feature = "tracing")]
+    if let Error::QueueFull { limit } = &error {
+        event!(WARN, target = %target, limit = *limit as u64, "queue full");
+    }
+    let _ = target;
+    Allocation::ready(None, start, Err(error))
 }
 
 /// What `allocate` found under the lock.

@@ -338,14 +338,8 @@ impl FromStr for Proxy {
         let proxy = match userinfo {
             None => proxy,
             Some(userinfo) => {
-                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                let decode = |part: &str| {
-                    percent_encoding::percent_decode_str(part)
-                        .decode_utf8()
-                        .map(|text| text.into_owned())
-                        .map_err(|_| bad("the user or password is not UTF-8 once percent-decoded"))
-                };
-                proxy.basic_auth(decode(user)?, decode(password)?)
+                let (user, password) = decode_userinfo(userinfo).map_err(&bad)?;
+                proxy.basic_auth(user, password)
             }
         };
         match proxy.problem() {
@@ -353,6 +347,18 @@ impl FromStr for Proxy {
             None => Ok(proxy),
         }
     }
+}
+
+/// `user[:password]`, percent-decoded.
+fn decode_userinfo(userinfo: &str) -> Result<(String, String), &'static str> {
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| "the user or password is not UTF-8 once percent-decoded")
+    };
+    Ok((decode(user)?, decode(password)?))
 }
 
 /// `host[:port]` or `[v6][:port]`.

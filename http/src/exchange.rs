@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{parse_head, Body, Error, Framing, KeepAlive};
+use crate::{parse_head, Body, Error, Framing, Head, KeepAlive};
 
 /// How much is read from the socket at a time.
 const READ_SIZE: usize = 16 * 1024;
@@ -73,12 +73,30 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     io.write_all(request).await?;
+    let (head, got) = read_head(io, head_request, buf).await?;
+    let (body_bytes, extra) = read_body(io, &head, got, buf, sink).await?;
+    Ok(Outcome {
+        status: head.status,
+        body_bytes,
+        reusable: head.keep_alive && !extra && head.framing != Framing::UntilClose,
+        hints: head.hints,
+        retried: false,
+        from: None,
+    })
+}
+
+/// Reads the final response head into `buf`, past any interim (1xx) ones.
+/// Returns it with the count of bytes received so far.
+async fn read_head<S>(io: &mut S, head_request: bool, buf: &mut Vec<u8>) -> Result<(Head, usize), Error>
+where
+    S: AsyncRead + Unpin,
+{
     buf.clear();
     let mut got = 0;
-    let head = loop {
+    loop {
         if let Some(head) = parse_head(buf, head_request)? {
             if !head.is_interim() {
-                break head;
+                return Ok((head, got));
             }
             buf.drain(..head.len);
             continue;
@@ -87,7 +105,22 @@ where
             return Err(Error::Closed { during: "head", got });
         }
         got = buf.len();
-    };
+    }
+}
+
+/// Reads the body after `head` (its first bytes already in `buf`, `got`
+/// bytes received so far) into `sink`. Returns the body's length, and
+/// whether bytes followed it.
+async fn read_body<S>(
+    io: &mut S,
+    head: &Head,
+    mut got: usize,
+    buf: &mut Vec<u8>,
+    sink: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<(u64, bool), Error>
+where
+    S: AsyncRead + Unpin,
+{
     let mut body = Body::new(head.framing);
     let mut body_bytes = 0u64;
     let mut count = |bytes: &[u8]| {
@@ -105,15 +138,7 @@ where
         got += buf.len();
         used = body.feed(buf, &mut count)?;
     }
-    let extra = used < buf.len();
-    Ok(Outcome {
-        status: head.status,
-        body_bytes,
-        reusable: head.keep_alive && !extra && head.framing != Framing::UntilClose,
-        hints: head.hints,
-        retried: false,
-        from: None,
-    })
+    Ok((body_bytes, used < buf.len()))
 }
 
 /// Reads what is available into the spare capacity of `buf`.

@@ -171,50 +171,75 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, Error>
     };
     let status = response.code.expect("httparse sets the code of a complete head");
     let http11 = response.version == Some(1);
-    let (mut length, mut chunked, mut coded) = (None, false, false);
-    let (mut close, mut keep_alive) = (false, false);
-    let mut hints = KeepAlive::default();
-    for header in response.headers.iter() {
-        let value = std::str::from_utf8(header.value).unwrap_or("");
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let n = value.trim().parse::<u64>().map_err(|_| Error::BadContentLength)?;
-            if length.is_some_and(|m| m != n) {
-                return Err(Error::BadContentLength);
-            }
-            length = Some(n);
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            coded = true;
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',').map(str::trim) {
-                close |= token.eq_ignore_ascii_case("close");
-                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-            }
-        } else if header.name.eq_ignore_ascii_case("keep-alive") {
-            hints = KeepAlive::parse(header.value);
-        }
-    }
-    // RFC 9112 §6.3, in order.
-    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if coded {
-        Framing::UntilClose
-    } else if let Some(n) = length {
-        Framing::Length(n)
+    let fields = Fields::scan(response.headers)?;
+    let framing = fields.framing(status, head_request);
+    let persistent = if http11 {
+        !fields.close
     } else {
-        Framing::UntilClose
+        fields.keep_alive && !fields.close
     };
-    let persistent = if http11 { !close } else { keep_alive && !close };
     Ok(Some(Head {
         status,
         framing,
         keep_alive: persistent && framing != Framing::UntilClose && status != 101,
         len,
-        hints,
+        hints: fields.hints,
     }))
+}
+
+/// What a response head's fields say of its framing and persistence.
+#[derive(Default)]
+struct Fields {
+    length: Option<u64>,
+    chunked: bool,
+    coded: bool,
+    close: bool,
+    keep_alive: bool,
+    hints: KeepAlive,
+}
+
+impl Fields {
+    /// Reads the fields that matter here; conflicting lengths are an error.
+    fn scan(headers: &[httparse::Header<'_>]) -> Result<Fields, Error> {
+        let mut fields = Fields::default();
+        for header in headers {
+            let value = std::str::from_utf8(header.value).unwrap_or("");
+            if header.name.eq_ignore_ascii_case("content-length") {
+                let n = value.trim().parse::<u64>().map_err(|_| Error::BadContentLength)?;
+                if fields.length.is_some_and(|m| m != n) {
+                    return Err(Error::BadContentLength);
+                }
+                fields.length = Some(n);
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                fields.coded = true;
+                fields.chunked = value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                for token in value.split(',').map(str::trim) {
+                    fields.close |= token.eq_ignore_ascii_case("close");
+                    fields.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            } else if header.name.eq_ignore_ascii_case("keep-alive") {
+                fields.hints = KeepAlive::parse(header.value);
+            }
+        }
+        Ok(fields)
+    }
+
+    /// How the body is delimited: RFC 9112 §6.3, in order.
+    fn framing(&self, status: u16, head_request: bool) -> Framing {
+        if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+            Framing::Empty
+        } else if self.chunked {
+            Framing::Chunked
+        } else if self.coded {
+            Framing::UntilClose
+        } else if let Some(n) = self.length {
+            Framing::Length(n)
+        } else {
+            Framing::UntilClose
+        }
+    }
 }

@@ -36,22 +36,34 @@ where
             release_when_idle(conn);
             Ok(response)
         }
-        Err(mut e) => {
-            let unsent = e.take_message();
-            let responded = conn.bytes_read() != read_before;
-            if !responded && is_close(e.error()) {
-                // The pool cannot see hyper's reads: it is told.
-                conn.lost_race();
-            } else {
-                conn.discard();
-            }
-            Err(Failure {
-                error: e.into_error(),
-                unsent,
-                reused,
-                responded,
-            })
-        }
+        Err(e) => Err(failed(conn, e, reused, read_before)),
+    }
+}
+
+/// A request hyper could not complete: the pool is told whether the
+/// server closed before any answer (the race with its idle close, which
+/// the pool cannot see in hyper's reads) or the connection is done for.
+fn failed<B>(
+    conn: Loan<B>,
+    mut e: hyper::client::conn::TrySendError<Request<Payload<B>>>,
+    reused: bool,
+    read_before: u64,
+) -> Failure<Request<Payload<B>>>
+where
+    B: SendBody,
+{
+    let unsent = e.take_message();
+    let responded = conn.bytes_read() != read_before;
+    if !responded && is_close(e.error()) {
+        conn.lost_race();
+    } else {
+        conn.discard();
+    }
+    Failure {
+        error: e.into_error(),
+        unsent,
+        reused,
+        responded,
     }
 }
 

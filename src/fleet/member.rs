@@ -4,17 +4,16 @@
 //!
 //! Its two tasks, the keeper and the listener, are `tasks.rs`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::membership::{KeyUse, Membership, OnWanted, CALL_TIMEOUT, RETRY};
-use super::{scripts, tasks, Fleet};
+use super::{tasks, Fleet};
 use crate::error::Error;
 use crate::lock::lock;
 use crate::target::Target;
@@ -84,48 +83,14 @@ impl Member {
     /// Joins the fleet: starts the keeper and the listener on the current
     /// runtime. `max_per_host` is the builder's, for a fleet that set none.
     pub(crate) fn start(fleet: Fleet, max_per_host: usize, on_wanted: OnWanted) -> Result<Member, Error> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(200));
-        let redis = ConnectionManager::new_lazy_with_config(fleet.client.clone(), config).map_err(|e| {
-            Error::FleetUrl {
-                input: fleet.shown.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        let ns = format!("keepalive:fleet:{}", fleet.name);
-        let id = format!("{:x}-{}", rand_id(), std::process::id());
+        let redis = connect(&fleet)?;
+        let max = if fleet.max_per_host_set {
+            fleet.max_per_host
+        } else {
+            max_per_host
+        };
         let (releases, release_rx) = mpsc::unbounded_channel();
-        let inner = Arc::new(Membership {
-            max: if fleet.max_per_host_set {
-                fleet.max_per_host
-            } else {
-                max_per_host
-            },
-            heartbeat: format!("{ns}:member:{id}"),
-            ns,
-            id,
-            redis,
-            acquire: Script::new(scripts::ACQUIRE),
-            renew: Script::new(scripts::RENEW),
-            next_token: AtomicU64::new(1),
-            held: Mutex::default(),
-            dirty: AtomicBool::new(false),
-            waiting: Mutex::default(),
-            keys: Mutex::default(),
-            on_wanted,
-            releases,
-            available: AtomicBool::new(true),
-            lease_ok_until: Mutex::new(None),
-            closed: AtomicBool::new(false),
-            shutdown: Notify::new(),
-            left: AtomicBool::new(false),
-            left_notify: Notify::new(),
-            fleet,
-        });
+        let inner = Arc::new(Membership::new(fleet, max, redis, on_wanted, releases));
         tokio::spawn(tasks::keep(inner.clone(), release_rx));
         tokio::spawn(tasks::listen(inner.clone()));
         Ok(Member { inner })
@@ -142,26 +107,21 @@ impl Member {
     /// `Error::FleetUnavailable` when Redis cannot be reached and the fleet
     /// does not fail open.
     pub(crate) async fn admit(&self, target: &Target, on_wait: impl FnOnce()) -> Result<Admission, Error> {
-        let mut on_wait = Some(on_wait);
         let inner = &self.inner;
+        let mut wait = Wait {
+            on_wait: Some(on_wait),
+            waited: false,
+        };
         let key: Arc<str> = target.to_string().into();
         let (turn, user) = inner.use_key(&key, target);
-        // Past the local deadline this member's heartbeat may be gone, and
-        // a slot taken now would not count for the others: renew first.
-        if lock(&inner.lease_ok_until).is_none_or(|until| Instant::now() >= until) {
-            tasks::renew(inner).await;
-        }
-        let mut waited = false;
+        self.renew_if_lapsed().await;
         let started = Instant::now();
         let _turn = match turn.try_lock() {
             Ok(turn) => turn,
+            // Another request of this member for the key is asking: wait
+            // for it (a socket coming back may serve this one).
             Err(_) => {
-                // Another request of this member for the key is asking:
-                // wait for it (a socket coming back may serve this one).
-                if let Some(on_wait) = on_wait.take() {
-                    on_wait();
-                }
-                waited = true;
+                wait.begin();
                 turn.lock().await
             }
         };
@@ -172,54 +132,91 @@ impl Member {
             token,
             armed: true,
         };
-        let waiting = Waiting::join(inner, &key);
-        let bypassed = loop {
+        let bypassed = self.acquire(target, &key, token, &mut wait).await?;
+        pending.armed = false;
+        if wait.waited {
+            event!(DEBUG, target = %target, waited_ms = started.elapsed().as_millis() as u64, "fleet slot after a wait");
+        }
+        let slot = self.hold(key, token, user);
+        let waited = wait.waited.then(|| started.elapsed());
+        Ok(Admission {
+            slot,
+            waited,
+            bypassed,
+        })
+    }
+
+    /// Past the local deadline this member's heartbeat may be gone, and a
+    /// slot taken now would not count for the others: renews first.
+    async fn renew_if_lapsed(&self) {
+        let inner = &self.inner;
+        if lock(&inner.lease_ok_until).is_none_or(|until| Instant::now() >= until) {
+            tasks::renew(inner).await;
+        }
+    }
+
+    /// The slot `token` of `key`, granted: held until the connection
+    /// closes.
+    fn hold(&self, key: Arc<str>, token: u64, user: KeyUser) -> Slot {
+        lock(&self.inner.held).insert(token, key.clone());
+        Slot {
+            inner: self.inner.clone(),
+            key,
+            token,
+            _user: user,
+        }
+    }
+
+    /// Asks Redis for the slot `token` of `key` until it is granted (or a
+    /// freed slot's message, or `RETRY`, says to ask again). Returns whether
+    /// it was granted without Redis (unreachable, failing open).
+    async fn acquire(
+        &self,
+        target: &Target,
+        key: &Arc<str>,
+        token: u64,
+        wait: &mut Wait<impl FnOnce()>,
+    ) -> Result<bool, Error> {
+        let inner = &self.inner;
+        let waiting = Waiting::join(inner, key);
+        loop {
             let notified = waiting.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match inner.try_acquire(&key, token).await {
+            match inner.try_acquire(key, token).await {
                 Ok(true) => {
                     inner.reached();
-                    break false;
+                    return Ok(false);
                 }
                 Ok(false) => {
                     inner.reached();
-                    if let Some(on_wait) = on_wait.take() {
+                    if wait.on_wait.is_some() {
                         event!(DEBUG, target = %target, "fleet full: waiting");
-                        on_wait();
                     }
-                    waited = true;
+                    wait.begin();
                     tokio::select! {
                         () = &mut notified => {}
                         () = tokio::time::sleep(RETRY) => {}
                     }
                 }
-                Err(reason) => {
-                    inner.unreachable(&reason);
-                    if !inner.fleet.fail_open {
-                        return Err(Error::FleetUnavailable { reason });
-                    }
-                    event!(WARN, target = %target, reason = %reason, "fleet unavailable: failing open");
-                    inner.dirty.store(true, Ordering::Relaxed);
-                    break true;
-                }
+                Err(reason) => return self.unreachable(target, reason),
             }
-        };
-        pending.armed = false;
-        lock(&inner.held).insert(token, key.clone());
-        if waited {
-            event!(DEBUG, target = %target, waited_ms = started.elapsed().as_millis() as u64, "fleet slot after a wait");
         }
-        Ok(Admission {
-            slot: Slot {
-                inner: inner.clone(),
-                key,
-                token,
-                _user: user,
-            },
-            waited: waited.then(|| started.elapsed()),
-            bypassed,
-        })
+    }
+
+    /// Redis could not be reached for `target`'s slot: fail, or go on under
+    /// the local limits alone (`Ok(true)`: bypassed) when the fleet fails
+    /// open.
+    fn unreachable(&self, target: &Target, reason: String) -> Result<bool, Error> {
+        let inner = &self.inner;
+        inner.unreachable(&reason);
+        if !inner.fleet.fail_open {
+            return Err(Error::FleetUnavailable { reason });
+        }
+        event!(WARN, target = %target, reason = %reason, "fleet unavailable: failing open");
+        let _ = target;
+        inner.dirty.store(true, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// Leaves the fleet: the keeper sends the releases still queued and
@@ -257,6 +254,21 @@ impl Member {
     }
 }
 
+/// The fleet's Redis, reconnecting, each call bounded by `CALL_TIMEOUT`;
+/// connected on first use.
+fn connect(fleet: &Fleet) -> Result<ConnectionManager, Error> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CALL_TIMEOUT))
+        .set_response_timeout(Some(CALL_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(fleet.client.clone(), config).map_err(|e| Error::FleetUrl {
+        input: fleet.shown.clone(),
+        reason: e.to_string(),
+    })
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::Release);
@@ -270,6 +282,23 @@ impl std::fmt::Debug for Member {
             .field("fleet", &self.inner.fleet)
             .field("id", &self.inner.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether a request for a slot has had to wait, and what it runs the
+/// first time it does.
+struct Wait<F: FnOnce()> {
+    on_wait: Option<F>,
+    waited: bool,
+}
+
+impl<F: FnOnce()> Wait<F> {
+    /// The request waits (again).
+    fn begin(&mut self) {
+        if let Some(on_wait) = self.on_wait.take() {
+            on_wait();
+        }
+        self.waited = true;
     }
 }
 
@@ -347,17 +376,4 @@ impl Membership {
         };
         (turn, user)
     }
-}
-
-/// A member id that another process is unlikely to draw: the clock's
-/// nanoseconds mixed with this process's address space.
-fn rand_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
 }

@@ -13,7 +13,7 @@ use redis::Script;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::Fleet;
+use super::{scripts, Fleet};
 use crate::target::Target;
 use crate::trace::event;
 
@@ -78,6 +78,43 @@ pub(super) struct KeyUse {
 }
 
 impl Membership {
+    /// A new member of `fleet`, under a fresh id, with `max` slots per key.
+    pub(super) fn new(
+        fleet: Fleet,
+        max: usize,
+        redis: ConnectionManager,
+        on_wanted: OnWanted,
+        releases: mpsc::UnboundedSender<(Arc<str>, u64)>,
+    ) -> Membership {
+        let ns = format!("keepalive:fleet:{}", fleet.name);
+        let id = format!("{:x}-{}", rand_id(), std::process::id());
+        Membership {
+            max,
+            heartbeat: format!("{ns}:member:{id}"),
+            ns,
+            id,
+            redis,
+            acquire: Script::new(scripts::ACQUIRE),
+            renew: Script::new(scripts::RENEW),
+            next_token: AtomicU64::new(1),
+            held: Mutex::default(),
+            dirty: AtomicBool::new(false),
+            waiting: Mutex::default(),
+            keys: Mutex::default(),
+            on_wanted,
+            releases,
+            available: AtomicBool::new(true),
+            lease_ok_until: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            left: AtomicBool::new(false),
+            left_notify: Notify::new(),
+            fleet,
+        }
+    }
+}
+
+impl Membership {
     pub(super) fn key(&self, kind: &str, key: &str) -> String {
         format!("{}:{kind}:{key}", self.ns)
     }
@@ -129,4 +166,17 @@ pub(super) async fn within<T>(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
     }
+}
+
+/// A member id that another process is unlikely to draw: the clock's
+/// nanoseconds mixed with this process's address space.
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
 }

@@ -30,29 +30,39 @@ pub(super) async fn keep(inner: Arc<Membership>, mut releases: mpsc::UnboundedRe
                 renew(&inner).await;
             }
             release = releases.recv() => match release {
-                Some(first) => {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match releases.try_recv() {
-                            Ok(release) => batch.push(release),
-                            Err(_) => break,
-                        }
-                    }
-                    send_releases(&inner, &batch).await;
-                }
+                Some(first) => send_releases(&inner, &batch(first, &mut releases)).await,
                 None => break,
             },
             () = inner.shutdown.notified() => break,
         }
     }
-    // Leaving: what is left to release, then the heartbeat, so the others
-    // need not wait for the lease.
+    leave(&inner, releases).await;
+}
+
+/// `first` and the releases queued behind it, `MAX_BATCH` at most.
+fn batch(
+    first: (Arc<str>, u64),
+    releases: &mut mpsc::UnboundedReceiver<(Arc<str>, u64)>,
+) -> Vec<(Arc<str>, u64)> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match releases.try_recv() {
+            Ok(release) => batch.push(release),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Leaves the fleet: what is left to release, then the heartbeat, so the
+/// others need not wait for the lease.
+async fn leave(inner: &Membership, mut releases: mpsc::UnboundedReceiver<(Arc<str>, u64)>) {
     let mut rest = Vec::new();
     while let Ok(release) = releases.try_recv() {
         rest.push(release);
     }
     for batch in rest.chunks(MAX_BATCH) {
-        send_releases(&inner, batch).await;
+        send_releases(inner, batch).await;
     }
     let mut redis = inner.redis.clone();
     let _ = within(
@@ -153,15 +163,9 @@ pub(super) async fn listen(inner: Arc<Membership>) {
     let freed = format!("{}:freed", inner.ns);
     let wanted = format!("{}:wanted", inner.ns);
     while !inner.closed.load(Ordering::Acquire) {
-        let subscribed = async {
-            let mut pubsub = inner.fleet.client.get_async_pubsub().await?;
-            pubsub.subscribe(&freed).await?;
-            pubsub.subscribe(&wanted).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = match tokio::time::timeout(CALL_TIMEOUT, subscribed).await {
-            Ok(Ok(pubsub)) => pubsub,
-            _ => {
+        let pubsub = match subscribe(&inner, &freed, &wanted).await {
+            Some(pubsub) => pubsub,
+            None => {
                 tokio::select! {
                     () = tokio::time::sleep(RETRY) => continue,
                     () = inner.shutdown.notified() => return,
@@ -179,26 +183,43 @@ pub(super) async fn listen(inner: Arc<Membership>) {
                 () = inner.shutdown.notified() => return,
             };
             let Some(message) = message else { break };
-            let Ok(payload) = message.get_payload::<String>() else {
-                continue;
-            };
-            if message.get_channel_name() == freed {
-                if let Some((notify, _)) = lock(&inner.waiting).get(payload.as_str()) {
-                    notify.notify_waiters();
-                }
-                continue;
-            }
-            // `key\nmember`: a member's own demand is not another's.
-            let Some((key, member)) = payload.rsplit_once('\n') else {
-                continue;
-            };
-            if member == inner.id {
-                continue;
-            }
-            let target = lock(&inner.keys).get(key).map(|k| k.target.clone());
-            if let Some(target) = target {
-                (inner.on_wanted)(&target);
+            if let Ok(payload) = message.get_payload::<String>() {
+                heard(&inner, message.get_channel_name() == freed, &payload);
             }
         }
+    }
+}
+
+/// A subscription to the fleet's two channels, within one call's time.
+async fn subscribe(inner: &Membership, freed: &str, wanted: &str) -> Option<redis::aio::PubSub> {
+    let subscribed = async {
+        let mut pubsub = inner.fleet.client.get_async_pubsub().await?;
+        pubsub.subscribe(freed).await?;
+        pubsub.subscribe(wanted).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    tokio::time::timeout(CALL_TIMEOUT, subscribed).await.ok()?.ok()
+}
+
+/// A message of another member: a slot of a key was `freed` (its waiters
+/// here ask again), or a key is wanted (an idle connection of it is given
+/// up, unless the demand is this member's own).
+fn heard(inner: &Membership, freed: bool, payload: &str) {
+    if freed {
+        if let Some((notify, _)) = lock(&inner.waiting).get(payload) {
+            notify.notify_waiters();
+        }
+        return;
+    }
+    // `key\nmember`: a member's own demand is not another's.
+    let Some((key, member)) = payload.rsplit_once('\n') else {
+        return;
+    };
+    if member == inner.id {
+        return;
+    }
+    let target = lock(&inner.keys).get(key).map(|k| k.target.clone());
+    if let Some(target) = target {
+        (inner.on_wanted)(&target);
     }
 }

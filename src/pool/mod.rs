@@ -11,19 +11,25 @@ pub(crate) mod state;
 mod tasks;
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use idle_watch::{Signal, Watched};
 pub(crate) use pipeline::{Make, Pipeline};
-use state::{Action, Actions, FromCache, Handles, Limits, Staged, State, TaskOwner};
+use state::{
+    Action, Actions, Addrs, CloseReason, FromCache, Handles, Limits, LookupId, RequestId, Staged, State,
+    TaskOwner,
+};
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::loan::Connection;
 use crate::pooled::Pooled;
+use crate::target::Target;
 use crate::trace::event;
 use crate::transport::Progress;
 
@@ -86,46 +92,20 @@ impl<C: Pooled> Shared<C> {
     pub(crate) fn start(config: Config, maker: Arc<dyn Make<C>>) -> Arc<Shared<C>> {
         let runtime = tokio::runtime::Handle::try_current()
             .expect("keepalive::Manager must be created inside a Tokio runtime");
-        let limits = Limits {
-            max_per_host: config.max_per_host,
-            max_open: config.max_open,
-            keep_alive: config.keep_alive,
-            max_queued: config.max_queued,
-            dns_ttl: config.dns_ttl,
-            max_lifetime: config.max_lifetime,
-            learn_idle_timeouts: config.learn_idle_timeouts,
-        };
-        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared<C>>| {
-            #[cfg(feature = "fleet")]
-            let fleet = config.fleet.clone().map(|fleet| {
-                let weak = weak.clone();
-                // Another member waits for a key: give up one idle socket.
-                let on_wanted = Box::new(move |target: &crate::target::Target| {
-                    if let Some(shared) = weak.upgrade() {
-                        let now = tokio::time::Instant::now();
-                        let released = shared.decide(|state, out| state.release_idle(target, now, out));
-                        if released {
-                            event!(DEBUG, target = %target, "idle connection released for the fleet");
-                        }
-                    }
-                });
-                crate::fleet::Member::start(fleet, config.max_per_host, on_wanted).map(Arc::new)
-            });
-            #[cfg(not(feature = "fleet"))]
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared<C>>| {
             let _ = weak;
             Shared {
-                state: Mutex::new(State::new(limits)),
+                state: Mutex::new(State::new(limits(&config))),
+                #[cfg(feature = "fleet")]
+                fleet: join_fleet(&config, weak.clone()),
                 config,
                 maker,
                 signal: Arc::new(Signal::default()),
-                #[cfg(feature = "fleet")]
-                fleet,
                 runtime,
             }
         });
-        shared
-            .runtime
-            .spawn(tasks::drive(Arc::downgrade(&shared), shared.signal.clone()));
+        let drive = tasks::drive(Arc::downgrade(&shared), shared.signal.clone());
+        shared.runtime.spawn(drive);
         shared
     }
 
@@ -134,8 +114,9 @@ impl<C: Pooled> Shared<C> {
         crate::lock::lock(&self.state)
     }
 
-    /// Carries out decisions made under the lock, which must be released.
-    /// Returns the handles of aborted tasks, for `shutdown` to await.
+    /// Carries out decisions made under the lock, which must be released:
+    /// one small step per [`Action`]. Returns the handles of aborted
+    /// tasks, for `shutdown` to await.
     pub(crate) fn carry_out(self: &Arc<Self>, actions: Actions<Live<C>>) -> Vec<JoinHandle<()>> {
         if actions.rearm {
             self.signal.notify.notify_one();
@@ -150,88 +131,100 @@ impl<C: Pooled> Shared<C> {
                     id,
                     target,
                     from,
-                } => {
-                    if from != FromCache::Fresh {
-                        event!(TRACE, target = %target, from = ?from, "reuse");
-                    }
-                    let conn = Connection::new(self.clone(), socket, id, target, from);
-                    // A receiver that is gone drops the connection here,
-                    // which returns it to the pool.
-                    let _ = responder.send(Ok(conn));
-                }
-                Action::Fail { responder, error } => {
-                    #[cfg(feature = "tracing")]
-                    if let Error::Timeout {
-                        target,
-                        after,
-                        during,
-                    } = &error
-                    {
-                        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, during = *during, "timeout");
-                    }
-                    let _ = responder.send(Err(error));
-                }
+                } => self.deliver(responder, Connection::new(self.clone(), socket, id, target, from)),
+                Action::Fail { responder, error } => fail(responder, error),
                 Action::Connect {
                     request,
                     target,
                     addrs,
                     deadline,
-                } => {
-                    let progress = Arc::new(Progress::default());
-                    let dial = tasks::Dialing {
-                        target,
-                        addrs,
-                        deadline,
-                        progress: progress.clone(),
-                    };
-                    let task = tasks::connect(Arc::downgrade(self), request, dial);
-                    let spawned = Spawned {
-                        handle: self.runtime.spawn(task),
-                        progress: Some(progress),
-                    };
-                    started.push((TaskOwner::Connect(request), spawned));
-                }
+                } => started.push(self.spawn_connect(request, target, addrs, deadline)),
                 Action::Resolve { lookup, host, port } => {
-                    let task = tasks::resolve(Arc::downgrade(self), lookup, host, port);
-                    let spawned = Spawned {
-                        handle: self.runtime.spawn(task),
-                        progress: None,
-                    };
-                    started.push((TaskOwner::Lookup(lookup), spawned));
+                    started.push(self.spawn_resolve(lookup, host, port))
                 }
                 Action::Close {
                     socket,
                     reset,
                     reason,
                     target,
-                } => {
-                    event!(DEBUG, target = ?target, reason = reason.name(), "close");
-                    let _ = (reason, target);
-                    socket.close(reset);
-                }
-                Action::Learned { target, limit } => {
-                    event!(INFO, target = %target, limit_ms = limit.as_millis() as u64, "server idle limit learned");
-                    let _ = (target, limit);
-                }
-                Action::Abort(task) => {
-                    task.handle.abort();
-                    aborted.push(task.handle);
-                }
+                } => close(socket, reset, reason, target),
+                Action::Learned { target, limit } => learned(&target, limit),
+                Action::Abort(task) => aborted.push(abort(task)),
             }
         }
-        if !started.is_empty() {
-            let orphans: Vec<_> = {
-                let mut state = self.lock();
-                started
-                    .into_iter()
-                    .filter_map(|(owner, task)| state.attach(owner, task))
-                    .collect()
-            };
-            for task in orphans {
-                task.handle.abort();
-            }
-        }
+        self.attach(started);
         aborted
+    }
+
+    /// Hands a loan to the request that waited for it.
+    fn deliver(&self, responder: Responder<C>, conn: Connection<C>) {
+        if conn.from_cache() != FromCache::Fresh {
+            event!(TRACE, target = %conn.target(), from = ?conn.from_cache(), "reuse");
+        }
+        // A receiver that is gone drops the connection here, which returns
+        // it to the pool.
+        let _ = responder.send(Ok(conn));
+    }
+
+    /// Starts a connect task for `request`.
+    fn spawn_connect(
+        self: &Arc<Self>,
+        request: RequestId,
+        target: Target,
+        addrs: Addrs,
+        deadline: Deadline,
+    ) -> (TaskOwner, Spawned) {
+        let progress = Arc::new(Progress::default());
+        let dial = tasks::Dialing {
+            target,
+            addrs,
+            deadline,
+            progress: progress.clone(),
+        };
+        let task = tasks::connect(Arc::downgrade(self), request, dial);
+        let spawned = Spawned {
+            handle: self.runtime.spawn(task),
+            progress: Some(progress),
+        };
+        (TaskOwner::Connect(request), spawned)
+    }
+
+    /// Starts the shared lookup `lookup` of `host`.
+    fn spawn_resolve(self: &Arc<Self>, lookup: LookupId, host: Arc<str>, port: u16) -> (TaskOwner, Spawned) {
+        let task = tasks::resolve(Arc::downgrade(self), lookup, host, port);
+        let spawned = Spawned {
+            handle: self.runtime.spawn(task),
+            progress: None,
+        };
+        (TaskOwner::Lookup(lookup), spawned)
+    }
+
+    /// Gives the tasks just started to their requests and lookups, under
+    /// the lock; a task whose owner left meanwhile is aborted.
+    fn attach(&self, started: Vec<(TaskOwner, Spawned)>) {
+        if started.is_empty() {
+            return;
+        }
+        let orphans: Vec<_> = {
+            let mut state = self.lock();
+            started
+                .into_iter()
+                .filter_map(|(owner, task)| state.attach(owner, task))
+                .collect()
+        };
+        for task in orphans {
+            task.handle.abort();
+        }
+    }
+
+    /// Another member of the fleet waits for `target`: gives up one idle
+    /// socket of it.
+    #[cfg(feature = "fleet")]
+    fn release_for_fleet(self: &Arc<Self>, target: &Target) {
+        let now = tokio::time::Instant::now();
+        if self.decide(|state, out| state.release_idle(target, now, out)) {
+            event!(DEBUG, target = %target, "idle connection released for the fleet");
+        }
     }
 
     /// `stats` with whether the fleet's Redis answered last time, for a
@@ -271,4 +264,65 @@ impl<C: Pooled> Drop for Shared<C> {
         // Ends the background task, which holds only a weak reference.
         self.signal.close();
     }
+}
+
+/// The state's limits, from the builder's settings.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_per_host: config.max_per_host,
+        max_open: config.max_open,
+        keep_alive: config.keep_alive,
+        max_queued: config.max_queued,
+        dns_ttl: config.dns_ttl,
+        max_lifetime: config.max_lifetime,
+        learn_idle_timeouts: config.learn_idle_timeouts,
+    }
+}
+
+/// This manager's membership of its fleet, if the builder named one.
+#[cfg(feature = "fleet")]
+fn join_fleet<C: Pooled>(
+    config: &Config,
+    weak: Weak<Shared<C>>,
+) -> Option<Result<Arc<crate::fleet::Member>, Error>> {
+    let fleet = config.fleet.clone()?;
+    let on_wanted = Box::new(move |target: &Target| {
+        if let Some(shared) = weak.upgrade() {
+            shared.release_for_fleet(target);
+        }
+    });
+    Some(crate::fleet::Member::start(fleet, config.max_per_host, on_wanted).map(Arc::new))
+}
+
+/// Completes a request with an error.
+fn fail<C: Pooled>(responder: Responder<C>, error: Error) {
+    #[cfg(feature = "tracing")]
+    if let Error::Timeout {
+        target,
+        after,
+        during,
+    } = &error
+    {
+        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, during = *during, "timeout");
+    }
+    let _ = responder.send(Err(error));
+}
+
+/// Closes a socket, for `reason`.
+fn close<C: Pooled>(socket: Watched<C>, reset: bool, reason: CloseReason, target: Option<Target>) {
+    event!(DEBUG, target = ?target, reason = reason.name(), "close");
+    let _ = (reason, target);
+    socket.close(reset);
+}
+
+/// Tells that `target`'s server idle limit is now taken to be `limit`.
+fn learned(target: &Target, limit: Duration) {
+    event!(INFO, target = %target, limit_ms = limit.as_millis() as u64, "server idle limit learned");
+    let _ = (target, limit);
+}
+
+/// Aborts a task whose work nobody wants any more.
+fn abort(task: Spawned) -> JoinHandle<()> {
+    task.handle.abort();
+    task.handle
 }

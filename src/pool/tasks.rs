@@ -10,9 +10,8 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::state::{Addrs, LookupId, RequestId};
-use super::{Shared, Signal, Watched};
+use super::{Make, Shared, Signal, Watched};
 use crate::deadline::Deadline;
-#[cfg(feature = "fleet")]
 use crate::error::Error;
 use crate::pooled::Pooled;
 use crate::target::Target;
@@ -41,38 +40,20 @@ pub(super) struct Dialing {
 }
 
 /// Makes an object for `request`: the transport's stream to the target,
-/// then the protocol step on it.
+/// then the protocol step on it (after a slot of the fleet, for a member
+/// of one).
 pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: RequestId, dialing: Dialing) {
-    let Dialing {
-        target,
-        addrs,
-        deadline,
-        progress,
-    } = dialing;
     let Some(maker) = shared.upgrade().map(|s| s.maker.clone()) else {
         return;
     };
+    let target = &dialing.target;
     event!(DEBUG, target = %target, "connect started");
     #[cfg(feature = "fleet")]
-    let slot = match admit(&shared, request, &target).await {
-        Ok(slot) => slot,
-        Err(error) => {
-            if let Some(shared) = shared.upgrade() {
-                shared.decide(|state, out| state.connect_failed(request, error, out));
-            }
-            return;
-        }
+    let Some(slot) = admitted(&shared, request, target).await
+    else {
+        return;
     };
-    #[cfg(feature = "tracing")]
-    let started = Instant::now();
-    let result = maker.make(&target, &addrs, deadline, &progress).await;
-    event!(
-        DEBUG,
-        target = %target,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        ok = result.is_ok(),
-        "connect finished"
-    );
+    let result = make(&*maker, &dialing).await;
     let Some(shared) = shared.upgrade() else {
         return;
     };
@@ -82,10 +63,51 @@ pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: Request
             let socket = Watched::new(object, shared.signal.clone());
             #[cfg(feature = "fleet")]
             let socket = socket.with_slot(slot);
-            state.connected(request, &target, socket, now, out);
+            state.connected(request, target, socket, now, out);
         }
         Err(error) => state.connect_failed(request, error, out),
     });
+}
+
+/// The object, or why it could not be made; timed for tracing.
+async fn make<C: Pooled>(maker: &dyn Make<C>, dialing: &Dialing) -> Result<C, Error> {
+    #[cfg(feature = "tracing")]
+    let started = Instant::now();
+    let result = maker
+        .make(
+            &dialing.target,
+            &dialing.addrs,
+            dialing.deadline,
+            &dialing.progress,
+        )
+        .await;
+    event!(
+        DEBUG,
+        target = %dialing.target,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        ok = result.is_ok(),
+        "connect finished"
+    );
+    result
+}
+
+/// [`admit`], with its failure reported as the request's: `None` when the
+/// connect must not go on.
+#[cfg(feature = "fleet")]
+async fn admitted<C: Pooled>(
+    shared: &Weak<Shared<C>>,
+    request: RequestId,
+    target: &Target,
+) -> Option<Option<crate::fleet::Slot>> {
+    match admit(shared, request, target).await {
+        Ok(slot) => Some(slot),
+        Err(error) => {
+            if let Some(shared) = shared.upgrade() {
+                shared.decide(|state, out| state.connect_failed(request, error, out));
+            }
+            None
+        }
+    }
 }
 
 /// A slot of the fleet for `request`'s connect, when the manager is a

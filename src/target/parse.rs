@@ -69,18 +69,7 @@ fn parse_url(s: &str) -> Result<Target, Error> {
         .host()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("no host"))?;
-    // The port as written: `Uri::port` hides ports that overflow u16.
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
-    let explicit = match after_host.rsplit_once(':') {
-        Some((_, digits)) => Some(
-            digits
-                .parse::<u16>()
-                .map_err(|_| bad("port is not a number from 0 to 65535"))?,
-        ),
-        None => None,
-    };
+    let explicit = written_port(uri.authority().map_or("", |a| a.as_str())).map_err(bad)?;
     let port = match (explicit, scheme.to_ascii_lowercase().as_str()) {
         (Some(port), _) => port,
         (None, "http") => 80,
@@ -90,6 +79,20 @@ fn parse_url(s: &str) -> Result<Target, Error> {
     let target = Target::new(scheme, host, port);
     target.validate()?;
     Ok(target)
+}
+
+/// The port as written in `authority`, if any: `Uri::port` hides ports
+/// that overflow u16.
+fn written_port(authority: &str) -> Result<Option<u16>, &'static str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    match after_host.rsplit_once(':') {
+        Some((_, digits)) => match digits.parse::<u16>() {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err("port is not a number from 0 to 65535"),
+        },
+        None => Ok(None),
+    }
 }
 
 /// Strips IPv6 brackets, lower-cases names, and says what the host is.

@@ -276,6 +276,21 @@ impl<P: Handles> State<P> {
     /// Closes idle sockets past keep-alive and fails requests past their
     /// deadline. Returns when to call again.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Actions<P>) -> Option<Instant> {
+        self.expire_idle(now, out);
+        self.expire_requests(now, out);
+        self.serve_waiters(out);
+        let idle_due = self
+            .lru
+            .head()
+            .and_then(|i| self.sockets[i].idle.as_ref())
+            .and_then(|(_, since)| Deadline::after(*since, self.limits.keep_alive).instant());
+        let request_due = self.deadlines.first().map(|&(d, _)| d);
+        self.armed = idle_due.into_iter().chain(request_due).min();
+        self.armed
+    }
+
+    /// Closes the idle sockets past keep-alive, oldest first.
+    fn expire_idle(&mut self, now: Instant, out: &mut Actions<P>) {
         while let Some(idx) = self.lru.head() {
             let since = self.sockets[idx]
                 .idle
@@ -288,6 +303,10 @@ impl<P: Handles> State<P> {
             let (socket, _) = self.unidle(idx);
             self.close(idx, socket, CloseReason::IdleTimeout, out);
         }
+    }
+
+    /// Fails the requests past their deadline, saying what each was doing.
+    fn expire_requests(&mut self, now: Instant, out: &mut Actions<P>) {
         while let Some(&(deadline, raw)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -309,15 +328,6 @@ impl<P: Handles> State<P> {
                 },
             });
         }
-        self.serve_waiters(out);
-        let idle_due = self
-            .lru
-            .head()
-            .and_then(|i| self.sockets[i].idle.as_ref())
-            .and_then(|(_, since)| Deadline::after(*since, self.limits.keep_alive).instant());
-        let request_due = self.deadlines.first().map(|&(d, _)| d);
-        self.armed = idle_due.into_iter().chain(request_due).min();
-        self.armed
     }
 
     /// Fails every pending request with `Error::Shutdown`, aborts their

@@ -27,7 +27,7 @@ impl<P: Handles> State<P> {
     pub(crate) fn request(
         &mut self,
         target: &Target,
-        new: NewRequest<P>,
+        mut new: NewRequest<P>,
         out: &mut Actions<P>,
     ) -> Result<RequestId, Error> {
         if self.shut_down {
@@ -37,7 +37,11 @@ impl<P: Handles> State<P> {
         // The name to look up: the proxy's, for a target reached through one.
         let endpoint = target.dial_endpoint();
         let (host, port) = (endpoint.host.clone(), endpoint.port);
-        let addrs = new.addrs.or_else(|| self.dns_cache.get(&host, port, new.now));
+        let addrs = new
+            .addrs
+            .take()
+            .or_else(|| self.dns_cache.get(&host, port, new.now));
+        let now = new.now;
         let would_wait = addrs.is_none() || !self.can_start_now(key);
         if would_wait && self.queued >= self.limits.max_queued {
             self.forget_key_if_unused(key);
@@ -45,6 +49,25 @@ impl<P: Handles> State<P> {
                 limit: self.limits.max_queued,
             });
         }
+        let (id, queued) = self.store_request(key, new, addrs, (host, port), out);
+        if queued {
+            self.place(id, now, out);
+        }
+        self.serve_waiters(out);
+        Ok(id)
+    }
+
+    /// Stores a new request of `key`: queued for a socket when its
+    /// addresses are known, else waiting for the (shared) lookup of
+    /// `name`. Returns its id and whether it is queued.
+    fn store_request(
+        &mut self,
+        key: usize,
+        new: NewRequest<P>,
+        addrs: Option<Addrs>,
+        name: (Arc<str>, u16),
+        out: &mut Actions<P>,
+    ) -> (RequestId, bool) {
         let id = self.request_id(self.requests.vacant_key());
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -54,7 +77,7 @@ impl<P: Handles> State<P> {
             Some(addrs) => Phase::Queued(addrs),
             None => {
                 self.queued += 1;
-                Phase::Resolving(self.join_lookup(host, port, id, key, out))
+                Phase::Resolving(self.join_lookup(name.0, name.1, id, key, out))
             }
         };
         let queued = matches!(phase, Phase::Queued(_));
@@ -67,11 +90,7 @@ impl<P: Handles> State<P> {
             responder: new.responder,
             phase,
         });
-        if queued {
-            self.place(id, new.now, out);
-        }
-        self.serve_waiters(out);
-        Ok(id)
+        (id, queued)
     }
 
     /// Whether a request for `key` would get a socket without waiting.
@@ -179,27 +198,39 @@ impl<P: Handles> State<P> {
         };
         self.lookup_index.remove(&(l.host.clone(), l.port));
         let l = self.lookups.remove(lookup.index);
-        let error = match answer {
-            Ok(addrs) if !addrs.is_empty() => {
-                let addrs: Addrs = addrs.into();
-                self.dns_cache.insert(l.host.clone(), l.port, addrs.clone(), now);
-                for id in l.waiting {
-                    self.queued -= 1;
-                    self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
-                    self.place(id, now, out);
-                }
-                self.serve_waiters(out);
-                return;
+        match answer {
+            Ok(addrs) if !addrs.is_empty() => self.lookup_answered(l, addrs.into(), now, out),
+            Ok(_) => {
+                let error = Error::NoAddress {
+                    host: l.host.to_string(),
+                    detail: String::new(),
+                };
+                self.lookup_failed(l, &error, out);
             }
-            Ok(_) => Error::NoAddress {
-                host: l.host.to_string(),
-                detail: String::new(),
-            },
-            Err(e) => Error::Resolve {
-                host: l.host.to_string(),
-                source: Arc::new(e),
-            },
-        };
+            Err(e) => {
+                let error = Error::Resolve {
+                    host: l.host.to_string(),
+                    source: Arc::new(e),
+                };
+                self.lookup_failed(l, &error, out);
+            }
+        }
+        self.serve_waiters(out);
+    }
+
+    /// Every request waiting on lookup `l` goes on with its addresses,
+    /// which are kept for `dns_ttl`.
+    fn lookup_answered(&mut self, l: Lookup<P>, addrs: Addrs, now: Instant, out: &mut Actions<P>) {
+        self.dns_cache.insert(l.host.clone(), l.port, addrs.clone(), now);
+        for id in l.waiting {
+            self.queued -= 1;
+            self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
+            self.place(id, now, out);
+        }
+    }
+
+    /// Every request waiting on lookup `l` fails with `error`.
+    fn lookup_failed(&mut self, l: Lookup<P>, error: &Error, out: &mut Actions<P>) {
         for id in l.waiting {
             self.queued -= 1;
             let req = self.finish(id);
@@ -208,7 +239,6 @@ impl<P: Handles> State<P> {
                 error: error.clone(),
             });
         }
-        self.serve_waiters(out);
     }
 
     /// Stores the handle of a task started for `owner`. Returns it when its

@@ -133,7 +133,7 @@ impl<P: Handles> State<P> {
         &mut self,
         request: RequestId,
         target: &Target,
-        mut socket: P::Socket,
+        socket: P::Socket,
         now: Instant,
         out: &mut Actions<P>,
     ) {
@@ -143,35 +143,45 @@ impl<P: Handles> State<P> {
             let sid = self.new_socket(key, now);
             self.deliver(request, socket, sid, FromCache::Fresh, out);
         } else {
-            // The request left (cancelled or timed out) after the connect
-            // finished but before this report, and its slot was released
-            // then. Keep the socket if there is still room for it; no
-            // eviction for a socket nobody asked for.
-            let key = self.intern(target);
-            if !self.shut_down && self.room(key) == Room::Free {
-                self.keys[key].open += 1;
-                self.in_use += 1;
-                let sid = self.new_socket(key, now);
-                let health = socket.watch(sid.token());
-                self.put_back(sid, socket, health, Hints::default(), now, out);
-            } else {
-                let reason = if self.shut_down {
-                    CloseReason::Shutdown
-                } else {
-                    CloseReason::Unneeded
-                };
-                self.count_connect(key);
-                self.count_close(key, reason);
-                out.push(Action::Close {
-                    socket,
-                    reset: false,
-                    reason,
-                    target: Some(target.clone()),
-                });
-                self.forget_key_if_unused(key);
-            }
+            self.connected_unasked(target, socket, now, out);
         }
         self.serve_waiters(out);
+    }
+
+    /// A connect finished for a request that left (cancelled or timed
+    /// out) before this report, whose slot was released then. The socket
+    /// is kept if there is still room for it; no eviction for a socket
+    /// nobody asked for.
+    fn connected_unasked(
+        &mut self,
+        target: &Target,
+        mut socket: P::Socket,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
+        let key = self.intern(target);
+        if !self.shut_down && self.room(key) == Room::Free {
+            self.keys[key].open += 1;
+            self.in_use += 1;
+            let sid = self.new_socket(key, now);
+            let health = socket.watch(sid.token());
+            self.put_back(sid, socket, health, Hints::default(), now, out);
+            return;
+        }
+        let reason = if self.shut_down {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::Unneeded
+        };
+        self.count_connect(key);
+        self.count_close(key, reason);
+        out.push(Action::Close {
+            socket,
+            reset: false,
+            reason,
+            target: Some(target.clone()),
+        });
+        self.forget_key_if_unused(key);
     }
 
     /// A `Connection` came back with a socket worth keeping, and what it
@@ -182,7 +192,7 @@ impl<P: Handles> State<P> {
         &mut self,
         sid: SocketId,
         mut socket: P::Socket,
-        mut health: Health,
+        health: Health,
         hints: Hints,
         now: Instant,
         out: &mut Actions<P>,
@@ -193,6 +203,25 @@ impl<P: Handles> State<P> {
         };
         let idx = sid.index as usize;
         self.in_use -= 1;
+        self.note_hints(key, idx, hints, now, out);
+        let waiter = self.keys[key].waiters.front().copied();
+        match (
+            self.return_verdict(key, idx, &mut socket, health, waiter.is_some(), now),
+            waiter,
+        ) {
+            (Ok(()), Some(waiter)) => self.pass_on(key, sid, socket, waiter, out),
+            #[cfg(feature = "fleet")]
+            (Ok(()), None) if self.next_fleet_waiter(key).is_some() => {
+                self.serve_fleet_waiter(key, socket, sid, out);
+            }
+            (Ok(()), None) => self.make_idle(key, idx, socket, now, out),
+            (Err(reason), _) => self.close(idx, socket, reason, out),
+        }
+        self.serve_waiters(out);
+    }
+
+    /// Keeps what a loan learned of its socket and its server.
+    fn note_hints(&mut self, key: usize, idx: usize, hints: Hints, now: Instant, out: &mut Actions<P>) {
         let entry = &mut self.sockets[idx];
         entry.lent = None;
         if hints.remaining_uses.is_some() {
@@ -202,16 +231,29 @@ impl<P: Handles> State<P> {
             entry.server_idle_timeout = Some(limit);
             self.teach(key, limit, now, out);
         }
+    }
+
+    /// The one verdict on a returned socket: kept (for a waiter or the
+    /// pool), or the reason it is closed. A socket that goes to a waiter,
+    /// or that had an event while on loan, is checked again first.
+    fn return_verdict(
+        &mut self,
+        key: usize,
+        idx: usize,
+        socket: &mut P::Socket,
+        mut health: Health,
+        has_waiter: bool,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
         let entry = &mut self.sockets[idx];
         // An event reported between `watch` and now found the socket not yet
         // idle; ask the kernel instead of losing it.
         let missed_event = std::mem::take(&mut entry.event);
         let spent = entry.remaining_uses == Some(0);
-        let waiter = self.keys[key].waiters.front().copied();
-        if health == Health::Usable && (waiter.is_some() || missed_event) {
+        if health == Health::Usable && (has_waiter || missed_event) {
             health = socket.check();
         }
-        let verdict = if self.shut_down {
+        if self.shut_down {
             Err(CloseReason::Shutdown)
         } else if health != Health::Usable {
             Err(stale_reason(health, Found::Return))
@@ -223,31 +265,36 @@ impl<P: Handles> State<P> {
             Err(CloseReason::FleetReleased)
         } else {
             Ok(())
-        };
-        match (verdict, waiter) {
-            (Ok(()), Some(waiter)) => {
-                self.keys[key].waiters.pop_front();
-                self.queued -= 1;
-                self.update_eligible(key);
-                self.hand_out(sid);
-                self.deliver(waiter, socket, sid, FromCache::Deferred, out);
-            }
-            #[cfg(feature = "fleet")]
-            (Ok(()), None) if self.next_fleet_waiter(key).is_some() => {
-                self.serve_fleet_waiter(key, socket, sid, out);
-            }
-            (Ok(()), None) => {
-                self.idle += 1;
-                self.sockets[idx].idle = Some((socket, now));
-                lists::push_back(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
-                lists::push_back(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
-                if let Some(at) = Deadline::after(now, self.limits.keep_alive).instant() {
-                    self.arm(at, out);
-                }
-            }
-            (Err(reason), _) => self.close(idx, socket, reason, out),
         }
-        self.serve_waiters(out);
+    }
+
+    /// Hands a returned socket straight to the first request waiting for
+    /// its key.
+    fn pass_on(
+        &mut self,
+        key: usize,
+        sid: SocketId,
+        socket: P::Socket,
+        waiter: RequestId,
+        out: &mut Actions<P>,
+    ) {
+        self.keys[key].waiters.pop_front();
+        self.queued -= 1;
+        self.update_eligible(key);
+        self.hand_out(sid);
+        self.deliver(waiter, socket, sid, FromCache::Deferred, out);
+    }
+
+    /// Puts a returned socket in the pool, on both idle lists, and makes
+    /// sure the background task wakes for its keep-alive.
+    fn make_idle(&mut self, key: usize, idx: usize, socket: P::Socket, now: Instant, out: &mut Actions<P>) {
+        self.idle += 1;
+        self.sockets[idx].idle = Some((socket, now));
+        lists::push_back(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
+        lists::push_back(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
+        if let Some(at) = Deadline::after(now, self.limits.keep_alive).instant() {
+            self.arm(at, out);
+        }
     }
 
     /// A `Connection` was dropped unfit for reuse (discarded, an I/O error,

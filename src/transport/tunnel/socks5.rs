@@ -84,29 +84,7 @@ async fn greet(tcp: &mut TcpStream, proxy: &Proxy) -> Result<(), Failure> {
     match (choice, credentials) {
         ([VERSION, NO_AUTH], _) => Ok(()),
         ([VERSION, USER_PASSWORD], Some(credentials)) => {
-            let (user, password) = (credentials.user.as_bytes(), credentials.password.as_bytes());
-            // Lengths were checked to fit one byte when the target was.
-            let mut login = Vec::with_capacity(3 + user.len() + password.len());
-            login.extend([1, user.len() as u8]);
-            login.extend_from_slice(user);
-            login.push(password.len() as u8);
-            login.extend_from_slice(password);
-            tcp.write_all(&login)
-                .await
-                .map_err(io("sending the SOCKS5 login"))?;
-            let mut status = [0u8; 2];
-            tcp.read_exact(&mut status)
-                .await
-                .map_err(io("reading the SOCKS5 login reply"))?;
-            match status {
-                [1, 0] => Ok(()),
-                [1, code] => Err(Failure::new(format!(
-                    "the SOCKS5 proxy refused the user name and password (status {code})"
-                ))),
-                other => Err(Failure::new(format!(
-                    "the SOCKS5 login reply {other:02x?} is not RFC 1929's"
-                ))),
-            }
+            login(tcp, &credentials.user, &credentials.password).await
         }
         ([VERSION, NO_ACCEPTABLE], _) => Err(Failure::new(match credentials {
             Some(_) => "the SOCKS5 proxy accepts neither no authentication nor a user name and password",
@@ -121,8 +99,44 @@ async fn greet(tcp: &mut TcpStream, proxy: &Proxy) -> Result<(), Failure> {
     }
 }
 
+/// RFC 1929's user name and password exchange.
+async fn login(tcp: &mut TcpStream, user: &str, password: &str) -> Result<(), Failure> {
+    let (user, password) = (user.as_bytes(), password.as_bytes());
+    // Lengths were checked to fit one byte when the target was.
+    let mut login = Vec::with_capacity(3 + user.len() + password.len());
+    login.extend([1, user.len() as u8]);
+    login.extend_from_slice(user);
+    login.push(password.len() as u8);
+    login.extend_from_slice(password);
+    tcp.write_all(&login)
+        .await
+        .map_err(io("sending the SOCKS5 login"))?;
+    let mut status = [0u8; 2];
+    tcp.read_exact(&mut status)
+        .await
+        .map_err(io("reading the SOCKS5 login reply"))?;
+    match status {
+        [1, 0] => Ok(()),
+        [1, code] => Err(Failure::new(format!(
+            "the SOCKS5 proxy refused the user name and password (status {code})"
+        ))),
+        other => Err(Failure::new(format!(
+            "the SOCKS5 login reply {other:02x?} is not RFC 1929's"
+        ))),
+    }
+}
+
 /// `CONNECT` to the destination, and its reply consumed to its last byte.
 async fn request(tcp: &mut TcpStream, destination: &Destination<'_>, port: u16) -> Result<(), Failure> {
+    let message = connect_message(destination, port);
+    tcp.write_all(&message)
+        .await
+        .map_err(io("sending the SOCKS5 CONNECT"))?;
+    read_reply(tcp).await
+}
+
+/// The CONNECT request for `destination` and `port` (RFC 1928 section 4).
+fn connect_message(destination: &Destination<'_>, port: u16) -> Vec<u8> {
     let mut message = vec![VERSION, CONNECT, 0];
     match destination {
         Destination::Ip(IpAddr::V4(ip)) => {
@@ -140,9 +154,11 @@ async fn request(tcp: &mut TcpStream, destination: &Destination<'_>, port: u16) 
         }
     }
     message.extend_from_slice(&port.to_be_bytes());
-    tcp.write_all(&message)
-        .await
-        .map_err(io("sending the SOCKS5 CONNECT"))?;
+    message
+}
+
+/// The CONNECT reply (RFC 1928 section 6), consumed to its last byte.
+async fn read_reply(tcp: &mut TcpStream) -> Result<(), Failure> {
     let mut head = [0u8; 4];
     tcp.read_exact(&mut head)
         .await
