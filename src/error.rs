@@ -8,11 +8,15 @@ use std::time::Duration;
 
 /// Why an allocation failed.
 ///
-/// Every error names the step that failed ([`Error::function`], the
-/// original's `function` field: `"resolve"`, `"connect"`, `"tls"` or
-/// `"allocate"`) and, where the system gave one, the errno
-/// ([`Error::raw_os_error`]). The underlying `io::Error`, if any, is the
+/// Every error names the step that failed ([`Error::function`]:
+/// `"resolve"`, `"connect"`, `"proxy"`, `"tls"`, `"handshake"`, `"fleet"`
+/// or `"allocate"`) and, where the system gave one, the errno
+/// ([`Error::raw_os_error`]). The underlying error, if any, is the
 /// [`source`](std::error::Error::source).
+///
+/// The enum and each of its struct variants are `#[non_exhaustive]`: match
+/// on variants with `..`, or better on the `is_*` predicates, so that a new
+/// variant or field is not a breaking change.
 ///
 /// # Examples
 ///
@@ -30,6 +34,7 @@ use std::time::Duration;
 pub enum Error {
     /// The target has an empty scheme or host, port 0, a bad literal, a host
     /// that is no DNS name, or the text was no URL.
+    #[non_exhaustive]
     InvalidTarget {
         /// The target or text as given.
         input: String,
@@ -37,6 +42,7 @@ pub enum Error {
         reason: String,
     },
     /// The name lookup failed.
+    #[non_exhaustive]
     Resolve {
         /// The host that was looked up.
         host: String,
@@ -45,6 +51,7 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// The name lookup succeeded but gave no address to connect to.
+    #[non_exhaustive]
     NoAddress {
         /// The host that was looked up.
         host: String,
@@ -53,6 +60,7 @@ pub enum Error {
     },
     /// Connecting failed: every address was refused, unreachable, or none
     /// could be used.
+    #[non_exhaustive]
     Connect {
         /// The target being connected.
         target: String,
@@ -64,17 +72,19 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// The request had no connection when its timeout expired.
+    #[non_exhaustive]
     Timeout {
         /// The target requested.
         target: String,
         /// The request's timeout.
         after: Duration,
-        /// The step it was in, [`Error::function`]'s value: `"proxy"`
-        /// while a proxy was opening its tunnel, else `"connect"` (waiting
-        /// for room or a lookup, connecting, TLS, a protocol step).
-        during: &'static str,
+        /// A proxy was still opening its tunnel ([`Error::function`] is
+        /// then `"proxy"`); else the request was waiting for room or a
+        /// lookup, connecting, in TLS or a protocol step (`"connect"`).
+        in_proxy: bool,
     },
     /// The TLS layer is missing or failed.
+    #[non_exhaustive]
     Tls {
         /// The target requested.
         target: String,
@@ -90,6 +100,7 @@ pub enum Error {
     },
     /// The protocol step ([`Protocol::handshake`](crate::Protocol::handshake))
     /// on a connected stream failed: a refused login, say.
+    #[non_exhaustive]
     Handshake {
         /// The target requested.
         target: String,
@@ -98,6 +109,7 @@ pub enum Error {
     },
     /// The proxy step failed: the proxy refused the tunnel, sent something
     /// that is no valid reply, closed the connection, or its TLS failed.
+    #[non_exhaustive]
     Proxy {
         /// The target requested (its proxy shown without the password).
         target: String,
@@ -110,6 +122,7 @@ pub enum Error {
         source: Option<Arc<io::Error>>,
     },
     /// A fleet's Redis URL is not one (feature `fleet`).
+    #[non_exhaustive]
     FleetUrl {
         /// The URL as given, its password as `***`.
         input: String,
@@ -118,15 +131,20 @@ pub enum Error {
     },
     /// The fleet's Redis could not be reached, and the fleet does not fail
     /// open (feature `fleet`).
+    #[non_exhaustive]
     FleetUnavailable {
-        /// What went wrong talking to Redis.
+        /// What went wrong talking to Redis, in words.
         reason: String,
+        /// Redis's own error, where there is one (none for a call that
+        /// got no answer in time).
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// The request was cancelled with [`Manager::deallocate`](crate::Manager::deallocate).
     Cancelled,
     /// The manager is shut down.
     Shutdown,
     /// `max_queued` requests are already waiting.
+    #[non_exhaustive]
     QueueFull {
         /// The configured `max_queued`.
         limit: usize,
@@ -147,17 +165,17 @@ impl fmt::Display for Error {
             Error::Timeout {
                 target,
                 after,
-                during,
-            } => match *during {
-                "proxy" => write!(
-                    f,
-                    "allocation for {target} timed out after {after:?} in the proxy step"
-                ),
-                _ => write!(f, "allocation for {target} timed out after {after:?}"),
-            },
+                in_proxy: true,
+            } => write!(
+                f,
+                "allocation for {target} timed out after {after:?} in the proxy step"
+            ),
+            Error::Timeout { target, after, .. } => {
+                write!(f, "allocation for {target} timed out after {after:?}")
+            }
             Error::Proxy { target, reason, .. } => write!(f, "proxy for {target} failed: {reason}"),
             Error::FleetUrl { input, reason } => write!(f, "bad fleet URL {input}: {reason}"),
-            Error::FleetUnavailable { reason } => write!(f, "the fleet's Redis is unavailable: {reason}"),
+            Error::FleetUnavailable { reason, .. } => write!(f, "the fleet's Redis is unavailable: {reason}"),
             Error::Tls { target, reason, .. } => write!(f, "tls for {target} failed: {reason}"),
             Error::Handshake { target, .. } => write!(f, "protocol handshake with {target} failed"),
             Error::Cancelled => f.write_str("allocation cancelled"),
@@ -174,7 +192,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Resolve { source, .. } | Error::Connect { source, .. } => Some(&**source),
-            Error::Handshake { source, .. } => Some(&**source),
+            Error::Handshake { source, .. }
+            | Error::FleetUnavailable {
+                source: Some(source), ..
+            } => Some(&**source),
             Error::Proxy {
                 source: Some(source), ..
             } => Some(&**source),
@@ -189,6 +210,34 @@ impl std::error::Error for Error {
     }
 }
 
+/// The step an [`Error`] belongs to: what [`Error::function`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Resolve,
+    Connect,
+    Proxy,
+    Tls,
+    Handshake,
+    Fleet,
+    Allocate,
+}
+
+impl Step {
+    /// The name [`Error::function`] gives (the original's `function`
+    /// field, and the later rounds' steps).
+    fn name(self) -> &'static str {
+        match self {
+            Step::Resolve => "resolve",
+            Step::Connect => "connect",
+            Step::Proxy => "proxy",
+            Step::Tls => "tls",
+            Step::Handshake => "handshake",
+            Step::Fleet => "fleet",
+            Step::Allocate => "allocate",
+        }
+    }
+}
+
 /// `" (tried a, b)"`, or nothing when no address was tried.
 fn tried_list(tried: &[SocketAddr]) -> String {
     if tried.is_empty() {
@@ -199,8 +248,35 @@ fn tried_list(tried: &[SocketAddr]) -> String {
 }
 
 impl Error {
-    pub(crate) fn invalid_target(input: String, reason: String) -> Error {
-        Error::InvalidTarget { input, reason }
+    /// An error for a target that cannot be used, with
+    /// [`is_invalid_target`](Error::is_invalid_target) true: for a
+    /// [`Transport`](crate::Transport), a [`Protocol`](crate::Protocol) or
+    /// a layer above the pool (an HTTP client that reads targets from
+    /// URIs) whose own checks refuse one. `input` is shown in the message:
+    /// leave any password out of it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = keepalive::Error::invalid_target("/relative", "the URI is not absolute");
+    /// assert!(err.is_invalid_target());
+    /// assert_eq!(err.to_string(), "invalid target /relative: the URI is not absolute");
+    /// ```
+    pub fn invalid_target(input: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidTarget {
+            input: input.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The fleet's Redis could not be reached: `reason` in words, and
+    /// Redis's own error as the source where there is one.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn fleet_unavailable(reason: impl Into<String>, source: Option<redis::RedisError>) -> Error {
+        Error::FleetUnavailable {
+            reason: reason.into(),
+            source: source.map(|e| Arc::new(e) as Arc<dyn std::error::Error + Send + Sync>),
+        }
     }
 
     /// A transport's failure: the [`Error`] it carried through the
@@ -244,16 +320,20 @@ impl Error {
     /// assert_eq!(keepalive::Error::Cancelled.function(), "allocate");
     /// ```
     pub fn function(&self) -> &'static str {
+        self.step().name()
+    }
+
+    /// The step that failed, as data.
+    fn step(&self) -> Step {
         match self {
-            Error::Resolve { .. } | Error::NoAddress { .. } => "resolve",
-            Error::Connect { .. } => "connect",
-            Error::Timeout { during, .. } => during,
-            Error::Proxy { .. } => "proxy",
-            Error::FleetUrl { .. } | Error::FleetUnavailable { .. } => "fleet",
-            Error::Tls { .. } => "tls",
-            Error::Handshake { .. } => "handshake",
+            Error::Resolve { .. } | Error::NoAddress { .. } => Step::Resolve,
+            Error::Connect { .. } | Error::Timeout { in_proxy: false, .. } => Step::Connect,
+            Error::Proxy { .. } | Error::Timeout { in_proxy: true, .. } => Step::Proxy,
+            Error::FleetUrl { .. } | Error::FleetUnavailable { .. } => Step::Fleet,
+            Error::Tls { .. } => Step::Tls,
+            Error::Handshake { .. } => Step::Handshake,
             Error::InvalidTarget { .. } | Error::Cancelled | Error::Shutdown | Error::QueueFull { .. } => {
-                "allocate"
+                Step::Allocate
             }
         }
     }
@@ -264,12 +344,18 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// let err = keepalive::Error::Timeout {
-    ///     target: "http://a:80".into(),
-    ///     after: std::time::Duration::from_secs(1),
-    ///     during: "connect",
-    /// };
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::builder().max_per_host(1).build();
+    /// let held = manager.allocate(target.clone()).await?;
+    /// let err = manager.allocate(target).timeout(Duration::from_millis(1)).await.unwrap_err();
     /// assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    /// # drop(held);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
@@ -290,9 +376,20 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// let err = keepalive::Error::FleetUnavailable { reason: "connection refused".into() };
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # #[cfg(feature = "fleet")]
+    /// # {
+    /// # let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// // A fleet whose Redis does not answer, which does not fail open.
+    /// let fleet = keepalive::Fleet::redis(&format!("redis://127.0.0.1:{port}")).unwrap().fail_open(false);
+    /// let manager = keepalive::Manager::builder().fleet(fleet).build();
+    /// let err = manager.allocate(keepalive::Target::new("http", "127.0.0.1", 9)).await.unwrap_err();
     /// assert!(err.is_fleet_unavailable());
     /// assert_eq!(err.function(), "fleet");
+    /// assert!(std::error::Error::source(&err).is_some()); // Redis's own error
+    /// # }
+    /// # }
     /// ```
     pub fn is_fleet_unavailable(&self) -> bool {
         matches!(self, Error::FleetUnavailable { .. })
@@ -305,13 +402,23 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// let err = keepalive::Error::Proxy {
-    ///     target: "https://a.example:443 via http://127.0.0.1:3128".into(),
-    ///     status: Some(407),
-    ///     reason: "the proxy answered 407 Proxy Authentication Required".into(),
-    ///     source: None,
-    /// };
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A proxy that wants credentials nobody gave it.
+    /// let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let port = proxy.local_addr()?.port();
+    /// tokio::spawn(async move {
+    ///     let (mut s, _) = proxy.accept().await.unwrap();
+    ///     let mut head = [0; 1024];
+    ///     let _ = s.read(&mut head).await;
+    ///     let _ = s.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n").await;
+    /// });
+    /// let target = keepalive::Target::new("http", "a.example", 80).via(keepalive::Proxy::http("127.0.0.1", port));
+    /// let err = keepalive::Manager::new().allocate(target).await.unwrap_err();
     /// assert_eq!((err.proxy_status(), err.function()), (Some(407), "proxy"));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn proxy_status(&self) -> Option<u16> {
         match self {
@@ -362,7 +469,17 @@ impl Error {
     /// # Examples
     ///
     /// ```
-    /// assert!(keepalive::Error::QueueFull { limit: 1 }.is_queue_full());
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::builder().max_per_host(1).max_queued(1).build();
+    /// let held = manager.allocate(target.clone()).await?;
+    /// let waiting = manager.allocate(target.clone()); // the one place in the queue
+    /// assert!(manager.allocate(target).await.unwrap_err().is_queue_full());
+    /// # drop((held, waiting));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn is_queue_full(&self) -> bool {
         matches!(self, Error::QueueFull { .. })

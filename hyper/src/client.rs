@@ -338,10 +338,10 @@ where
     /// scheme and authority.
     fn target_of(&self, uri: &Uri) -> Result<(Target, HeaderValue), keepalive::Error> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return Err(keepalive::Error::InvalidTarget {
-                input: uri.to_string(),
-                reason: "the request URI is not absolute (scheme://host[:port]/…)".into(),
-            });
+            return Err(keepalive::Error::invalid_target(
+                uri.to_string(),
+                "the request URI is not absolute (scheme://host[:port]/…)",
+            ));
         };
         let mut targets = lock(&self.shared.targets);
         let known = targets
@@ -352,9 +352,8 @@ where
         }
         let target: Target = format!("{scheme}://{authority}").parse()?;
         let host = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))
-            .map_err(|_| keepalive::Error::InvalidTarget {
-                input: uri.to_string(),
-                reason: "the authority is no valid Host header".into(),
+            .map_err(|_| {
+                keepalive::Error::invalid_target(uri.to_string(), "the authority is no valid Host header")
             })?;
         if targets.len() >= MAX_TARGETS {
             targets.clear();

@@ -199,7 +199,7 @@ impl Member {
                         () = tokio::time::sleep(RETRY) => {}
                     }
                 }
-                Err(reason) => return self.unreachable(target, reason),
+                Err(error) => return self.unreachable(target, error),
             }
         }
     }
@@ -207,13 +207,13 @@ impl Member {
     /// Redis could not be reached for `target`'s slot: fail, or go on under
     /// the local limits alone (`Ok(true)`: bypassed) when the fleet fails
     /// open.
-    fn unreachable(&self, target: &Target, reason: String) -> Result<bool, Error> {
+    fn unreachable(&self, target: &Target, error: Error) -> Result<bool, Error> {
         let inner = &self.inner;
-        inner.unreachable(&reason);
+        inner.unreachable(&error);
         if !inner.fleet.fail_open {
-            return Err(Error::FleetUnavailable { reason });
+            return Err(error);
         }
-        event!(WARN, target = %target, reason = %reason, "fleet unavailable: failing open");
+        event!(WARN, target = %target, reason = %error, "fleet unavailable: failing open");
         let _ = target;
         inner.dirty.store(true, Ordering::Relaxed);
         Ok(true)

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::{scripts, Fleet};
+use crate::error::Error;
 use crate::target::Target;
 use crate::trace::event;
 
@@ -119,7 +120,7 @@ impl Membership {
         format!("{}:{kind}:{key}", self.ns)
     }
 
-    pub(super) async fn try_acquire(&self, key: &str, token: u64) -> Result<bool, String> {
+    pub(super) async fn try_acquire(&self, key: &str, token: u64) -> Result<bool, Error> {
         let mut redis = self.redis.clone();
         let mut call = self.acquire.prepare_invoke();
         call.key(self.key("slots", key))
@@ -149,22 +150,28 @@ impl Membership {
         }
     }
 
-    pub(super) fn unreachable(&self, reason: &str) {
+    pub(super) fn unreachable(&self, error: &Error) {
         if self.available.swap(false, Ordering::Relaxed) {
-            event!(WARN, fleet = %self.fleet.name, reason = %reason, "fleet unreachable");
+            let cause = std::error::Error::source(error).map(ToString::to_string);
+            event!(WARN, fleet = %self.fleet.name, reason = %error, cause = ?cause, "fleet unreachable");
+            let _ = cause;
         }
-        let _ = reason;
+        let _ = error;
     }
 }
 
-/// A Redis call that takes too long is a failure, as a refused one.
+/// A Redis call that takes too long is a failure, as a refused one; a
+/// refusal keeps Redis's error as the source.
 pub(super) async fn within<T>(
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
+) -> Result<T, Error> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(Error::fleet_unavailable("a call failed", Some(e))),
+        Err(_) => Err(Error::fleet_unavailable(
+            format!("no answer within {CALL_TIMEOUT:?}"),
+            None,
+        )),
     }
 }
 

@@ -100,7 +100,7 @@ async fn send_releases(inner: &Membership, batch: &[(Arc<str>, u64)]) {
         Ok(()) => inner.reached(),
         // Redis lost them, or will expire them with the heartbeat: either
         // way the slots stop counting.
-        Err(reason) => inner.unreachable(&reason),
+        Err(error) => inner.unreachable(&error),
     }
 }
 
@@ -120,7 +120,7 @@ pub(super) async fn renew(inner: &Membership) {
                 restore(inner).await;
             }
         }
-        Err(reason) => inner.unreachable(&reason),
+        Err(error) => inner.unreachable(&error),
     }
 }
 
@@ -150,9 +150,9 @@ async fn restore(inner: &Membership) {
                 let _ = inner.releases.send((key, token));
             }
         }
-        Err(reason) => {
+        Err(error) => {
             inner.dirty.store(true, Ordering::Relaxed);
-            inner.unreachable(&reason);
+            inner.unreachable(&error);
         }
     }
 }

@@ -53,8 +53,8 @@ pub(crate) struct Spawned {
 }
 
 impl Staged for Spawned {
-    fn during(&self) -> &'static str {
-        self.progress.as_ref().map_or("connect", |p| p.during())
+    fn in_proxy(&self) -> bool {
+        self.progress.as_ref().is_some_and(|p| p.in_proxy())
     }
 }
 
@@ -297,13 +297,9 @@ fn join_fleet<C: Pooled>(
 /// Completes a request with an error.
 fn fail<C: Pooled>(responder: Responder<C>, error: Error) {
     #[cfg(feature = "tracing")]
-    if let Error::Timeout {
-        target,
-        after,
-        during,
-    } = &error
-    {
-        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, during = *during, "timeout");
+    if let Error::Timeout { target, after, .. } = &error {
+        let during = error.function();
+        event!(DEBUG, target = %target, after_ms = after.as_millis() as u64, during = during, "timeout");
     }
     let _ = responder.send(Err(error));
 }

@@ -135,12 +135,9 @@ impl Progress {
         self.in_proxy.store(on, Ordering::Relaxed);
     }
 
-    /// `"proxy"` inside the proxy step, else `"connect"`.
-    pub(crate) fn during(&self) -> &'static str {
-        match self.in_proxy.load(Ordering::Relaxed) {
-            true => "proxy",
-            false => "connect",
-        }
+    /// Whether the proxy step is running.
+    pub(crate) fn in_proxy(&self) -> bool {
+        self.in_proxy.load(Ordering::Relaxed)
     }
 }
 

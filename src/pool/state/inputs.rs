@@ -24,10 +24,10 @@ pub(crate) trait Handles {
 /// What an in-flight task can say about where it is, for a timeout's
 /// error.
 pub(crate) trait Staged {
-    /// The [`Error::function`](crate::Error::function) of a timeout now:
-    /// `"connect"`, or `"proxy"` while a tunnel is being opened.
-    fn during(&self) -> &'static str {
-        "connect"
+    /// Whether a tunnel is being opened now: a timeout is then the proxy
+    /// step's ([`Error::function`](crate::Error::function) `"proxy"`).
+    fn in_proxy(&self) -> bool {
+        false
     }
 }
 

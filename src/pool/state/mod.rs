@@ -314,9 +314,9 @@ impl<P: Handles> State<P> {
             let id = RequestId::from_raw(raw);
             let req = &self.requests[id.slot()];
             let target = self.keys[req.key].target.to_string();
-            let during = match &req.phase {
-                Phase::Connecting(Some(task)) => task.during(),
-                _ => "connect",
+            let in_proxy = match &req.phase {
+                Phase::Connecting(Some(task)) => task.in_proxy(),
+                _ => false,
             };
             let req = self.abandon(id, out);
             out.push(Action::Fail {
@@ -324,7 +324,7 @@ impl<P: Handles> State<P> {
                 error: Error::Timeout {
                     target,
                     after: req.timeout,
-                    during,
+                    in_proxy,
                 },
             });
         }
