@@ -223,8 +223,7 @@ enum Step {
 }
 
 impl Step {
-    /// The name [`Error::function`] gives (the original's `function`
-    /// field, and the later rounds' steps).
+    /// The name [`Error::function`] gives.
     fn name(self) -> &'static str {
         match self {
             Step::Resolve => "resolve",
@@ -427,9 +426,9 @@ impl Error {
         }
     }
 
-    /// True when the request had no connection by its deadline. As in the
-    /// original, this is function `"connect"` with `ETIMEDOUT`; function
-    /// `"proxy"` when a proxy was still opening the tunnel.
+    /// True when the request had no connection by its deadline: function
+    /// `"connect"` with `ETIMEDOUT`, or function `"proxy"` when a proxy was
+    /// still opening the tunnel.
     ///
     /// # Examples
     ///

@@ -15,13 +15,13 @@
 //! | `fleet full: waiting` | debug | `target` (feature `fleet`) |
 //! | `fleet slot after a wait` | debug | `target`, `waited_ms` |
 //! | `fleet unavailable: failing open` | warn | `target`, `reason` |
-//! | `fleet unreachable` / `fleet reachable again` | warn / info | `fleet` (its name), `reason` |
+//! | `fleet unreachable` / `fleet reachable again` | warn / info | `fleet` (its name), `reason`, `cause` (Redis's error) |
 //! | `fleet slots put back` | info | `fleet`, `slots` (after Redis lost them) |
 //! | `idle connection released for the fleet` | debug | `target` |
+//! | `server idle limit learned` | info | `target`, `limit_ms` |
 //!
 //! A target's text never shows a proxy's password (`***`), and no event
 //! carries a proxy's credentials in any form.
-//! | `server idle limit learned` | info | `target`, `limit_ms` |
 
 /// `tracing::event!` with the feature, nothing without it.
 #[cfg(feature = "tracing")]

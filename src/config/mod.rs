@@ -11,14 +11,13 @@ use crate::pooled::Plain;
 use crate::resolver::{Resolve, SystemResolver};
 use crate::transport::{DialOptions, Dialer, TcpOptions};
 
-/// Sockets per connection key, idle + in use + connecting (the original's 4).
+/// Sockets per connection key, idle + in use + connecting.
 pub const DEFAULT_MAX_PER_HOST: usize = 4;
-/// Sockets of the whole manager (the original's 128).
+/// Sockets of the whole manager.
 pub const DEFAULT_MAX_OPEN: usize = 128;
-/// How long a pooled socket may stay idle (the original's 15 s).
+/// How long a pooled socket may stay idle.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How long an allocation may take, from `allocate()` to its result (the
-/// original's 120 s).
+/// How long an allocation may take, from `allocate()` to its result.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a connect attempt runs alone before the next address is tried
 /// too (RFC 8305's recommended 250 ms).

@@ -84,9 +84,9 @@ pub const DEFAULT_FLEET_LEASE: Duration = Duration::from_secs(10);
 /// [`name`](Fleet::name)) behave, per key, like one pool with the fleet's
 /// [`max_per_host`](Fleet::max_per_host): a request beyond it waits, first
 /// come first served across the fleet, within its timeout, and is served
-/// as soon as any member's connection for that key closes. See the module
-/// documentation of `keepalive::fleet` in the README for how, and for what
-/// a failover, a network split or a paused member can do.
+/// as soon as any member's connection for that key closes. `docs/fleet.md`
+/// in the repository says how, and what a failover, a network split or a
+/// paused member can do.
 ///
 /// `Debug` never shows the password of the URL.
 ///

@@ -57,7 +57,7 @@ pub(super) enum Answer {
 /// whether the object may be reused.
 ///
 /// Read and write it with Tokio's `AsyncReadExt` / `AsyncWriteExt`. Dropping
-/// it is the original's `free()`: the socket goes back to the pool for the
+/// it gives the socket back: it goes back to the pool for the
 /// next request for an equal [`Target`], unless it is closed, has unread
 /// data waiting, saw an I/O error or end of stream, was shut down for
 /// writing, or the manager is shut down; then it is closed.

@@ -61,7 +61,7 @@ pub struct Target {
 struct Inner {
     endpoint: Endpoint,
     /// The final destination when it differs from `endpoint`; `None` when
-    /// the original's `for_*` triple would equal the target itself, so that
+    /// the `for_target` triple would equal the target itself, so that
     /// both spellings are one key.
     destination: Option<Endpoint>,
     /// The proxy the target is reached through ([`Target::via`]).
@@ -208,8 +208,8 @@ impl Target {
         Target::build(endpoint, None, None)
     }
 
-    /// The original's `for_scheme` / `for_addr` / `for_port`: the final
-    /// destination when this connection goes to a proxy. It is part of the
+    /// The final destination when this connection goes to a forward proxy
+    /// chosen by the caller (no tunnel: see [`Target::via`] for those). It is part of the
     /// connection key, so a proxy connection made for one destination is
     /// never reused for another.
     ///
