@@ -200,6 +200,7 @@ struct Fields {
 
 impl Fields {
     /// Reads the fields that matter here; conflicting lengths are an error.
+    #[inline]
     fn scan(headers: &[httparse::Header<'_>]) -> Result<Fields, Error> {
         let mut fields = Fields::default();
         for header in headers {
@@ -229,6 +230,7 @@ impl Fields {
     }
 
     /// How the body is delimited: RFC 9112 §6.3, in order.
+    #[inline]
     fn framing(&self, status: u16, head_request: bool) -> Framing {
         if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
             Framing::Empty

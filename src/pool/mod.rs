@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use idle_watch::{Signal, Watched};
+use pipeline::Dialing;
 pub(crate) use pipeline::{Make, Pipeline};
 use state::{
     Action, Actions, Addrs, CloseReason, FromCache, Handles, Limits, LookupId, RequestId, Staged, State,
@@ -93,6 +94,7 @@ impl<C: Pooled> Shared<C> {
         let runtime = tokio::runtime::Handle::try_current()
             .expect("keepalive::Manager must be created inside a Tokio runtime");
         let shared = Arc::new_cyclic(|weak: &Weak<Shared<C>>| {
+            #[cfg(not(feature = "fleet"))]
             let _ = weak;
             Shared {
                 state: Mutex::new(State::new(limits(&config))),
@@ -175,7 +177,7 @@ impl<C: Pooled> Shared<C> {
         deadline: Deadline,
     ) -> (TaskOwner, Spawned) {
         let progress = Arc::new(Progress::default());
-        let dial = tasks::Dialing {
+        let dial = Dialing {
             target,
             addrs,
             deadline,

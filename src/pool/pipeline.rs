@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use super::state::Addrs;
 use crate::deadline::Deadline;
@@ -25,14 +26,17 @@ pub(crate) trait Make<C>: Send + Sync + 'static {
     /// [`Transport::needs_addresses`].
     fn needs_addresses(&self, target: &Target) -> bool;
 
-    /// The transport's stream to `target`, then the protocol step on it.
-    fn make<'a>(
-        &'a self,
-        target: &'a Target,
-        addrs: &'a Addrs,
-        deadline: Deadline,
-        progress: &'a Progress,
-    ) -> Making<'a, C>;
+    /// The transport's stream to the target, then the protocol step on it.
+    fn make<'a>(&'a self, dialing: &'a Dialing) -> Making<'a, C>;
+}
+
+/// What a connect task is given: where to, the addresses found, the
+/// request's deadline, and where the task notes its step.
+pub(crate) struct Dialing {
+    pub(crate) target: Target,
+    pub(crate) addrs: Addrs,
+    pub(crate) deadline: Deadline,
+    pub(crate) progress: Arc<Progress>,
 }
 
 /// The transport, the protocol step on its streams, and the settings of
@@ -53,20 +57,15 @@ where
         self.transport.needs_addresses(target)
     }
 
-    fn make<'a>(
-        &'a self,
-        target: &'a Target,
-        addrs: &'a Addrs,
-        deadline: Deadline,
-        progress: &'a Progress,
-    ) -> Making<'a, P::Conn> {
+    fn make<'a>(&'a self, dialing: &'a Dialing) -> Making<'a, P::Conn> {
         Box::pin(async move {
+            let target = &dialing.target;
             let dial = Dial {
                 target,
-                addrs,
-                deadline,
+                addrs: &dialing.addrs,
+                deadline: dialing.deadline,
                 options: &self.options,
-                progress,
+                progress: &dialing.progress,
             };
             let stream = self
                 .transport

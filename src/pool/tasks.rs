@@ -9,14 +9,14 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
-use super::state::{Addrs, LookupId, RequestId};
+use super::pipeline::Dialing;
+use super::state::{LookupId, RequestId};
 use super::{Make, Shared, Signal, Watched};
-use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::pooled::Pooled;
+#[cfg(feature = "fleet")]
 use crate::target::Target;
 use crate::trace::event;
-use crate::transport::Progress;
 
 /// Looks `host` up for every request waiting on `lookup`.
 pub(super) async fn resolve<C: Pooled>(shared: Weak<Shared<C>>, lookup: LookupId, host: Arc<str>, port: u16) {
@@ -28,15 +28,6 @@ pub(super) async fn resolve<C: Pooled>(shared: Weak<Shared<C>>, lookup: LookupId
         let now = Instant::now();
         shared.decide(|state, out| state.resolved(lookup, answer, now, out));
     }
-}
-
-/// What a connect task is given: where to, the addresses found, the
-/// request's deadline, and where the task notes its step.
-pub(super) struct Dialing {
-    pub(super) target: Target,
-    pub(super) addrs: Addrs,
-    pub(super) deadline: Deadline,
-    pub(super) progress: Arc<Progress>,
 }
 
 /// Makes an object for `request`: the transport's stream to the target,
@@ -73,14 +64,7 @@ pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: Request
 async fn make<C: Pooled>(maker: &dyn Make<C>, dialing: &Dialing) -> Result<C, Error> {
     #[cfg(feature = "tracing")]
     let started = Instant::now();
-    let result = maker
-        .make(
-            &dialing.target,
-            &dialing.addrs,
-            dialing.deadline,
-            &dialing.progress,
-        )
-        .await;
+    let result = maker.make(dialing).await;
     event!(
         DEBUG,
         target = %dialing.target,
