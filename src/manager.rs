@@ -344,6 +344,37 @@ where
         let stats = self.shared.lock().stats_for(target, now);
         self.shared.with_fleet(stats, false)
     }
+
+    /// The same snapshot as [`stats_for`](Manager::stats_for) for every
+    /// key with an open connection or a pending request, and every key the
+    /// pool remembers because it learned its server's idle limit; in no
+    /// particular order. A crawler lists its hosts with it without
+    /// rebuilding their targets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let conn = manager.allocate(target.clone()).await?;
+    /// let per_key = manager.stats_per_key();
+    /// assert_eq!(per_key.len(), 1);
+    /// assert_eq!((&per_key[0].0, per_key[0].1.in_use), (&target, 1));
+    /// # drop(conn);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats_per_key(&self) -> Vec<(Target, Stats)> {
+        let now = Instant::now();
+        let per_key = self.shared.lock().stats_per_key(now);
+        per_key
+            .into_iter()
+            .map(|(target, stats)| (target, self.shared.with_fleet(stats, false)))
+            .collect()
+    }
 }
 
 impl<P, T> Builder<P, T>

@@ -141,7 +141,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         elapsed,
         latency: total.latency,
         stats: manager.stats(),
-        hosts: vec![report::HostLimit::of(&manager, &url.target)],
+        hosts: report::HostLimit::all(&manager),
     };
     manager.shutdown().await;
     Ok(summary)

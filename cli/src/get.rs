@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use keepalive::{FromCache, Manager};
 use tokio::time::Instant;
 
-use crate::report::{closes_text, format_latency, HostLimit};
+use crate::report::{self, closes_text, format_latency, HostLimit};
 use crate::url::Url;
 use keepalive_http::{self as http, Outcome};
 
@@ -57,12 +57,10 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
     }
     // What the pool learned of each host, on stderr: stdout has one line
     // per request.
-    let mut seen = std::collections::HashSet::new();
-    for url in plan.urls.iter().filter(|u| seen.insert(u.target.clone())) {
-        let stats = manager.stats_for(&url.target);
+    for (target, stats) in report::per_key(&manager) {
         eprintln!(
             "server  {}  (closes: {})",
-            HostLimit::from_stats(&url.target, &stats).text(),
+            HostLimit::from_stats(&target, &stats).text(),
             closes_text(&stats)
         );
     }

@@ -40,12 +40,24 @@ pub(crate) struct HostLimit {
     pub(crate) retired: u64,
 }
 
+/// Every key the pool knows, with its stats, in the order of their text.
+pub(crate) fn per_key(manager: &Manager) -> Vec<(Target, Stats)> {
+    let mut per_key = manager.stats_per_key();
+    per_key.sort_by_cached_key(|(target, _)| target.to_string());
+    per_key
+}
+
 impl HostLimit {
-    pub(crate) fn of(manager: &Manager, target: &Target) -> HostLimit {
-        HostLimit::from_stats(target, &manager.stats_for(target))
+    /// Every key's, from `Manager::stats_per_key`.
+    pub(crate) fn all(manager: &Manager) -> Vec<HostLimit> {
+        per_key(manager)
+            .iter()
+            .map(|(target, stats)| HostLimit::from_stats(target, stats))
+            .collect()
     }
 
-    /// From a snapshot already taken with `Manager::stats_for(target)`.
+    /// From a snapshot taken with `Manager::stats_for(target)` or
+    /// `stats_per_key`.
     pub(crate) fn from_stats(target: &Target, stats: &Stats) -> HostLimit {
         HostLimit {
             target: target.to_string(),

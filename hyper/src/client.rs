@@ -319,6 +319,23 @@ where
         self.shared.manager.stats_for(target)
     }
 
+    /// The same counts for every target with an open connection or a
+    /// pending request, and every target whose server's idle limit the
+    /// pool learned; in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert!(client.stats_per_key().is_empty());
+    /// # }
+    /// ```
+    pub fn stats_per_key(&self) -> Vec<(Target, Stats)> {
+        self.shared.manager.stats_per_key()
+    }
+
     /// How many requests were sent a second time under the retry rule.
     ///
     /// # Examples

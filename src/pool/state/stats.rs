@@ -1,6 +1,7 @@
 //! [`Stats`]: the snapshot `State` keeps the counts for, and [`Closes`],
 //! why the pool closed each socket it closed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -304,25 +305,50 @@ impl<P: Handles> State<P> {
         let Some(&key) = self.key_index.get(target) else {
             return Stats::default();
         };
-        let k = &self.keys[key];
         let idle = self
             .sockets
             .iter()
-            .filter(|(_, s)| s.key == key && s.idle.is_some())
-            .count();
-        let (mut queued, mut connecting) = (0, 0);
+            .filter(|(_, s)| s.key == key && s.idle.is_some());
+        let mut tally = Tally {
+            idle: idle.count(),
+            ..Tally::default()
+        };
         for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
-            match req.phase {
-                Phase::Connecting(_) => connecting += 1,
-                Phase::Resolving(_) | Phase::Queued(_) => queued += 1,
-            }
+            tally.count(&req.phase);
         }
+        self.key_stats(key, tally, now)
+    }
+
+    /// [`State::stats_for`] for every key with an open connection or a
+    /// pending request, and every remembered key whose server's idle limit
+    /// is known; one pass over the sockets and requests.
+    pub(crate) fn stats_per_key(&self, now: Instant) -> Vec<(Target, Stats)> {
+        let mut tallies: HashMap<usize, Tally> = HashMap::new();
+        for (_, s) in self.sockets.iter().filter(|(_, s)| s.idle.is_some()) {
+            tallies.entry(s.key).or_default().idle += 1;
+        }
+        for (_, req) in self.requests.iter() {
+            tallies.entry(req.key).or_default().count(&req.phase);
+        }
+        self.keys
+            .iter()
+            .filter(|(_, k)| k.open > 0 || k.pending > 0 || k.server.limit(now).is_some())
+            .map(|(key, k)| {
+                let tally = tallies.get(&key).copied().unwrap_or_default();
+                (k.target.clone(), self.key_stats(key, tally, now))
+            })
+            .collect()
+    }
+
+    /// One key's snapshot, given its idle sockets and requests by phase.
+    fn key_stats(&self, key: usize, tally: Tally, now: Instant) -> Stats {
+        let k = &self.keys[key];
         Stats {
             open: k.open,
-            idle,
-            in_use: k.open - idle - connecting,
-            connecting,
-            queued,
+            idle: tally.idle,
+            in_use: k.open - tally.idle - tally.connecting,
+            connecting: tally.connecting,
+            queued: tally.queued,
             connects: k.counts.connects,
             reuses: k.counts.reuses,
             stale_discarded: k.counts.closes.stale(),
@@ -331,6 +357,23 @@ impl<P: Handles> State<P> {
             server_idle_timeout: k.server.limit(now),
             fleet_reachable: None,
             ..k.counts.fleet()
+        }
+    }
+}
+
+/// A key's idle sockets and its requests by phase, for its snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    idle: usize,
+    queued: usize,
+    connecting: usize,
+}
+
+impl Tally {
+    fn count<P: Handles>(&mut self, phase: &Phase<P>) {
+        match phase {
+            Phase::Connecting(_) => self.connecting += 1,
+            Phase::Resolving(_) | Phase::Queued(_) => self.queued += 1,
         }
     }
 }

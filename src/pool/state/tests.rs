@@ -492,6 +492,28 @@ impl Sim {
         );
         let per_key: usize = s.keys.iter().map(|(_, k)| k.open).sum();
         assert_eq!(per_key, s.open());
+        // Every key with something open or pending is listed, and the
+        // listed gauges add up to the manager's.
+        let listed = s.stats_per_key(self.now);
+        let sum = |f: fn(&Stats) -> usize| listed.iter().map(|(_, st)| f(st)).sum::<usize>();
+        assert_eq!(
+            (
+                sum(|st| st.open),
+                sum(|st| st.idle),
+                sum(|st| st.in_use),
+                sum(|st| st.connecting)
+            ),
+            (stats.open, stats.idle, stats.in_use, stats.connecting),
+            "stats_per_key adds up to stats"
+        );
+        assert_eq!(
+            sum(|st| st.queued),
+            stats.queued,
+            "stats_per_key counts every request"
+        );
+        for (target, st) in &listed {
+            assert_eq!(st.open, s.stats_for(target, self.now).open);
+        }
         assert_eq!(s.in_use, self.loaned.len(), "in use = on loan");
         assert_eq!(s.connecting, self.connecting.len(), "connecting = connect tasks");
         let mut waiting = 0;
