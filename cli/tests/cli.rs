@@ -85,6 +85,15 @@ fn the_servers_keep_alive_hint_reaches_the_pool_and_the_summary() {
 }
 
 #[test]
+fn the_servers_connection_close_is_counted_as_its_close() {
+    let server = Serve::start(&["--close-after", "3"]);
+    let summary = json(&run(&["bench", &server.url, "-n", "30", "-c", "1", "--json"]));
+    assert_eq!(summary["ok"], 30);
+    assert_eq!(summary["closes"]["connection_close"], 10, "{summary}");
+    assert_eq!(summary["closes"]["discarded"], 0, "{summary}");
+}
+
+#[test]
 fn connection_close_from_the_server_is_honoured() {
     let server = Serve::start(&["--close-after", "3"]);
     let summary = json(&run(&["bench", &server.url, "-n", "30", "-c", "1", "--json"]));

@@ -39,6 +39,12 @@ pub struct Outcome {
     /// The whole response was read, the server allows another request, and
     /// nothing else arrived: the connection may go back to the pool.
     pub reusable: bool,
+    /// The server closes the connection after this response: it said
+    /// `Connection: close`, answered HTTP/1.0 without `keep-alive`, or
+    /// delimited the body by closing. [`settle`](crate::settle) counts
+    /// such a close as the server's
+    /// ([`Closes::connection_close`](keepalive::Closes::connection_close)).
+    pub server_closes: bool,
     /// The server's `Keep-Alive` hints on the final response.
     pub hints: KeepAlive,
     /// The request was sent a second time under [`send`](crate::send)'s
@@ -114,6 +120,7 @@ where
         status: head.status,
         body_bytes,
         reusable: head.keep_alive && !extra && head.framing != Framing::UntilClose,
+        server_closes: !head.keep_alive && head.status != 101,
         hints: head.hints,
         retried: false,
         from: None,

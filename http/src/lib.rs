@@ -91,12 +91,18 @@ pub use send::{is_idempotent, send, SendError};
 
 /// Ends an exchange on a pooled connection: a reusable one goes back to
 /// the pool, carrying the server's hints (`Keep-Alive: timeout=` and
-/// `max=`) to it; any other is discarded.
+/// `max=`) to it; one the server closes is closed as the server's doing
+/// ([`Connection::server_said_close`](keepalive::Connection::server_said_close));
+/// any other is discarded.
 ///
 /// # Examples
 ///
 /// See the crate's front page.
 pub fn settle(mut conn: keepalive::Connection, outcome: &Outcome) {
+    if outcome.server_closes {
+        conn.server_said_close();
+        return;
+    }
     if !outcome.reusable {
         conn.discard();
         return;

@@ -82,6 +82,7 @@ where
     B: SendBody,
 {
     const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+    conn.server_closes = server_closes(response);
     let Some(value) = response.headers().get(KEEP_ALIVE) else {
         return;
     };
@@ -92,4 +93,23 @@ where
     if let Some(max) = hints.max {
         conn.set_remaining_uses(max);
     }
+}
+
+/// Whether the server closes the connection after `response`: it said
+/// `Connection: close`, or answered HTTP/1.0 without `keep-alive` (RFC 9112
+/// section 9.3), as hyper decides it.
+fn server_closes(response: &Response<Incoming>) -> bool {
+    let tokens = response
+        .headers()
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    let (mut close, mut keep_alive) = (false, false);
+    for token in tokens {
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    }
+    close || (response.version() == http::Version::HTTP_10 && !keep_alive)
 }

@@ -115,7 +115,12 @@ where
             .await;
             shared.end();
         });
-        Ok(Conn { send, wire, task })
+        Ok(Conn {
+            send,
+            wire,
+            task,
+            server_closes: false,
+        })
     }
 }
 
@@ -127,6 +132,10 @@ where
     pub(crate) send: SendRequest<Payload<B>>,
     wire: Arc<Wire>,
     task: Arc<Task<B>>,
+    /// The last response said the server closes the connection after it
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive): its close
+    /// is the server's doing, counted as `Closes::connection_close`.
+    pub(crate) server_closes: bool,
 }
 
 impl<B> Conn<B>
@@ -367,9 +376,10 @@ fn settle<B>(loan: Loan<B>)
 where
     B: SendBody,
 {
-    match loan.send.is_ready() {
-        true => drop(loan),
-        false => loan.discard(),
+    match (loan.send.is_ready(), loan.server_closes) {
+        (true, _) => drop(loan),
+        (false, true) => loan.server_said_close(),
+        (false, false) => loan.discard(),
     }
 }
 

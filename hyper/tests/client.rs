@@ -351,3 +351,34 @@ async fn send_through_a_proxy_uses_one_pooled_tunnel_in_origin_form() {
     assert_eq!((stats.connects, stats.reuses), (1, 2));
     assert_eq!(tunnels.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_server_that_does_not_keep_alive_is_counted_as_its_close_not_a_discard() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/"), origin.target());
+    let client: Client = Client::new();
+    let serving = tokio::spawn(async move {
+        // An HTTP/1.0 answer without keep-alive, then `Connection: close`.
+        let mut side = origin.accept().await;
+        side.request().await.unwrap();
+        let _ = side
+            .stream
+            .write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        drop(side);
+        let mut side = origin.accept().await;
+        side.request().await.unwrap();
+        side.respond("connection: close\r\n", b"ok").await;
+        side
+    });
+    for _ in 0..2 {
+        body_of(within("a response", client.request(get(&url))).await.unwrap()).await;
+    }
+    until("both connections to close", || {
+        client.stats_for(&target).open == 0
+    })
+    .await;
+    let closes = client.stats_for(&target).closes;
+    assert_eq!((closes.connection_close, closes.discarded), (2, 0), "{closes:?}");
+    drop(within("the origin", serving).await.unwrap());
+}

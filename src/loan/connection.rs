@@ -28,6 +28,8 @@ pub(super) enum Reuse {
     Failed,
     /// The object's [`Pooled::recycle`] refused it.
     Refused,
+    /// The server said it closes the connection after this response.
+    ServerClosed,
 }
 
 /// What a loan has heard from the server.
@@ -264,6 +266,31 @@ impl<C: Pooled> Connection<C> {
         self.hints.server_idle_timeout = Some(d);
     }
 
+    /// Closes the connection because the server said it closes it after
+    /// this response (HTTP's `Connection: close`, or an HTTP/1.0 response
+    /// without `keep-alive`): like [`discard`](Connection::discard), but
+    /// counted as [`Closes::connection_close`](crate::Closes::connection_close),
+    /// the server's doing, not the user's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::new();
+    /// let conn = manager.allocate(target).await?;
+    /// // ... the response said `Connection: close` ...
+    /// conn.server_said_close();
+    /// assert_eq!(manager.stats().closes.connection_close, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn server_said_close(mut self) {
+        self.reuse = Reuse::ServerClosed;
+    }
+
     /// Tells the pool that the server accepts `n` more requests on this
     /// connection, as HTTP's `Keep-Alive: max=N` says: it is handed out at
     /// most `n` more times, then closed when it comes back; `0` closes it
@@ -385,6 +412,7 @@ impl<C: Pooled> Drop for Connection<C> {
                 return;
             }
             Reuse::Finished => CloseReason::Discarded,
+            Reuse::ServerClosed => CloseReason::ConnectionClose,
             Reuse::Failed => CloseReason::IoError,
         };
         // Closed before its slot is released, so the count of open sockets

@@ -144,6 +144,10 @@ pub struct Closes {
     /// Idle, and closed because another member of the fleet waited for
     /// its key (feature `fleet`).
     pub fleet_released: u64,
+    /// The server said it closes the connection after the response
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive):
+    /// [`Connection::server_said_close`](crate::Connection::server_said_close).
+    pub connection_close: u64,
 }
 
 impl Closes {
@@ -166,7 +170,7 @@ impl Closes {
     /// ```
     /// let closes = keepalive::Closes::default();
     /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
-    /// assert_eq!(closes.iter().count(), 16);
+    /// assert_eq!(closes.iter().count(), 17);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
         self.each().into_iter().map(|(reason, n)| (reason.name(), n))
@@ -183,7 +187,7 @@ impl Closes {
     }
 
     /// Each reason with its count, named as [`CloseReason::name`] names it.
-    pub(crate) fn each(&self) -> [(CloseReason, u64); 16] {
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 17] {
         use CloseReason::*;
         [
             (IdleTimeout, self.idle_timeout),
@@ -202,6 +206,7 @@ impl Closes {
             (Shutdown, self.shutdown),
             (Unneeded, self.unneeded),
             (FleetReleased, self.fleet_released),
+            (ConnectionClose, self.connection_close),
         ]
     }
 
@@ -228,6 +233,7 @@ impl Closes {
             CloseReason::Shutdown => &mut self.shutdown,
             CloseReason::Unneeded => &mut self.unneeded,
             CloseReason::FleetReleased => &mut self.fleet_released,
+            CloseReason::ConnectionClose => &mut self.connection_close,
         }
     }
 }
@@ -251,6 +257,7 @@ pub(crate) enum CloseReason {
     Shutdown,
     Unneeded,
     FleetReleased,
+    ConnectionClose,
 }
 
 impl CloseReason {
@@ -273,6 +280,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Unneeded => "unneeded",
             CloseReason::FleetReleased => "fleet_released",
+            CloseReason::ConnectionClose => "connection_close",
         }
     }
 }
