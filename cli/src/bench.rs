@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keepalive::Manager;
@@ -34,6 +34,34 @@ pub(crate) struct Plan {
     pub(crate) progress: bool,
 }
 
+impl Plan {
+    /// The workers to run: `-c`, but no more than `-n` requests need.
+    pub(crate) fn workers(&self) -> usize {
+        match self.duration {
+            Some(_) => self.concurrency.max(1),
+            None => self
+                .concurrency
+                .clamp(1, usize::try_from(self.requests).unwrap_or(usize::MAX).max(1)),
+        }
+    }
+
+    /// The pool's settings for this run; every value was checked as the
+    /// flags were parsed, so `build` cannot panic on them.
+    pub(crate) fn pool(&self) -> keepalive::Builder {
+        let c = self.workers();
+        let mut builder = Manager::builder()
+            .max_per_host(self.max_per_host.unwrap_or(c))
+            .max_open(self.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)));
+        if let Some(keep_alive) = self.keep_alive {
+            builder = builder.keep_alive(keep_alive);
+        }
+        if let Some(fleet) = self.fleet.clone() {
+            builder = builder.fleet(fleet);
+        }
+        builder
+    }
+}
+
 /// Runs the load and returns what it measured.
 ///
 /// # Errors
@@ -58,24 +86,17 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         }
     };
     let url = Arc::new(Url::parse_via(&text, &proxies)?);
-    let c = plan.concurrency.max(1);
-    let mut builder = Manager::builder()
-        .max_per_host(plan.max_per_host.unwrap_or(c))
-        .max_open(plan.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)));
-    if let Some(keep_alive) = plan.keep_alive {
-        builder = builder.keep_alive(keep_alive);
-    }
-    if let Some(fleet) = plan.fleet.clone() {
-        builder = builder.fleet(fleet);
-    }
-    let manager = builder.build();
+    let c = plan.workers();
+    let manager = plan.pool().build();
 
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let latency = Arc::new(Mutex::new(report::histogram()));
     let bar = plan.progress.then(|| progress_bar(&plan));
     let start = Instant::now();
-    let deadline = plan.duration.map(|d| start + d);
+    // A duration too long for the clock runs until interrupted.
+    let deadline = plan.duration.and_then(|d| start.checked_add(d));
     let limit = if plan.duration.is_some() {
         u64::MAX
     } else {
@@ -89,6 +110,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
                 issued: issued.clone(),
                 done: done.clone(),
                 failed: failed.clone(),
+                latency: latency.clone(),
                 limit,
                 deadline,
             };
@@ -139,7 +161,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         errors: total.errors,
         retries: total.retries,
         elapsed,
-        latency: total.latency,
+        latency: std::mem::replace(&mut *lock(&latency), report::histogram()),
         stats: manager.stats(),
         hosts: report::HostLimit::all(&manager),
     };
@@ -169,24 +191,15 @@ fn progress_bar(plan: &Plan) -> indicatif::ProgressBar {
     bar
 }
 
-/// One worker's counts.
+/// One worker's counts. Its latencies go to the run's one histogram (a
+/// histogram of a minute in microseconds to three figures is 140 KB: one
+/// per worker made `-c 100000` take gigabytes), a batch at a time.
+#[derive(Default)]
 struct Tally {
     ok: u64,
     errors: BTreeMap<String, u64>,
     /// Requests sent a second time under the retry rule.
     retries: u64,
-    latency: hdrhistogram::Histogram<u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Tally {
-        Tally {
-            ok: 0,
-            errors: BTreeMap::new(),
-            retries: 0,
-            latency: report::histogram(),
-        }
-    }
 }
 
 impl Tally {
@@ -196,8 +209,23 @@ impl Tally {
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
-        // Both histograms have the same bounds: adding cannot fail.
-        let _ = self.latency.add(&other.latency);
+    }
+}
+
+/// Latencies a worker keeps before it adds them to the run's histogram.
+const LATENCY_BATCH: usize = 64;
+
+/// The histogram's lock; a worker that panicked holding it left whole
+/// counts behind, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Adds a worker's batch of latencies (microseconds) to the histogram.
+fn record(latency: &Mutex<hdrhistogram::Histogram<u64>>, batch: &mut Vec<u64>) {
+    let mut histogram = lock(latency);
+    for micros in batch.drain(..) {
+        histogram.saturating_record(micros);
     }
 }
 
@@ -208,6 +236,7 @@ struct Worker {
     issued: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
+    latency: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
     limit: u64,
     deadline: Option<Instant>,
 }
@@ -215,7 +244,10 @@ struct Worker {
 impl Worker {
     async fn run(self) -> Tally {
         let mut tally = Tally::default();
-        let mut buf = Vec::with_capacity(16 * 1024);
+        // Grown by the first read: a worker waiting for a connection holds
+        // no buffer.
+        let mut buf = Vec::new();
+        let mut batch = Vec::new();
         while self.issued.fetch_add(1, Ordering::Relaxed) < self.limit
             && self.deadline.is_none_or(|d| Instant::now() < d)
         {
@@ -223,7 +255,10 @@ impl Worker {
             let (result, retried) = get(&self.manager, &self.url, &mut buf).await;
             tally.retries += u64::from(retried);
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-            tally.latency.saturating_record(micros.max(1));
+            batch.push(micros.max(1));
+            if batch.len() == LATENCY_BATCH {
+                record(&self.latency, &mut batch);
+            }
             let kind = match result {
                 Ok(outcome) if outcome.status < 400 => None,
                 Ok(outcome) => Some(format!("status {}", outcome.status)),
@@ -238,6 +273,7 @@ impl Worker {
             }
             self.done.fetch_add(1, Ordering::Relaxed);
         }
+        record(&self.latency, &mut batch);
         tally
     }
 }

@@ -1,8 +1,8 @@
 //! `keepalive get`: fetch URLs through one manager, one line per request.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keepalive::{FromCache, Manager};
@@ -35,17 +35,31 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
         }
         None => None,
     };
-    let jobs: VecDeque<Url> = (0..plan.repeat).flat_map(|_| plan.urls.iter().cloned()).collect();
-    let jobs = Arc::new(Mutex::new(jobs));
+    // The requests are taken in turn by number, never listed: `--repeat`
+    // may be as large as a u64.
+    let total = (plan.urls.len() as u64)
+        .checked_mul(plan.repeat)
+        .ok_or("--repeat times the URLs is more requests than can be counted")?;
+    let urls: Arc<[Url]> = plan.urls.into();
+    let next = Arc::new(AtomicU64::new(0));
     let manager = Manager::new();
-    let workers: Vec<_> = (0..plan.concurrency.max(1))
+    let workers = usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .min(plan.concurrency)
+        .max(1);
+    let workers: Vec<_> = (0..workers)
         .map(|_| {
-            let (manager, jobs, output) = (manager.clone(), jobs.clone(), output.clone());
+            let (manager, urls, next, output) = (manager.clone(), urls.clone(), next.clone(), output.clone());
             tokio::spawn(async move {
                 let mut all_ok = true;
                 let mut buf = Vec::new();
-                while let Some(url) = jobs.lock().map(|mut j| j.pop_front()).unwrap_or(None) {
-                    all_ok &= fetch(&manager, &url, &mut buf, output.as_deref()).await;
+                loop {
+                    let job = next.fetch_add(1, Ordering::Relaxed);
+                    if job >= total {
+                        break;
+                    }
+                    let url = &urls[(job % urls.len() as u64) as usize];
+                    all_ok &= fetch(&manager, url, &mut buf, output.as_deref()).await;
                 }
                 all_ok
             })

@@ -8,6 +8,7 @@
 //! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]] [--report-peak]
 //! ```
 
+mod args;
 mod bench;
 mod get;
 mod proxy;
@@ -36,55 +37,17 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// GET load through one pool; with no URL, against a built-in server on loopback.
-    Bench {
-        /// The URL to load; none starts the built-in server and loads it.
-        url: Option<String>,
-        /// Requests to make (ignored with -d).
-        #[arg(short = 'n', long, default_value_t = 100_000)]
-        requests: u64,
-        /// Concurrent workers.
-        #[arg(short = 'c', long, default_value_t = 16, value_parser = at_least_one)]
-        concurrency: usize,
-        /// Run for this many seconds instead of -n requests.
-        #[arg(short = 'd', long, value_parser = seconds)]
-        duration: Option<Duration>,
-        /// Sockets per host (defaults to -c).
-        #[arg(long)]
-        max_per_host: Option<usize>,
-        /// Sockets in all (defaults to the larger of -c and 128).
-        #[arg(long)]
-        max_open: Option<usize>,
-        /// Seconds an idle socket is kept (defaults to 15).
-        #[arg(long, value_parser = seconds)]
-        keep_alive: Option<Duration>,
-        /// Go through this proxy (http://, https://, socks5h:// or socks5://, with user:password@ if needed);
-        /// "" for none. Without it, a URL given here uses https_proxy, http_proxy, all_proxy and no_proxy as
-        /// curl does; the built-in server is always reached directly.
-        #[arg(long, value_name = "URL")]
-        proxy: Option<String>,
-        /// Share the per-host limit with every bench (or program) using this Redis and fleet name.
-        #[arg(long, value_name = "REDIS_URL")]
-        fleet: Option<String>,
-        /// Connections per host across the fleet (defaults to --max-per-host).
-        #[arg(long, requires = "fleet", value_parser = at_least_one)]
-        fleet_max_per_host: Option<usize>,
-        /// The fleet's name: benches with the same Redis and name share limits.
-        #[arg(long, requires = "fleet", default_value = "keepalive")]
-        fleet_name: String,
-        /// Print one JSON object instead of the text summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// GET each URL and print status, body size, how the connection was obtained, and time.
     Get {
         /// http or https URLs.
         #[arg(required = true)]
         urls: Vec<String>,
-        /// Requests in flight at once.
-        #[arg(short = 'c', long, default_value_t = 1, value_parser = at_least_one)]
+        /// Requests in flight at once (at most the requests there are).
+        #[arg(short = 'c', long, default_value_t = 1, value_parser = args::count)]
         concurrency: usize,
         /// Fetch the list this many times.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = args::count_u64)]
         repeat: u64,
         /// Write the bodies to this file.
         #[arg(short = 'o', long)]
@@ -100,10 +63,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         /// Close each connection after this many responses.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_parser = args::count_u64)]
         close_after: Option<u64>,
         /// Close connections idle for this many seconds.
-        #[arg(long, value_parser = seconds)]
+        #[arg(long, value_parser = args::seconds)]
         idle_close: Option<Duration>,
         /// With --idle-close, announce it in `Keep-Alive: timeout=N` (whole seconds).
         #[arg(long, requires = "idle_close")]
@@ -115,19 +78,74 @@ enum Command {
     },
 }
 
-/// A count of one or more.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{text:?} is not a whole number of at least 1")),
-    }
+/// `keepalive bench`'s flags.
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// The URL to load; none starts the built-in server and loads it.
+    url: Option<String>,
+    /// Requests to make (ignored with -d).
+    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = args::count_u64)]
+    requests: u64,
+    /// Concurrent workers (at most -n: more would have nothing to do).
+    #[arg(short = 'c', long, default_value_t = 16, value_parser = args::count)]
+    concurrency: usize,
+    /// Run for this many seconds instead of -n requests (a number too large for the clock: until interrupted).
+    #[arg(short = 'd', long, value_parser = args::seconds)]
+    duration: Option<Duration>,
+    /// Sockets per host [default: -c].
+    #[arg(long, value_parser = args::count)]
+    max_per_host: Option<usize>,
+    /// Sockets in all [default: the larger of -c and 128].
+    #[arg(long, value_parser = args::count)]
+    max_open: Option<usize>,
+    /// Seconds an idle socket is kept [default: 15].
+    #[arg(long, value_parser = args::seconds)]
+    keep_alive: Option<Duration>,
+    /// Go through this proxy (http://, https://, socks5h:// or socks5://, with user:password@ if needed);
+    /// "" for none. Without it, a URL given here uses https_proxy, http_proxy, all_proxy and no_proxy as
+    /// curl does; the built-in server is always reached directly.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Share the per-host limit with every bench (or program) using this Redis and fleet name.
+    #[arg(long, value_name = "REDIS_URL")]
+    fleet: Option<String>,
+    /// Connections per host across the fleet (defaults to --max-per-host).
+    #[arg(long, requires = "fleet", value_parser = args::count)]
+    fleet_max_per_host: Option<usize>,
+    /// The fleet's name: benches with the same Redis and name share limits.
+    #[arg(long, requires = "fleet", default_value = "keepalive")]
+    fleet_name: String,
+    /// Print one JSON object instead of the text summary.
+    #[arg(long)]
+    json: bool,
 }
 
-/// A positive number of seconds, fractions allowed.
-fn seconds(text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
+impl BenchArgs {
+    /// What to run, with the fleet's URL checked.
+    fn plan(self) -> Result<bench::Plan, String> {
+        let fleet = match self.fleet {
+            None => None,
+            Some(url) => {
+                let fleet = keepalive::Fleet::redis(&url).map_err(|e| format!("--fleet: {e}"))?;
+                let fleet = fleet.name(self.fleet_name);
+                Some(match self.fleet_max_per_host {
+                    Some(n) => fleet.max_per_host(n),
+                    None => fleet,
+                })
+            }
+        };
+        Ok(bench::Plan {
+            url: self.url,
+            proxy: self.proxy,
+            fleet,
+            requests: self.requests,
+            duration: self.duration,
+            concurrency: self.concurrency,
+            max_per_host: self.max_per_host,
+            max_open: self.max_open,
+            keep_alive: self.keep_alive,
+            progress: bench::wants_progress(self.json),
+        })
     }
 }
 
@@ -151,44 +169,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
-        Command::Bench {
-            url,
-            requests,
-            concurrency,
-            duration,
-            max_per_host,
-            max_open,
-            keep_alive,
-            proxy,
-            fleet,
-            fleet_max_per_host,
-            fleet_name,
-            json,
-        } => {
-            let fleet = match fleet {
-                None => None,
-                Some(url) => {
-                    let fleet = keepalive::Fleet::redis(&url).map_err(|e| format!("--fleet: {e}"))?;
-                    let fleet = fleet.name(fleet_name);
-                    Some(match fleet_max_per_host {
-                        Some(n) => fleet.max_per_host(n),
-                        None => fleet,
-                    })
-                }
-            };
-            let plan = bench::Plan {
-                url,
-                proxy,
-                fleet,
-                requests,
-                duration,
-                concurrency,
-                max_per_host,
-                max_open,
-                keep_alive,
-                progress: bench::wants_progress(json),
-            };
-            let summary = bench::run(plan).await?;
+        Command::Bench(args) => {
+            let json = args.json;
+            let summary = bench::run(args.plan()?).await?;
             if json {
                 println!("{}", summary.json());
             } else {
@@ -248,5 +231,110 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| format!("accept: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values that broke the command before, numbers of every size, and
+    /// any short text.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<u128>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+            prop::sample::select(vec![
+                "0",
+                "-1",
+                "1e30",
+                "1e-10",
+                "1e-9",
+                "NaN",
+                "inf",
+                "-inf",
+                "18446744073709551615"
+            ])
+            .prop_map(str::to_owned),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    /// Every command's number and duration flags.
+    const FLAGS: [(&str, &str); 12] = [
+        ("bench", "-n"),
+        ("bench", "-c"),
+        ("bench", "-d"),
+        ("bench", "--max-per-host"),
+        ("bench", "--max-open"),
+        ("bench", "--keep-alive"),
+        ("get", "-c"),
+        ("get", "--repeat"),
+        ("serve", "--close-after"),
+        ("serve", "--idle-close"),
+        ("bench", "--proxy"),
+        ("bench", "--fleet"),
+    ];
+
+    /// Parses `args`; for a bench, also checks its plan and builds its pool
+    /// (no connection is made): none of it may panic.
+    fn parse_and_build(args: &[&str]) {
+        let Ok(cli) = Cli::try_parse_from(args) else {
+            return;
+        };
+        if let Command::Bench(bench) = cli.command {
+            let Ok(plan) = bench.plan() else {
+                return;
+            };
+            assert!(plan.workers() >= 1);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async { drop(plan.pool().build()) });
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_flag_value_makes_the_command_panic(flag in prop::sample::select(FLAGS.to_vec()), value in value()) {
+            let (command, flag) = flag;
+            let url = if command == "get" { "http://127.0.0.1:1/" } else { "--" };
+            let args: Vec<&str> = match command {
+                "get" => vec!["keepalive", command, url, flag, &value],
+                _ => vec!["keepalive", command, flag, &value],
+            };
+            parse_and_build(&args);
+            // And beside the other flags at their edges.
+            parse_and_build(&["keepalive", "bench", "-n", "1", "-c", &value, "--keep-alive", &value, "-d", &value]);
+        }
+    }
+
+    #[test]
+    fn the_inputs_that_panicked_are_clear_errors_or_never() {
+        for bad in [
+            ["-c", "0"],
+            ["--max-per-host", "0"],
+            ["--max-open", "0"],
+            ["--keep-alive", "1e-10"],
+            ["-n", "0"],
+        ] {
+            let err = Cli::try_parse_from(["keepalive", "bench", bad[0], bad[1]]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+        }
+        for never in ["1e30", "18446744073709551615"] {
+            parse_and_build(&["keepalive", "bench", "--keep-alive", never, "-d", never]);
+        }
+        let err = Cli::try_parse_from([
+            "keepalive",
+            "get",
+            "-c",
+            "99999999999999999999999999999999999999",
+            "http://a/",
+        ]);
+        assert_eq!(err.unwrap_err().exit_code(), 2);
     }
 }
