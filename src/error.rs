@@ -369,8 +369,8 @@ impl Error {
 
     /// True when a new connection was refused because the fleet's Redis
     /// could not be reached and the fleet does not fail open
-    /// ([`Fleet::fail_open`](crate::Fleet::fail_open)`(false)`, feature
-    /// `fleet`). Its [`function`](Error::function) is `"fleet"`.
+    /// (`Fleet::fail_open(false)`, feature `fleet`). Its
+    /// [`function`](Error::function) is `"fleet"`.
     ///
     /// # Examples
     ///
