@@ -48,6 +48,7 @@ pub use loan::{Allocation, Connection, FromCache, RequestId};
 pub use manager::{Closes, Manager, Stats};
 pub use pooled::{Health, Plain, Pooled, Protocol};
 pub use proxy::Proxy;
+pub use redact::redact_url;
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to
 /// [`Builder::tls_config`] matches the version keepalive uses.

@@ -24,6 +24,22 @@ pub(crate) fn url(url: &str, what: &str) -> String {
     }
 }
 
+/// `url` with any password in it as `***`, as this crate shows URLs: the
+/// user information before the host becomes `user:***@`. For programs on
+/// the pool that print or log the URLs they were given (keepalive-http,
+/// keepalive-hyper and the `keepalive` command use it), so that one rule
+/// hides passwords everywhere.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(keepalive::redact_url("http://alice:s3cret@127.0.0.1:8080/x"), "http://alice:***@127.0.0.1:8080/x");
+/// assert_eq!(keepalive::redact_url("https://example.com/"), "https://example.com/");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    self::url(url, "a URL")
+}
+
 /// `text` with the password of `url`, if it has one, as `***`.
 #[cfg(feature = "fleet")]
 pub(crate) fn text(text: &str, url: &str) -> String {

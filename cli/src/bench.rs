@@ -31,6 +31,8 @@ pub(crate) struct Plan {
     pub(crate) max_per_host: Option<usize>,
     pub(crate) max_open: Option<usize>,
     pub(crate) keep_alive: Option<Duration>,
+    /// `--unix-socket`: every request over this socket.
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) progress: bool,
 }
 
@@ -85,7 +87,11 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
             format!("http://{addr}/")
         }
     };
-    let url = Arc::new(Url::parse_via(&text, &proxies)?);
+    let url = Url::parse_via(&text, &proxies)?;
+    let url = Arc::new(match &plan.unix_socket {
+        Some(path) => url.over_unix(path),
+        None => url,
+    });
     let c = plan.workers();
     let manager = plan.pool().build();
 
@@ -152,9 +158,9 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
     }
     let summary = Summary {
         url: if plan.url.is_some() {
-            text
+            url.text.clone()
         } else {
-            format!("{text} (built-in server)")
+            format!("{} (built-in server)", url.text)
         },
         concurrency: c,
         ok: total.ok,

@@ -56,6 +56,9 @@ enum Command {
         /// "" for none. Without it: https_proxy, http_proxy, all_proxy and no_proxy, as curl reads them.
         #[arg(long, value_name = "URL")]
         proxy: Option<String>,
+        /// Connect to this Unix socket instead of the URLs' hosts (as curl's --unix-socket).
+        #[arg(long, value_name = "PATH")]
+        unix_socket: Option<PathBuf>,
     },
     /// Run the built-in HTTP/1.1 server until interrupted.
     Serve {
@@ -115,6 +118,9 @@ struct BenchArgs {
     /// The fleet's name: benches with the same Redis and name share limits.
     #[arg(long, requires = "fleet", default_value = "keepalive")]
     fleet_name: String,
+    /// Connect to this Unix socket instead of the URL's host (as curl's --unix-socket).
+    #[arg(long, value_name = "PATH")]
+    unix_socket: Option<PathBuf>,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     json: bool,
@@ -144,6 +150,7 @@ impl BenchArgs {
             max_per_host: self.max_per_host,
             max_open: self.max_open,
             keep_alive: self.keep_alive,
+            unix_socket: self.unix_socket,
             progress: bench::wants_progress(self.json),
         })
     }
@@ -189,11 +196,16 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             repeat,
             output,
             proxy,
+            unix_socket,
         } => {
             let proxies = proxy::Proxies::new(proxy.as_deref())?;
             let urls = urls
                 .iter()
                 .map(|u| url::Url::parse_via(u, &proxies))
+                .map(|u| match &unix_socket {
+                    Some(path) => u.map(|u| u.over_unix(path)),
+                    None => u,
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let plan = get::Plan {
                 urls,

@@ -8,6 +8,7 @@ use crate::proxy::Proxies;
 /// A URL split into what the pool and the request need.
 #[derive(Clone, Debug)]
 pub(crate) struct Url {
+    /// The URL as the command shows it: any password as `***`.
     pub(crate) text: String,
     pub(crate) target: Target,
     /// The request head for a GET of this URL.
@@ -26,17 +27,27 @@ impl Url {
     ///
     /// A message saying what is wrong with it.
     pub(crate) fn parse_via(text: &str, proxies: &Proxies) -> Result<Url, String> {
+        let shown = keepalive::redact_url(text);
         let target: Target = text.parse().map_err(|e: keepalive::Error| e.to_string())?;
         if !matches!(target.scheme(), "http" | "https") {
-            return Err(format!("{text}: only http and https URLs can be fetched"));
+            return Err(format!("{shown}: only http and https URLs can be fetched"));
         }
-        let uri: ::http::Uri = text.parse().map_err(|e| format!("{text}: {e}"))?;
+        let uri: ::http::Uri = text.parse().map_err(|_| format!("{shown}: not a URL"))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let path = if path.is_empty() { "/" } else { path };
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let (userinfo, host) = keepalive_http::split_userinfo(uri.authority().map_or("", |a| a.as_str()));
+        // The user information is sent as Basic authentication, as curl
+        // sends it; it never reaches `Host`.
+        let authorization =
+            match userinfo {
+                Some(userinfo) => Some(keepalive_http::basic_authorization(userinfo).ok_or_else(|| {
+                    format!("{shown}: the user or password is not UTF-8 once percent-decoded")
+                })?),
+                None => None,
+            };
+        let direct = keepalive_http::authorized_request("GET", host, path, authorization.as_deref());
         let (target, request) = match proxies.for_url(target.scheme(), target.host()) {
-            None => (target, keepalive_http::request("GET", host, path)),
+            None => (target, direct),
             Some(proxy) if target.scheme() == "http" && matches!(proxy.scheme(), "http" | "https") => {
                 let absolute = format!("http://{host}{path}");
                 let credentials = proxy.proxy_authorization();
@@ -48,16 +59,26 @@ impl Url {
                 );
                 (forwarded, request)
             }
-            Some(proxy) => (
-                target.via(proxy.clone()),
-                keepalive_http::request("GET", host, path),
-            ),
+            Some(proxy) => (target.via(proxy.clone()), direct),
         };
         Ok(Url {
-            text: text.to_owned(),
+            text: shown,
             target,
             request,
         })
+    }
+}
+
+impl Url {
+    /// The same request sent over the Unix socket at `path` instead, as
+    /// curl's `--unix-socket` does: the URL still gives the `Host` header
+    /// and the path; no proxy applies.
+    pub(crate) fn over_unix(self, path: &std::path::Path) -> Url {
+        Url {
+            text: format!("{} (via {})", self.text, path.display()),
+            target: Target::unix(path),
+            request: self.request,
+        }
     }
 }
 

@@ -155,3 +155,122 @@ fn bad_arguments_are_errors_not_panics() {
         assert!(!err.is_empty(), "{args:?}: no message");
     }
 }
+
+/// A one-thread HTTP/1.1 server that answers every request with 200 and
+/// keeps each request head it read.
+fn recording_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        kept.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[..end]).into_owned());
+                        buf.drain(..end + 4);
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                }
+            });
+        }
+    });
+    (url, heads)
+}
+
+#[test]
+fn a_urls_password_is_sent_as_basic_auth_and_never_shown() {
+    const PASSWORD: &str = "s3cretPW";
+    let (addr, heads) = recording_server();
+    let url = format!("http://alice:{PASSWORD}@{addr}/f1");
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let runs = [
+        run(&["get", &url, &url]),
+        run(&["bench", &url, "-n", "20", "-c", "2"]),
+        run(&["bench", &url, "-n", "20", "-c", "2", "--json"]),
+        run(&["get", &format!("http://alice:{PASSWORD}@127.0.0.1:{refused}/")]),
+        run(&["get", &format!("ftp://alice:{PASSWORD}@127.0.0.1:21/")]),
+        run(&["get", &format!("http://alice:{PASSWORD}@[::1/")]),
+        run(&["bench", "--help"]),
+        run(&["get", "--help"]),
+    ];
+    for out in &runs {
+        for text in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(text);
+            assert!(!text.contains(PASSWORD), "the password is shown: {text}");
+        }
+    }
+    assert!(runs[0].status.success());
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 42, "every request reached the server");
+    for head in heads.iter() {
+        // base64("alice:s3cretPW")
+        assert!(
+            head.contains("\r\nAuthorization: Basic YWxpY2U6czNjcmV0UFc="),
+            "{head}"
+        );
+        assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
+    }
+}
+
+#[test]
+fn unix_socket_as_curl_does() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("keepalive-cli-unix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let host = String::from_utf8_lossy(&buf[..end]).contains("\r\nHost: docker\r\n");
+                buf.drain(..end + 4);
+                let body = if host { "docker" } else { "other" };
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        }
+    });
+    let out = run(&[
+        "get",
+        "--unix-socket",
+        path.to_str().unwrap(),
+        "http://docker/v1/info",
+        "--repeat",
+        "3",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("200  6 B")).count(),
+        3,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("immediate")).count(),
+        2,
+        "one connection: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -148,8 +148,28 @@ async fn read_more<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> std::
 /// assert!(head.ends_with(b"Connection: keep-alive\r\n\r\n"));
 /// ```
 pub fn request(method: &str, host_header: &str, path: &str) -> Vec<u8> {
+    authorized_request(method, host_header, path, None)
+}
+
+/// [`request`] with an `Authorization` header when `authorization` is
+/// given (from [`basic_authorization`](crate::basic_authorization) of a
+/// URL's user information, say).
+///
+/// # Examples
+///
+/// ```
+/// let head = keepalive_http::authorized_request("GET", "h", "/", Some("Basic dTpw"));
+/// assert!(String::from_utf8(head).unwrap().contains("\r\nAuthorization: Basic dTpw\r\n"));
+/// ```
+pub fn authorized_request(
+    method: &str,
+    host_header: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Vec<u8> {
+    let authorization = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: keepalive/0.1\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n{authorization}User-Agent: keepalive/0.1\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n"
     )
     .into_bytes()
 }

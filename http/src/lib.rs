@@ -78,14 +78,16 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod credentials;
 mod error;
 mod exchange;
 mod head;
 mod send;
 
 pub use body::Body;
+pub use credentials::{basic_authorization, split_userinfo};
 pub use error::Error;
-pub use exchange::{exchange, forward_request, request, Outcome};
+pub use exchange::{authorized_request, exchange, forward_request, request, Outcome};
 pub use head::{parse_head, Framing, Head, KeepAlive, MAX_HEAD};
 pub use send::{is_idempotent, send, SendError};
 

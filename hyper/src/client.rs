@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST};
+use http::header::{HeaderValue, AUTHORIZATION, HOST};
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::{Either, Empty, Full};
@@ -16,14 +16,16 @@ use crate::attempt::attempt;
 use crate::conn::{BoxError, Http1, Payload};
 use crate::error::Error;
 use crate::lock::lock;
+use crate::origin::{self, Origin};
 use crate::retry::{self, Failure};
 
 /// How many targets, by URI scheme and authority, the client remembers so
 /// that a request to a known one builds no `Target`.
 const MAX_TARGETS: usize = 1024;
 
-/// A target the client has built, by the URI scheme that named it.
-type Known = (Scheme, Target, HeaderValue);
+/// An origin the client has read from a URI, by the URI scheme that named
+/// it.
+type Known = (Scheme, Origin);
 
 /// An HTTP/1.1 client: hyper on keepalive's pool.
 ///
@@ -178,10 +180,8 @@ where
     ///
     /// See [`Client`].
     pub async fn request(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
-        let known = self
-            .target_of(req.uri())
-            .map(|(target, host)| (target, Some(host)));
-        self.exchange(known, req).await
+        let origin = self.origin_of(req.uri());
+        self.exchange(origin, req).await
     }
 
     /// Sends `req` to `target`: a Unix socket, say, or any target other
@@ -218,7 +218,18 @@ where
     /// # }
     /// ```
     pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Incoming>, Error> {
-        self.exchange(Ok((target, None)), req).await
+        let shown = || keepalive::redact_url(&req.uri().to_string());
+        let userinfo = req
+            .uri()
+            .authority()
+            .and_then(|a| keepalive_http::split_userinfo(a.as_str()).0);
+        let authorization = userinfo.map(|u| origin::authorization(u, &shown)).transpose();
+        let known = authorization.map(|authorization| Origin {
+            target,
+            host: HeaderValue::from_static(""),
+            authorization,
+        });
+        self.exchange(known.map(|o| (o, false)), req).await
     }
 
     /// The request path to `known`, the target with the `Host` header for
@@ -226,11 +237,21 @@ where
     /// so that this one holds one attempt's state.
     async fn exchange(
         &self,
-        known: Result<(Target, Option<HeaderValue>), keepalive::Error>,
+        known: Result<(Origin, bool), keepalive::Error>,
         req: Request<B>,
     ) -> Result<Response<Incoming>, Error> {
-        let (target, host) = known.map_err(Error::from_pool)?;
+        let (origin, host_known) = known.map_err(Error::from_pool)?;
+        let Origin {
+            target,
+            host,
+            authorization,
+        } = origin;
+        let host = host_known.then_some(host);
         let (mut parts, body) = req.into_parts();
+        if let Some(authorization) = authorization {
+            // The request's own header, if it has one, wins.
+            parts.headers.entry(AUTHORIZATION).or_insert(authorization);
+        }
         // A request without a body is sent with none of ours, so that it
         // can be replayed.
         let replayable = retry::is_idempotent(&parts.method) && body.is_end_stream();
@@ -351,36 +372,28 @@ where
         self.shared.retries.load(Ordering::Relaxed)
     }
 
-    /// The target of an absolute URI and its `Host` header, remembered by
-    /// scheme and authority.
-    fn target_of(&self, uri: &Uri) -> Result<(Target, HeaderValue), keepalive::Error> {
+    /// The origin an absolute URI names, remembered by scheme and
+    /// authority.
+    fn origin_of(&self, uri: &Uri) -> Result<(Origin, bool), keepalive::Error> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return Err(keepalive::Error::invalid_target(
-                uri.to_string(),
-                "the request URI is not absolute (scheme://host[:port]/…)",
-            ));
+            return origin::parse(uri).map(|o| (o, true));
         };
         let mut targets = lock(&self.shared.targets);
         let known = targets
             .get(authority.as_str())
-            .and_then(|by_scheme| by_scheme.iter().find(|(s, _, _)| s == scheme));
-        if let Some((_, target, host)) = known {
-            return Ok((target.clone(), host.clone()));
+            .and_then(|by_scheme| by_scheme.iter().find(|(s, _)| s == scheme));
+        if let Some((_, origin)) = known {
+            return Ok((origin.clone(), true));
         }
-        let target: Target = format!("{scheme}://{authority}").parse()?;
-        let host = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(authority.as_str().as_bytes()))
-            .map_err(|_| {
-                keepalive::Error::invalid_target(uri.to_string(), "the authority is no valid Host header")
-            })?;
+        let origin = origin::parse(uri)?;
         if targets.len() >= MAX_TARGETS {
             targets.clear();
         }
-        targets.entry(authority.as_str().into()).or_default().push((
-            scheme.clone(),
-            target.clone(),
-            host.clone(),
-        ));
-        Ok((target, host))
+        targets
+            .entry(authority.as_str().into())
+            .or_default()
+            .push((scheme.clone(), origin.clone()));
+        Ok((origin, true))
     }
 }
 
@@ -404,7 +417,10 @@ fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Opti
     if !parts.headers.contains_key(HOST) {
         let host = match parts.uri.authority() {
             _ if known.is_some() => known,
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            // Never the user information (RFC 9110 section 4.2.4).
+            Some(authority) => {
+                HeaderValue::from_str(keepalive_http::split_userinfo(authority.as_str()).1).ok()
+            }
             None if target.is_unix() => Some(HeaderValue::from_static("localhost")),
             None => host_of(target),
         };

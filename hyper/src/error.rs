@@ -95,11 +95,41 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// What failed and where, in plain words; the cause is the
+    /// [`source`](std::error::Error::source), with its own words.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Pool(_) => f.write_str("no connection for the request"),
+            Kind::Pool(e) => pool_failure(e, f),
+            Kind::Hyper(e) if e.is_timeout() => f.write_str("the HTTP exchange timed out"),
             Kind::Hyper(_) => f.write_str("the HTTP/1.1 exchange failed"),
         }
+    }
+}
+
+/// Why the pool gave the request no connection, and for which target.
+fn pool_failure(e: &keepalive::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use keepalive::Error as Pool;
+    match e {
+        Pool::InvalidTarget { .. } => f.write_str("the request's URI names no target this client can reach"),
+        Pool::Resolve { host, .. } => write!(f, "name lookup of {host} failed"),
+        Pool::NoAddress { host, .. } => write!(f, "name lookup of {host} found no address"),
+        Pool::Connect {
+            target, addr, source, ..
+        } if source.kind() == std::io::ErrorKind::ConnectionRefused => match addr {
+            Some(addr) => write!(f, "connection to {addr} refused"),
+            None => write!(f, "connection to {target} refused"),
+        },
+        Pool::Connect { target, .. } => write!(f, "could not connect to {target}"),
+        Pool::Timeout { target, after, .. } => write!(
+            f,
+            "timed out after {after:?} waiting for a connection to {target}"
+        ),
+        Pool::Tls { target, .. } => write!(f, "TLS with {target} failed"),
+        Pool::Proxy { target, .. } => write!(f, "the proxy for {target} failed"),
+        Pool::Handshake { target, .. } => write!(f, "the HTTP handshake with {target} failed"),
+        _ if e.is_shutdown() => f.write_str("the client's pool is shut down"),
+        _ if e.is_queue_full() => f.write_str("too many requests are waiting for a connection"),
+        _ => f.write_str("no connection for the request"),
     }
 }
 

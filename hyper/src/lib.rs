@@ -77,7 +77,9 @@ mod client;
 mod conn;
 mod error;
 mod lock;
+mod origin;
 mod retry;
 
 pub use client::Client;
 pub use error::Error;
+pub use origin::unix_uri;

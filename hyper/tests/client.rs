@@ -382,3 +382,103 @@ async fn a_server_that_does_not_keep_alive_is_counted_as_its_close_not_a_discard
     assert_eq!((closes.connection_close, closes.discarded), (2, 0), "{closes:?}");
     drop(within("the origin", serving).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_uris_user_information_is_basic_auth_and_never_the_host() {
+    let origin = Origin::start().await;
+    let addr = origin.listener.local_addr().unwrap();
+    let client: Client = Client::new();
+    let serving = tokio::spawn(async move {
+        let mut side = origin.accept().await;
+        let head = side.request().await.unwrap();
+        side.respond("", b"ok").await;
+        (side, head)
+    });
+    let url = format!("http://alice:s3cret@{addr}/f1");
+    body_of(within("a response", client.request(get(&url))).await.unwrap()).await;
+    let (_side, head) = within("the origin", serving).await.unwrap();
+    // The origin's support lower-cases the head it read.
+    let lines: Vec<&str> = head.lines().collect();
+    assert!(lines.contains(&format!("host: {addr}").as_str()), "{head}");
+    assert!(lines.contains(&"authorization: basic ywxpy2u6cznjcmv0"), "{head}");
+}
+
+#[tokio::test]
+async fn unix_uris_reach_the_socket_and_other_schemes_no_connection() {
+    let dir = std::env::temp_dir().join(format!("keepalive-hyper-unix-uri-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut chunk = [0; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).await.unwrap();
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let host_is_local = String::from_utf8_lossy(&head).contains("host: localhost");
+        let body = if host_is_local { "local" } else { "no host" };
+        let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        stream.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let client: Client = Client::new();
+    let uri = keepalive_hyper::unix_uri(&path, "/containers/json");
+    let req = http::Request::get(uri).body(Full::default()).unwrap();
+    let response = within("a response", client.request(req)).await.unwrap();
+    assert_eq!(body_of(response).await, "local");
+    for uri in ["ftp://127.0.0.1:21/", "unix://localhost/x", "ws://127.0.0.1:1/"] {
+        let err = within("an error", client.request(get(uri))).await.unwrap_err();
+        assert!(
+            err.pool().is_some_and(keepalive::Error::is_invalid_target),
+            "{uri}: {err}"
+        );
+    }
+    assert_eq!(client.stats().connects, 1, "no connection for the other schemes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A resolver whose every lookup fails.
+#[derive(Debug)]
+struct NoSuchName;
+
+impl keepalive::Resolve for NoSuchName {
+    fn resolve(&self, _: &str, _: u16) -> keepalive::ResolveFuture {
+        Box::pin(async { Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such name")) })
+    }
+}
+
+#[tokio::test]
+async fn errors_say_what_failed_and_where() {
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client: Client = Client::with_builder(keepalive::Manager::builder().resolver(NoSuchName));
+    let said = |err: keepalive_hyper::Error| {
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "{err}: the cause is kept"
+        );
+        err.to_string()
+    };
+    let err = client
+        .request(get(&format!("http://{refused}/")))
+        .await
+        .unwrap_err();
+    assert_eq!(said(err), format!("connection to {refused} refused"));
+    let err = client.request(get("http://nowhere.example/")).await.unwrap_err();
+    assert_eq!(said(err), "name lookup of nowhere.example failed");
+    let err = client.request(get("/relative")).await.unwrap_err();
+    assert_eq!(
+        said(err),
+        "the request's URI names no target this client can reach"
+    );
+    let err = client.request(get("ftp://127.0.0.1:21/")).await.unwrap_err();
+    assert!(std::error::Error::source(&err)
+        .unwrap()
+        .to_string()
+        .contains("unsupported scheme ftp"));
+}

@@ -48,7 +48,7 @@ impl FromStr for Target {
 
 /// One `scheme://host[:port][/path…]`, or `unix://path`.
 fn parse_url(s: &str) -> Result<Target, Error> {
-    let bad = |reason: &str| Error::invalid_target(s.to_owned(), reason.to_owned());
+    let bad = |reason: &str| Error::invalid_target(crate::redact::url(s, "a URL"), reason.to_owned());
     if let Some(path) = s
         .get(..UNIX_PREFIX.len())
         .filter(|p| p.eq_ignore_ascii_case(UNIX_PREFIX))
