@@ -33,6 +33,10 @@ pub(crate) struct Plan {
     pub(crate) keep_alive: Option<Duration>,
     /// `--unix-socket`: every request over this socket.
     pub(crate) unix_socket: Option<std::path::PathBuf>,
+    /// `--timeout`: a whole request.
+    pub(crate) timeout: Duration,
+    /// `--connect-timeout`: getting a connection (the pool's timeout).
+    pub(crate) connect_timeout: Duration,
     pub(crate) progress: bool,
 }
 
@@ -53,7 +57,8 @@ impl Plan {
         let c = self.workers();
         let mut builder = Manager::builder()
             .max_per_host(self.max_per_host.unwrap_or(c))
-            .max_open(self.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)));
+            .max_open(self.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)))
+            .timeout(self.connect_timeout);
         if let Some(keep_alive) = self.keep_alive {
             builder = builder.keep_alive(keep_alive);
         }
@@ -117,6 +122,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
                 done: done.clone(),
                 failed: failed.clone(),
                 latency: latency.clone(),
+                timeout: plan.timeout,
                 limit,
                 deadline,
             };
@@ -243,6 +249,7 @@ struct Worker {
     done: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     latency: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
+    timeout: Duration,
     limit: u64,
     deadline: Option<Instant>,
 }
@@ -258,7 +265,7 @@ impl Worker {
             && self.deadline.is_none_or(|d| Instant::now() < d)
         {
             let start = Instant::now();
-            let (result, retried) = get(&self.manager, &self.url, &mut buf).await;
+            let (result, retried) = get(&self.manager, &self.url, &mut buf, self.timeout).await;
             tally.retries += u64::from(retried);
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             batch.push(micros.max(1));
@@ -290,14 +297,30 @@ impl Worker {
 ///
 /// Returns the outcome or the kind of failure (for counting), and whether
 /// the request was sent twice.
-pub(crate) async fn get(manager: &Manager, url: &Url, buf: &mut Vec<u8>) -> (Result<Outcome, String>, bool) {
-    match http::send(manager, &url.target, "GET", &url.request, buf, &mut |_| {}).await {
+pub(crate) async fn get(
+    manager: &Manager,
+    url: &Url,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> (Result<Outcome, String>, bool) {
+    match http::send_timeout(
+        manager,
+        &url.target,
+        "GET",
+        &url.request,
+        buf,
+        &mut |_| {},
+        timeout,
+    )
+    .await
+    {
         Ok(outcome) => (Ok(outcome), outcome.retried),
         Err(e) => {
             let kind = match &e {
                 http::SendError::Pool { error, .. } if error.is_timeout() => "timeout".to_owned(),
                 http::SendError::Pool { error, .. } => error.function().to_owned(),
                 http::SendError::Http { error, .. } => error.kind().to_owned(),
+                http::SendError::Timeout { .. } => "timeout".to_owned(),
                 _ => "other".to_owned(),
             };
             (Err(kind), e.retried())

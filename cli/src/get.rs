@@ -19,6 +19,10 @@ pub(crate) struct Plan {
     pub(crate) concurrency: usize,
     pub(crate) repeat: u64,
     pub(crate) output: Option<PathBuf>,
+    /// `--timeout`: a whole request.
+    pub(crate) timeout: std::time::Duration,
+    /// `--connect-timeout`: getting a connection (the pool's timeout).
+    pub(crate) connect_timeout: std::time::Duration,
 }
 
 /// Fetches every URL `repeat` times; prints a line per request. Returns
@@ -42,7 +46,8 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
         .ok_or("--repeat times the URLs is more requests than can be counted")?;
     let urls: Arc<[Url]> = plan.urls.into();
     let next = Arc::new(AtomicU64::new(0));
-    let manager = Manager::new();
+    let manager = Manager::builder().timeout(plan.connect_timeout).build();
+    let timeout = plan.timeout;
     let workers = usize::try_from(total)
         .unwrap_or(usize::MAX)
         .min(plan.concurrency)
@@ -59,7 +64,7 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
                         break;
                     }
                     let url = &urls[(job % urls.len() as u64) as usize];
-                    all_ok &= fetch(&manager, url, &mut buf, output.as_deref()).await;
+                    all_ok &= fetch(&manager, url, &mut buf, output.as_deref(), timeout).await;
                 }
                 all_ok
             })
@@ -88,6 +93,7 @@ async fn fetch(
     url: &Url,
     buf: &mut Vec<u8>,
     output: Option<&Mutex<std::fs::File>>,
+    timeout: std::time::Duration,
 ) -> bool {
     let start = Instant::now();
     let mut body = Vec::new();
@@ -96,11 +102,12 @@ async fn fetch(
             body.extend_from_slice(bytes);
         }
     };
-    let result = http::send(manager, &url.target, "GET", &url.request, buf, sink)
+    let result = http::send_timeout(manager, &url.target, "GET", &url.request, buf, sink, timeout)
         .await
         .map(|outcome| (outcome, outcome.from.unwrap_or(FromCache::Fresh)))
         .map_err(|e| match &e {
             http::SendError::Pool { error, .. } => format!("{}: {}", error.function(), chain(error)),
+            http::SendError::Timeout { .. } => format!("timeout: {}", chain(&e)),
             _ => format!("http: {}", chain(&e)),
         });
     let took = format_latency(start.elapsed());

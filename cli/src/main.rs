@@ -59,6 +59,13 @@ enum Command {
         /// Connect to this Unix socket instead of the URLs' hosts (as curl's --unix-socket).
         #[arg(long, value_name = "PATH")]
         unix_socket: Option<PathBuf>,
+        /// Seconds a whole request may take: getting a connection, sending, and reading the response to its end
+        /// (a number too large for the clock: no limit).
+        #[arg(long, value_parser = args::seconds, default_value = "30", value_name = "SECS")]
+        timeout: Duration,
+        /// Seconds to get a connection: the name lookup, connecting, TLS, and any wait for a free one.
+        #[arg(long, value_parser = args::seconds, default_value = "120", value_name = "SECS")]
+        connect_timeout: Duration,
     },
     /// Run the built-in HTTP/1.1 server until interrupted.
     Serve {
@@ -118,6 +125,13 @@ struct BenchArgs {
     /// The fleet's name: benches with the same Redis and name share limits.
     #[arg(long, requires = "fleet", default_value = "keepalive")]
     fleet_name: String,
+    /// Seconds a whole request may take: getting a connection, sending, and reading the response to its end
+    /// (a number too large for the clock: no limit).
+    #[arg(long, value_parser = args::seconds, default_value = "30", value_name = "SECS")]
+    timeout: Duration,
+    /// Seconds to get a connection: the name lookup, connecting, TLS, and any wait for a free one.
+    #[arg(long, value_parser = args::seconds, default_value = "120", value_name = "SECS")]
+    connect_timeout: Duration,
     /// Connect to this Unix socket instead of the URL's host (as curl's --unix-socket).
     #[arg(long, value_name = "PATH")]
     unix_socket: Option<PathBuf>,
@@ -151,6 +165,8 @@ impl BenchArgs {
             max_open: self.max_open,
             keep_alive: self.keep_alive,
             unix_socket: self.unix_socket,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
             progress: bench::wants_progress(self.json),
         })
     }
@@ -197,6 +213,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             output,
             proxy,
             unix_socket,
+            timeout,
+            connect_timeout,
         } => {
             let proxies = proxy::Proxies::new(proxy.as_deref())?;
             let urls = urls
@@ -212,6 +230,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 concurrency,
                 repeat,
                 output,
+                timeout,
+                connect_timeout,
             };
             let all_ok = get::run(plan).await?;
             Ok(if all_ok {

@@ -274,3 +274,31 @@ fn unix_socket_as_curl_does() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_silent_server_times_out_saying_so_and_where() {
+    // Accepts, reads, and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/f1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = run(&["get", "--timeout", "1", &url]);
+    // A bound that fails the test, not a timing claim: without the
+    // timeout the command would wait forever.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("timed out after 1s") && stdout.contains(&url),
+        "{stdout}"
+    );
+    let out = run(&["bench", &url, "-n", "2", "-c", "2", "--timeout", "0.5", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "failed requests");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["errors"]["timeout"], 2, "{summary}");
+}

@@ -89,7 +89,7 @@ pub use credentials::{basic_authorization, split_userinfo};
 pub use error::Error;
 pub use exchange::{authorized_request, exchange, forward_request, request, Outcome};
 pub use head::{parse_head, Framing, Head, KeepAlive, MAX_HEAD};
-pub use send::{is_idempotent, send, SendError};
+pub use send::{is_idempotent, send, send_timeout, SendError};
 
 /// Ends an exchange on a pooled connection: a reusable one goes back to
 /// the pool, carrying the server's hints (`Keep-Alive: timeout=` and

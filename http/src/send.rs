@@ -50,6 +50,13 @@ pub enum SendError {
         /// The request had been tried once already.
         retried: bool,
     },
+    /// The whole request (getting a connection, sending, and reading the
+    /// response to its end) took longer than [`send_timeout`]'s limit. A
+    /// connection it was using is closed, never pooled mid-response.
+    Timeout {
+        /// The limit.
+        after: std::time::Duration,
+    },
 }
 
 impl SendError {
@@ -61,6 +68,7 @@ impl SendError {
     pub fn retried(&self) -> bool {
         match self {
             SendError::Pool { retried, .. } | SendError::Http { retried, .. } => *retried,
+            SendError::Timeout { .. } => false,
         }
     }
 }
@@ -71,6 +79,9 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Pool { .. } => write!(f, "no connection{again}"),
             SendError::Http { .. } => write!(f, "HTTP exchange failed{again}"),
+            SendError::Timeout { after } => {
+                write!(f, "timed out after {after:?} before the response was complete")
+            }
         }
     }
 }
@@ -80,6 +91,7 @@ impl std::error::Error for SendError {
         match self {
             SendError::Pool { error, .. } => Some(error),
             SendError::Http { error, .. } => Some(error),
+            SendError::Timeout { .. } => None,
         }
     }
 }
@@ -138,13 +150,16 @@ pub async fn send(
 ) -> Result<Outcome, SendError> {
     let mut retried = false;
     loop {
-        let mut conn = manager
+        let conn = manager
             .allocate(target.clone())
             .await
             .map_err(|error| SendError::Pool { error, retried })?;
         let reused = conn.from_cache() != FromCache::Fresh;
         let head_request = method == "HEAD";
-        match exchange(&mut conn, request, head_request, buf, sink).await {
+        let mut guard = Exchanging(Some(conn));
+        let result = exchange(guard.conn(), request, head_request, buf, sink).await;
+        let conn = guard.done();
+        match result {
             Ok(mut outcome) => {
                 outcome.retried = retried;
                 outcome.from = Some(conn.from_cache());
@@ -162,5 +177,82 @@ pub async fn send(
                 return Err(SendError::Http { error, retried });
             }
         }
+    }
+}
+
+/// A connection in the middle of an exchange: if the exchange is dropped
+/// before it ends (a timeout, a cancelled request), the connection is
+/// discarded, never pooled with half a response on its way.
+struct Exchanging(Option<keepalive::Connection>);
+
+impl Exchanging {
+    fn conn(&mut self) -> &mut keepalive::Connection {
+        self.0
+            .as_mut()
+            .expect("a connection is held until the exchange ends")
+    }
+
+    /// The exchange ended: the connection is the caller's to settle.
+    fn done(mut self) -> keepalive::Connection {
+        self.0
+            .take()
+            .expect("a connection is held until the exchange ends")
+    }
+}
+
+impl Drop for Exchanging {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.discard();
+        }
+    }
+}
+
+/// [`send`] within `timeout` for the whole request: getting a connection
+/// (the pool's own timeout still applies; the earlier wins), sending, and
+/// reading the response to its end. A `timeout` too large for the clock
+/// means none.
+///
+/// # Errors
+///
+/// As [`send`], and [`SendError::Timeout`] when the time ran out; the
+/// connection the request was using, if any, is closed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A server that accepts and never answers.
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let port = listener.local_addr()?.port();
+/// let manager = keepalive::Manager::new();
+/// let target = keepalive::Target::new("http", "127.0.0.1", port);
+/// let request = keepalive_http::request("GET", &format!("127.0.0.1:{port}"), "/");
+/// let err = keepalive_http::send_timeout(&manager, &target, "GET", &request, &mut Vec::new(), &mut |_| {}, Duration::from_millis(50))
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err, keepalive_http::SendError::Timeout { .. }));
+/// assert_eq!(manager.stats().idle, 0); // never pooled mid-response
+/// # drop(listener);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn send_timeout(
+    manager: &Manager,
+    target: &Target,
+    method: &str,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+    sink: &mut (dyn FnMut(&[u8]) + Send),
+    timeout: std::time::Duration,
+) -> Result<Outcome, SendError> {
+    let sending = send(manager, target, method, request, buf, sink);
+    match tokio::time::Instant::now().checked_add(timeout) {
+        Some(deadline) => tokio::time::timeout_at(deadline, sending)
+            .await
+            .unwrap_or(Err(SendError::Timeout { after: timeout })),
+        None => sending.await,
     }
 }
