@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use keepalive::{FromCache, Manager, Stats, Target};
 use support::{within, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -204,4 +206,24 @@ async fn names_go_through_the_system_resolver() {
         FromCache::Immediate,
         "names are case-insensitive"
     );
+}
+
+#[tokio::test]
+async fn a_shorter_timeout_at_most_wins() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = Target::new("http", "127.0.0.1", listener.local_addr().unwrap().port());
+    let manager = Manager::builder().max_per_host(1).build();
+    let held = manager.allocate(target.clone()).await.unwrap();
+    // The builder's 120 s would let it wait; 50 ms does not.
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        manager
+            .allocate(target.clone())
+            .timeout_at_most(Duration::from_millis(50)),
+    )
+    .await
+    .expect("the shorter timeout ends the wait")
+    .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    drop(held);
 }

@@ -30,6 +30,8 @@ fn public_types_are_send_sync_unpin_debug() {
     assert_traits::<Connection<tokio::net::TcpStream>>();
     assert_traits::<Allocation<tokio::net::TcpStream>>();
     assert_traits::<keepalive_hyper::Error>();
+    assert_traits::<keepalive_hyper::ClientBuilder>();
+    assert_traits::<keepalive_hyper::Body>();
 }
 
 #[test]

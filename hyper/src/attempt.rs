@@ -30,13 +30,43 @@ where
             responded: false,
         });
     }
-    match conn.send.try_send_request(req).await {
+    // From here the request is hyper's: if this future is dropped (a
+    // timeout, a cancelled request), the connection is closed, never pooled
+    // with a response on its way.
+    let mut in_flight = InFlight(Some(conn));
+    let sending = in_flight.loan().send.try_send_request(req);
+    let result = sending.await;
+    let mut conn = in_flight.done();
+    match result {
         Ok(response) => {
             take_hints(&mut conn, &response);
             release_when_idle(conn);
             Ok(response)
         }
         Err(e) => Err(failed(conn, e, reused, read_before)),
+    }
+}
+
+/// A loan whose request hyper has: dropped before the exchange ends, it is
+/// discarded.
+struct InFlight<B: SendBody>(Option<Loan<B>>);
+
+impl<B: SendBody> InFlight<B> {
+    fn loan(&mut self) -> &mut Loan<B> {
+        self.0.as_mut().expect("the loan is held until the exchange ends")
+    }
+
+    /// The exchange ended: the loan is the caller's again.
+    fn done(mut self) -> Loan<B> {
+        self.0.take().expect("the loan is held until the exchange ends")
+    }
+}
+
+impl<B: SendBody> Drop for InFlight<B> {
+    fn drop(&mut self) {
+        if let Some(loan) = self.0.take() {
+            loan.discard();
+        }
     }
 }
 

@@ -1,19 +1,24 @@
 //! [`Client`]: requests on pooled connections, with the retry rule.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, HOST};
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::{Either, Empty, Full};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body as SendBody;
 use keepalive::{FromCache, Manager, Stats, Target};
+use tokio::time::Instant;
 
 use crate::attempt::attempt;
-use crate::conn::{BoxError, Http1, Payload};
+use crate::body::Body;
+use crate::builder::ClientBuilder;
+use crate::conn::{BoxError, Http1, Loan, Payload};
 use crate::error::Error;
 use crate::lock::lock;
 use crate::origin::{self, Origin};
@@ -61,7 +66,7 @@ type Known = (Scheme, Origin);
 /// ```
 pub struct Client<B = Full<Bytes>>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -70,7 +75,7 @@ where
 
 struct Shared<B>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -81,11 +86,13 @@ where
     /// [`MAX_TARGETS`], so even chosen collisions cost little.
     targets: Mutex<HashMap<Box<str>, Vec<Known>, rustc_hash::FxBuildHasher>>,
     retries: AtomicU64,
+    /// [`ClientBuilder::timeout`]: a whole request's time.
+    timeout: Option<Duration>,
 }
 
 impl<B> Clone for Client<B>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -98,7 +105,7 @@ where
 
 impl<B> std::fmt::Debug for Client<B>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -112,7 +119,7 @@ where
 
 impl<B> Client<B>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -156,11 +163,17 @@ where
     /// ```
     #[track_caller]
     pub fn with_builder(builder: keepalive::Builder) -> Client<B> {
+        ClientBuilder::new().pool(builder).build()
+    }
+
+    #[track_caller]
+    pub(crate) fn start(pool: keepalive::Builder, timeout: Option<Duration>) -> Client<B> {
         Client {
             shared: Arc::new(Shared {
-                manager: builder.protocol(Http1::new()).build(),
+                manager: pool.protocol(Http1::new()).build(),
                 targets: Mutex::default(),
                 retries: AtomicU64::new(0),
+                timeout,
             }),
         }
     }
@@ -179,9 +192,10 @@ where
     /// # Examples
     ///
     /// See [`Client`].
-    pub async fn request(&self, req: Request<B>) -> Result<Response<Incoming>, Error> {
+    pub async fn request(&self, req: Request<B>) -> Result<Response<Body>, Error> {
+        let deadline = self.deadline();
         let origin = self.origin_of(req.uri());
-        self.exchange(origin, req).await
+        self.exchange(origin, req, deadline).await
     }
 
     /// Sends `req` to `target`: a Unix socket, say, or any target other
@@ -217,7 +231,8 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Incoming>, Error> {
+    pub async fn send(&self, target: Target, req: Request<B>) -> Result<Response<Body>, Error> {
+        let deadline = self.deadline();
         let shown = || keepalive::redact_url(&req.uri().to_string());
         let userinfo = req
             .uri()
@@ -229,7 +244,14 @@ where
             host: HeaderValue::from_static(""),
             authorization,
         });
-        self.exchange(known.map(|o| (o, false)), req).await
+        self.exchange(known.map(|o| (o, false)), req, deadline).await
+    }
+
+    /// When a request started now must end, with its timeout; `None`
+    /// without one (or one too long for the clock).
+    fn deadline(&self) -> Option<(Instant, Duration)> {
+        let timeout = self.shared.timeout?;
+        Instant::now().checked_add(timeout).map(|at| (at, timeout))
     }
 
     /// The request path to `known`, the target with the `Host` header for
@@ -239,7 +261,8 @@ where
         &self,
         known: Result<(Origin, bool), keepalive::Error>,
         req: Request<B>,
-    ) -> Result<Response<Incoming>, Error> {
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Response<Body>, Error> {
         let (origin, host_known) = known.map_err(Error::from_pool)?;
         let Origin {
             target,
@@ -260,21 +283,32 @@ where
         } else {
             Either::Left(body)
         };
-        let conn = self
-            .shared
-            .manager
-            .allocate(target.clone())
-            .await
-            .map_err(Error::from_pool)?;
+        let conn = self.allocate(target.clone(), deadline).await?;
         // A copy only where the rule may use it: a replayable request on a
         // reused connection; taken before the `Host` header goes in, as
         // the user's parts are often cheaper to copy than ours.
         let copy = (replayable && conn.from_cache() != FromCache::Fresh).then(|| parts.clone());
         to_origin_form(&mut parts, &target, host.clone());
-        match attempt(conn, Request::from_parts(parts, body)).await {
-            Ok(response) => Ok(response),
-            Err(failure) => Box::pin(self.again(target, host, copy, failure)).await,
+        match within(deadline, attempt(conn, Request::from_parts(parts, body))).await? {
+            Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
+            Err(failure) => Box::pin(self.again(target, host, copy, failure, deadline)).await,
         }
+    }
+
+    /// A connection to `target`, by the deadline if there is one (the
+    /// pool's own timeout still applies: the earlier wins, and the error is
+    /// the pool's).
+    async fn allocate(
+        &self,
+        target: Target,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Loan<B>, Error> {
+        let allocation = self.shared.manager.allocate(target);
+        let allocation = match deadline {
+            Some((at, _)) => allocation.timeout_at_most(at.saturating_duration_since(Instant::now())),
+            None => allocation,
+        };
+        allocation.await.map_err(Error::from_pool)
     }
 
     /// The retry rule after a first attempt's `failure`: the request hyper
@@ -286,7 +320,8 @@ where
         host: Option<HeaderValue>,
         copy: Option<http::request::Parts>,
         failure: Failure<Request<Payload<B>>>,
-    ) -> Result<Response<Incoming>, Error> {
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Response<Body>, Error> {
         let req = failure
             .retry(|| {
                 copy.map(|mut parts| {
@@ -296,15 +331,11 @@ where
             })
             .map_err(Error::from_hyper)?;
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let conn = self
-            .shared
-            .manager
-            .allocate(target)
-            .await
-            .map_err(Error::from_pool)?;
-        attempt(conn, req)
-            .await
-            .map_err(|failure| Error::from_hyper(failure.error))
+        let conn = self.allocate(target, deadline).await?;
+        match within(deadline, attempt(conn, req)).await? {
+            Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
+            Err(failure) => Err(Error::from_hyper(failure.error)),
+        }
     }
 
     /// The pool's counts: sockets, requests, connects, reuses, closes by
@@ -397,9 +428,30 @@ where
     }
 }
 
+impl Client {
+    /// A builder for a client with other settings: the pool's, and the
+    /// client's own [`timeout`](ClientBuilder::timeout).
+    /// `Client::with_builder(b)` is `Client::builder().pool(b).build()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .timeout(std::time::Duration::from_secs(30))
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+}
+
 impl<B> Default for Client<B>
 where
-    B: Body + Send + 'static,
+    B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
@@ -407,6 +459,20 @@ where
     #[track_caller]
     fn default() -> Client<B> {
         Client::new()
+    }
+}
+
+/// `attempt` by the deadline, if there is one. A request cut short closes
+/// its connection (the attempt's guard), never pools it.
+async fn within<T>(
+    deadline: Option<(Instant, Duration)>,
+    attempt: impl Future<Output = T>,
+) -> Result<T, Error> {
+    match deadline {
+        Some((at, after)) => tokio::time::timeout_at(at, attempt)
+            .await
+            .map_err(|_| Error::timed_out(after, false)),
+        None => Ok(attempt.await),
     }
 }
 

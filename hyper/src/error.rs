@@ -29,6 +29,10 @@ enum Kind {
     Pool(keepalive::Error),
     /// The exchange failed.
     Hyper(hyper::Error),
+    /// The whole request's time ran out after a connection was handed
+    /// over: waiting for the response (`body` false), or for its body's
+    /// end.
+    Timeout { after: std::time::Duration, body: bool },
 }
 
 impl Error {
@@ -38,6 +42,12 @@ impl Error {
 
     pub(crate) fn from_hyper(e: hyper::Error) -> Error {
         Error { kind: Kind::Hyper(e) }
+    }
+
+    pub(crate) fn timed_out(after: std::time::Duration, body: bool) -> Error {
+        Error {
+            kind: Kind::Timeout { after, body },
+        }
     }
 
     /// The pool's error when the request never reached a connection: the
@@ -50,7 +60,7 @@ impl Error {
     pub fn pool(&self) -> Option<&keepalive::Error> {
         match &self.kind {
             Kind::Pool(e) => Some(e),
-            Kind::Hyper(_) => None,
+            Kind::Hyper(_) | Kind::Timeout { .. } => None,
         }
     }
 
@@ -69,7 +79,7 @@ impl Error {
     pub fn hyper(&self) -> Option<&hyper::Error> {
         match &self.kind {
             Kind::Hyper(e) => Some(e),
-            Kind::Pool(_) => None,
+            Kind::Pool(_) | Kind::Timeout { .. } => None,
         }
     }
 
@@ -90,6 +100,7 @@ impl Error {
         match &self.kind {
             Kind::Pool(e) => e.is_timeout(),
             Kind::Hyper(e) => e.is_timeout(),
+            Kind::Timeout { .. } => true,
         }
     }
 }
@@ -102,6 +113,12 @@ impl fmt::Display for Error {
             Kind::Pool(e) => pool_failure(e, f),
             Kind::Hyper(e) if e.is_timeout() => f.write_str("the HTTP exchange timed out"),
             Kind::Hyper(_) => f.write_str("the HTTP/1.1 exchange failed"),
+            Kind::Timeout { after, body: false } => {
+                write!(f, "timed out after {after:?} waiting for the response")
+            }
+            Kind::Timeout { after, body: true } => {
+                write!(f, "timed out after {after:?} before the response body ended")
+            }
         }
     }
 }
@@ -138,6 +155,7 @@ impl std::error::Error for Error {
         match &self.kind {
             Kind::Pool(e) => Some(e),
             Kind::Hyper(e) => Some(e),
+            Kind::Timeout { .. } => None,
         }
     }
 }

@@ -73,6 +73,8 @@
 #![forbid(unsafe_code)]
 
 mod attempt;
+mod body;
+mod builder;
 mod client;
 mod conn;
 mod error;
@@ -80,6 +82,8 @@ mod lock;
 mod origin;
 mod retry;
 
+pub use body::Body;
+pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::Error;
 pub use origin::unix_uri;

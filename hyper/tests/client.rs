@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use keepalive::Target;
 use keepalive_hyper::Client;
 use support::{body_of, get, until, within, Origin};
@@ -481,4 +481,77 @@ async fn errors_say_what_failed_and_where() {
         .unwrap()
         .to_string()
         .contains("unsupported scheme ftp"));
+}
+
+#[tokio::test]
+async fn the_whole_request_times_out_and_never_pools_its_connection() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/"), origin.target());
+    let client: Client = Client::builder()
+        .pool(keepalive::Manager::builder().max_per_host(1))
+        .timeout(Duration::from_millis(300))
+        .build();
+    let serving = tokio::spawn(async move {
+        // The first request gets no answer at all; the second a head and
+        // part of its body.
+        let mut silent = origin.accept().await;
+        silent.request().await.unwrap();
+        let mut slow = origin.accept().await;
+        slow.request().await.unwrap();
+        let _ = slow
+            .stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab")
+            .await;
+        (origin, silent, slow)
+    });
+    let err = within("the timeout", client.request(get(&url)))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout() && err.pool().is_none(), "{err}");
+    until("the silent connection to close", || {
+        client.stats_for(&target).open == 0
+    })
+    .await;
+    let response = within("a head", client.request(get(&url))).await.unwrap();
+    let err = within("the body's timeout", response.into_body().collect())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    until("the slow connection to close", || {
+        client.stats_for(&target).open == 0
+    })
+    .await;
+    assert_eq!(client.stats_for(&target).idle, 0, "never pooled mid-response");
+    drop(within("the origin", serving).await.unwrap());
+}
+
+#[tokio::test]
+async fn waiting_for_a_connection_the_timeout_is_the_pools() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    // The pool's own timeout is the earlier here: it wins, as the pool's.
+    let client: Client = Client::builder()
+        .pool(
+            keepalive::Manager::builder()
+                .max_per_host(1)
+                .timeout(Duration::from_millis(100)),
+        )
+        .timeout(Duration::from_secs(3600))
+        .build();
+    let holder = tokio::spawn(async move {
+        let mut side = origin.accept().await;
+        side.request().await;
+        side
+    });
+    let held = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.request(get(&url)).await }
+    });
+    until("the one connection to be on loan", || client.stats().in_use == 1).await;
+    let err = within("the pool's timeout", client.request(get(&url)))
+        .await
+        .unwrap_err();
+    assert!(err.pool().is_some_and(keepalive::Error::is_timeout), "{err}");
+    held.abort();
+    drop(within("the origin", holder).await.unwrap());
 }

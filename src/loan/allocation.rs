@@ -145,6 +145,40 @@ impl<C: Pooled> Allocation<C> {
     }
 }
 
+impl<C: Pooled> Allocation<C> {
+    /// Shortens this request's timeout to `d`, counted from `allocate()`,
+    /// when that ends earlier than the timeout it has (the builder's, or
+    /// one set with [`timeout`](Allocation::timeout)); a later one changes
+    /// nothing. For a layer above the pool with a deadline of its own
+    /// (keepalive-hyper's whole-request timeout): the earlier wins, and the
+    /// error is still the pool's, with [`Error::is_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// let manager = keepalive::Manager::builder().max_per_host(1).timeout(Duration::from_millis(10)).build();
+    /// let held = manager.allocate(target.clone()).await?;
+    /// // The builder's 10 ms is earlier than an hour: it still applies.
+    /// let err = manager.allocate(target).timeout_at_most(Duration::from_secs(3600)).await.unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # drop(held);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn timeout_at_most(self, d: Duration) -> Allocation<C> {
+        if let Inner::Waiting { shared, .. } = &self.inner {
+            let (id, deadline) = (self.id, Deadline::after(self.start, d));
+            shared.decide(|state, out| state.shorten_deadline(id, deadline, d, out));
+        }
+        self
+    }
+}
+
 impl<C: Pooled> Future for Allocation<C> {
     type Output = Result<Connection<C>, Error>;
 

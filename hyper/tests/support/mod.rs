@@ -124,7 +124,7 @@ pub fn get(url: &str) -> http::Request<Full<Bytes>> {
     http::Request::get(url).body(Full::default()).unwrap()
 }
 
-pub async fn body_of(response: http::Response<hyper::body::Incoming>) -> Bytes {
+pub async fn body_of(response: http::Response<keepalive_hyper::Body>) -> Bytes {
     within("the body", response.into_body().collect())
         .await
         .unwrap()

@@ -161,6 +161,28 @@ impl<P: Handles> State<P> {
         Some(req.responder)
     }
 
+    /// Moves a pending request's deadline to `deadline` if that is
+    /// earlier than the one it has.
+    pub(crate) fn shorten_deadline(
+        &mut self,
+        id: RequestId,
+        deadline: Deadline,
+        timeout: Duration,
+        out: &mut Actions<P>,
+    ) {
+        let Some(slot) = self.live_request(id) else {
+            return;
+        };
+        let earlier = match (deadline.instant(), self.requests[slot].deadline.instant()) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            self.set_deadline(id, deadline, timeout, out);
+        }
+    }
+
     /// Moves a pending request's deadline.
     pub(crate) fn set_deadline(
         &mut self,

@@ -1,0 +1,104 @@
+//! [`Body`]: a response body as this crate hands it out, so that a
+//! whole-request timeout can end it with this crate's [`Error`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::error::Error;
+
+/// A response body: hyper's, read through this crate, whose errors are
+/// this crate's [`Error`]. With a [`ClientBuilder::timeout`](crate::ClientBuilder::timeout),
+/// the next frame after the deadline is an error with
+/// [`is_timeout`](Error::is_timeout), and the connection is closed, never
+/// pooled mid-response.
+///
+/// Reading it to its end gives the connection back to the pool; dropping
+/// it before the whole body arrived closes the connection.
+///
+/// # Examples
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}/", listener.local_addr()?);
+/// # tokio::spawn(async move {
+/// #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// #     let (mut s, _) = listener.accept().await.unwrap();
+/// #     let mut b = [0; 4096];
+/// #     while let Ok(1..) = s.read(&mut b).await {
+/// #         let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+/// #     }
+/// # });
+/// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+/// let response = client.request(http::Request::get(url).body(Default::default())?).await?;
+/// let body: keepalive_hyper::Body = response.into_body();
+/// assert_eq!(&body.collect().await?.to_bytes()[..], b"hello");
+/// # Ok(())
+/// # }
+/// ```
+pub struct Body {
+    inner: Incoming,
+    /// When the whole request's time runs out, and its length.
+    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// The deadline passed: the body ended with a timeout error.
+    timed_out: bool,
+}
+
+impl Body {
+    /// hyper's body, ended by `deadline` (the instant, and the timeout it
+    /// ends) if there is one.
+    pub(crate) fn new(inner: Incoming, deadline: Option<(Instant, Duration)>) -> Body {
+        Body {
+            inner,
+            deadline: deadline.map(|(at, after)| (Box::pin(tokio::time::sleep_until(at)), after)),
+            timed_out: false,
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        if this.timed_out {
+            return Poll::Ready(None);
+        }
+        if let Some((sleep, after)) = &mut this.deadline {
+            if sleep.as_mut().poll(cx).is_ready() && !this.inner.is_end_stream() {
+                this.timed_out = true;
+                return Poll::Ready(Some(Err(Error::timed_out(*after, true))));
+            }
+        }
+        Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map_err(Error::from_hyper)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.timed_out || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Body")
+            .field("timeout", &self.deadline.as_ref().map(|(_, after)| after))
+            .field("timed_out", &self.timed_out)
+            .finish_non_exhaustive()
+    }
+}
