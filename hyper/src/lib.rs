@@ -61,14 +61,20 @@
 //! # Layout
 //!
 //! * `client.rs`: [`Client`], the request path: the target, the request
-//!   in origin form, the copy for the retry.
+//!   in origin form, the copy for the retry, the whole request's deadline.
+//! * `builder.rs`: [`ClientBuilder`], the pool's settings and the
+//!   client's own.
+//! * `origin.rs`: what a request URI names (the target, `Host`, Basic
+//!   authentication from its user information) and [`unix_uri`].
+//! * `body.rs`: [`Body`], the response body as this crate hands it out.
 //! * `attempt.rs`: one exchange on a loaned connection, the return of the
 //!   connection when its body is done, and what the pool is told.
 //! * `conn.rs`: the protocol step (hyper's handshake and connection task)
 //!   and the pooled object, which shares the socket with hyper's task so
 //!   that the pool's checks are always on the right socket.
 //! * `retry.rs`: the retry rule.
-//! * `error.rs`: [`Error`].
+//! * `error.rs`: [`Error`], in plain words.
+//! * `lock.rs`: the one way the crate takes a mutex.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
