@@ -23,6 +23,11 @@ pub enum Cert {
     Expired,
     /// Valid now, for other.example only.
     WrongName,
+    /// For the same names, valid from 2099 on.
+    NotYetValid,
+    /// The CA's own certificate, for the same names, presented as the
+    /// server's.
+    CaAsServer,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -46,6 +51,17 @@ fn pki(kind: Cert) -> Pki {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
 
+    if let Cert::CaAsServer = kind {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        return Pki {
+            ca: cert.der().clone(),
+            chain: vec![cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        };
+    }
     let names: Vec<String> = match kind {
         Cert::WrongName => vec!["other.example".into()],
         _ => vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
@@ -55,6 +71,10 @@ fn pki(kind: Cert) -> Pki {
     if let Cert::Expired = kind {
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    if let Cert::NotYetValid = kind {
+        params.not_before = rcgen::date_time_ymd(2099, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2100, 1, 1);
     }
     let cert = params.signed_by(&key, &issuer).unwrap();
     Pki {
