@@ -173,17 +173,39 @@ async fn session_tickets_do_not_make_an_unused_connection_stale() {
 async fn certificate_failures_are_said_in_plain_words() {
     let port = |server: &TlsServer| server.port();
     let cases = [
-        (Cert::Good, false, "the certificate for 127.0.0.1 is signed by an unknown authority".to_owned()),
-        (Cert::Expired, true, "the certificate for 127.0.0.1 expired on 2001-01-01".to_owned()),
-        (Cert::NotYetValid, true, "the certificate for 127.0.0.1 is not valid until 2099-01-01".to_owned()),
-        (Cert::WrongName, true, "the certificate is for other.example, not for 127.0.0.1".to_owned()),
-        (Cert::CaAsServer, true, "the server for 127.0.0.1 presented a CA certificate as its own".to_owned()),
+        (
+            Cert::Good,
+            false,
+            "the certificate for 127.0.0.1 is signed by an unknown authority".to_owned(),
+        ),
+        (
+            Cert::Expired,
+            true,
+            "the certificate for 127.0.0.1 expired on 2001-01-01".to_owned(),
+        ),
+        (
+            Cert::NotYetValid,
+            true,
+            "the certificate for 127.0.0.1 is not valid until 2099-01-01".to_owned(),
+        ),
+        (
+            Cert::WrongName,
+            true,
+            "the certificate is for other.example, not for 127.0.0.1".to_owned(),
+        ),
+        (
+            Cert::CaAsServer,
+            true,
+            "the server for 127.0.0.1 presented a CA certificate as its own".to_owned(),
+        ),
     ];
     for (kind, trusted, words) in cases {
         let server = TlsServer::start(kind).await;
         let manager = if trusted { manager(&server) } else { Manager::new() };
         let target = Target::new("https", "127.0.0.1", port(&server));
-        let err = within("the failure", manager.allocate(target.clone())).await.unwrap_err();
+        let err = within("the failure", manager.allocate(target.clone()))
+            .await
+            .unwrap_err();
         assert_eq!(err.function(), "tls");
         assert_eq!(err.to_string(), format!("tls for {target} failed: {words}"));
         // rustls's own error stays the source, for those who want it.

@@ -33,6 +33,9 @@ pub(crate) struct Plan {
     pub(crate) keep_alive: Option<Duration>,
     /// `--unix-socket`: every request over this socket.
     pub(crate) unix_socket: Option<std::path::PathBuf>,
+    /// `--cacert`, `--insecure` and the environment's trust; `None`: the
+    /// pool's default.
+    pub(crate) tls: Option<Arc<keepalive::rustls::ClientConfig>>,
     /// `--timeout`: a whole request.
     pub(crate) timeout: Duration,
     /// `--connect-timeout`: getting a connection (the pool's timeout).
@@ -64,6 +67,9 @@ impl Plan {
         }
         if let Some(fleet) = self.fleet.clone() {
             builder = builder.fleet(fleet);
+        }
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls);
         }
         builder
     }

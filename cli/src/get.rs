@@ -23,6 +23,9 @@ pub(crate) struct Plan {
     pub(crate) timeout: std::time::Duration,
     /// `--connect-timeout`: getting a connection (the pool's timeout).
     pub(crate) connect_timeout: std::time::Duration,
+    /// `--cacert`, `--insecure` and the environment's trust; `None`: the
+    /// pool's default.
+    pub(crate) tls: Option<Arc<keepalive::rustls::ClientConfig>>,
 }
 
 /// Fetches every URL `repeat` times; prints a line per request. Returns
@@ -46,7 +49,11 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
         .ok_or("--repeat times the URLs is more requests than can be counted")?;
     let urls: Arc<[Url]> = plan.urls.into();
     let next = Arc::new(AtomicU64::new(0));
-    let manager = Manager::builder().timeout(plan.connect_timeout).build();
+    let mut builder = Manager::builder().timeout(plan.connect_timeout);
+    if let Some(tls) = plan.tls.clone() {
+        builder = builder.tls_config(tls);
+    }
+    let manager = builder.build();
     let timeout = plan.timeout;
     let workers = usize::try_from(total)
         .unwrap_or(usize::MAX)
@@ -106,6 +113,9 @@ async fn fetch(
         .await
         .map(|outcome| (outcome, outcome.from.unwrap_or(FromCache::Fresh)))
         .map_err(|e| match &e {
+            // TLS failures in this project's words; rustls's own are a Debug
+            // text (`UnknownIssuer`).
+            http::SendError::Pool { error, .. } if error.function() == "tls" => format!("tls: {error}"),
             http::SendError::Pool { error, .. } => format!("{}: {}", error.function(), chain(error)),
             http::SendError::Timeout { .. } => format!("timeout: {}", chain(&e)),
             _ => format!("http: {}", chain(&e)),

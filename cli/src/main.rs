@@ -14,6 +14,7 @@ mod get;
 mod proxy;
 mod report;
 mod serve;
+mod trust;
 mod url;
 
 use std::net::SocketAddr;
@@ -59,6 +60,14 @@ enum Command {
         /// Connect to this Unix socket instead of the URLs' hosts (as curl's --unix-socket).
         #[arg(long, value_name = "PATH")]
         unix_socket: Option<PathBuf>,
+        /// Trust the CA certificates in this PEM file instead of the default roots (as curl's --cacert);
+        /// without it, SSL_CERT_FILE and SSL_CERT_DIR are read as OpenSSL reads them.
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
+        /// Do not verify servers' certificates (as curl's -k); a warning says so on every run.
+        #[arg(short = 'k', long)]
+        insecure: bool,
+
         /// Seconds a whole request may take: getting a connection, sending, and reading the response to its end
         /// (a number too large for the clock: no limit).
         #[arg(long, value_parser = args::seconds, default_value = "30", value_name = "SECS")]
@@ -132,6 +141,13 @@ struct BenchArgs {
     /// Seconds to get a connection: the name lookup, connecting, TLS, and any wait for a free one.
     #[arg(long, value_parser = args::seconds, default_value = "120", value_name = "SECS")]
     connect_timeout: Duration,
+    /// Trust the CA certificates in this PEM file instead of the default roots (as curl's --cacert);
+    /// without it, SSL_CERT_FILE and SSL_CERT_DIR are read as OpenSSL reads them.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Do not verify servers' certificates (as curl's -k); a warning says so on every run.
+    #[arg(short = 'k', long)]
+    insecure: bool,
     /// Connect to this Unix socket instead of the URL's host (as curl's --unix-socket).
     #[arg(long, value_name = "PATH")]
     unix_socket: Option<PathBuf>,
@@ -165,11 +181,24 @@ impl BenchArgs {
             max_open: self.max_open,
             keep_alive: self.keep_alive,
             unix_socket: self.unix_socket,
+            tls: tls(self.cacert.as_deref(), self.insecure)?,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             progress: bench::wants_progress(self.json),
         })
     }
+}
+
+/// The TLS configuration `--cacert`, `--insecure` and the environment ask
+/// for; `--insecure` warns on stderr.
+fn tls(
+    cacert: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<Option<std::sync::Arc<keepalive::rustls::ClientConfig>>, String> {
+    if insecure {
+        eprintln!("keepalive: warning: --insecure: servers' certificates are not verified");
+    }
+    trust::config(cacert, insecure, |name| std::env::var_os(name))
 }
 
 fn main() -> ExitCode {
@@ -215,7 +244,10 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             unix_socket,
             timeout,
             connect_timeout,
+            cacert,
+            insecure,
         } => {
+            let tls = tls(cacert.as_deref(), insecure)?;
             let proxies = proxy::Proxies::new(proxy.as_deref())?;
             let urls = urls
                 .iter()
@@ -232,6 +264,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 output,
                 timeout,
                 connect_timeout,
+                tls,
             };
             let all_ok = get::run(plan).await?;
             Ok(if all_ok {

@@ -302,3 +302,98 @@ fn a_silent_server_times_out_saying_so_and_where() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["errors"]["timeout"], 2, "{summary}");
 }
+
+/// A blocking HTTPS server with a self-signed certificate for 127.0.0.1;
+/// returns its address and the certificate as PEM.
+fn self_signed_server() -> (String, String) {
+    use keepalive::rustls;
+    use std::io::{Read, Write};
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key.into())
+        .unwrap();
+    let config = std::sync::Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut chunk = [0; 4096];
+                while let Ok(n @ 1..) = tls.read(&mut chunk) {
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                }
+            });
+        }
+    });
+    (addr, pem)
+}
+
+#[test]
+fn a_self_signed_server_is_reached_with_cacert_or_insecure_and_refused_in_plain_words() {
+    let (addr, pem) = self_signed_server();
+    let url = format!("https://{addr}/");
+    let dir = std::env::temp_dir().join(format!("keepalive-cli-trust-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("server.pem");
+    std::fs::write(&file, &pem).unwrap();
+
+    let refused = run(&["get", &url]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(stdout.contains("is signed by an unknown authority"), "{stdout}");
+    assert!(
+        !stdout.contains("UnknownIssuer"),
+        "this project's words, not rustls's: {stdout}"
+    );
+
+    let trusted = run(&["get", "--cacert", file.to_str().unwrap(), &url]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
+
+    let by_env = Command::new(BIN)
+        .args(["get", &url])
+        .env("SSL_CERT_FILE", &file)
+        .output()
+        .unwrap();
+    assert!(
+        by_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_env.stdout)
+    );
+    let by_dir = Command::new(BIN)
+        .args(["get", &url])
+        .env("SSL_CERT_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(
+        by_dir.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_dir.stdout)
+    );
+
+    let insecure = run(&["get", "-k", &url]);
+    assert!(insecure.status.success());
+    assert!(String::from_utf8_lossy(&insecure.stderr).contains("warning: --insecure"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

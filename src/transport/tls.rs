@@ -70,8 +70,12 @@ where
 {
     let name = match literal {
         Some(ip) => ServerName::IpAddress(ip.into()),
-        None => ServerName::try_from(host.to_owned())
-            .map_err(|e| ("bad server name".to_owned(), io::Error::new(io::ErrorKind::InvalidInput, e)))?,
+        None => ServerName::try_from(host.to_owned()).map_err(|e| {
+            (
+                "bad server name".to_owned(),
+                io::Error::new(io::ErrorKind::InvalidInput, e),
+            )
+        })?,
     };
     TlsConnector::from(config)
         .connect(name, io)
@@ -97,11 +101,17 @@ fn in_plain_words(cause: &io::Error, host: &str) -> String {
     match certificate {
         Cert::UnknownIssuer => format!("the certificate for {host} is signed by an unknown authority"),
         Cert::ExpiredContext { not_after, .. } => {
-            format!("the certificate for {host} expired on {}", utc_date(not_after.as_secs()))
+            format!(
+                "the certificate for {host} expired on {}",
+                utc_date(not_after.as_secs())
+            )
         }
         Cert::Expired => format!("the certificate for {host} has expired"),
         Cert::NotValidYetContext { not_before, .. } => {
-            format!("the certificate for {host} is not valid until {}", utc_date(not_before.as_secs()))
+            format!(
+                "the certificate for {host} is not valid until {}",
+                utc_date(not_before.as_secs())
+            )
         }
         Cert::NotValidYet => format!("the certificate for {host} is not valid yet"),
         Cert::NotValidForNameContext { presented, .. } => {
@@ -138,9 +148,24 @@ fn utc_date(secs: u64) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+
+/// `Error::Tls` keeping `cause` (for a handshake, tokio-rustls's
+/// `io::Error` around the `rustls::Error`) as its source.
+fn failure(target: &Target, reason: &str, cause: io::Error) -> Error {
+    Error::Tls {
+        target: target.to_string(),
+        reason: reason.to_owned(),
+        source: Some(Arc::new(cause)),
+    }
 }
 
 #[cfg(test)]
@@ -151,15 +176,5 @@ mod tests {
         assert_eq!(super::utc_date(978_307_200), "2001-01-01");
         assert_eq!(super::utc_date(951_782_400), "2000-02-29");
         assert_eq!(super::utc_date(4_102_444_800), "2100-01-01");
-    }
-}
-
-/// `Error::Tls` keeping `cause` (for a handshake, tokio-rustls's
-/// `io::Error` around the `rustls::Error`) as its source.
-fn failure(target: &Target, reason: &str, cause: io::Error) -> Error {
-    Error::Tls {
-        target: target.to_string(),
-        reason: reason.to_owned(),
-        source: Some(Arc::new(cause)),
     }
 }
