@@ -180,8 +180,13 @@ where
 
     /// Sends `req` to the target its URI names (scheme, host and port: an
     /// absolute URI is required) and returns the response. The connection
-    /// goes back to the pool when the response body has been read to its
-    /// end; a response dropped before that closes it.
+    /// goes back to the pool when the response body has been read from the
+    /// socket to its end, whether or not the caller read it: a response
+    /// dropped after its whole body had arrived (a small body often comes
+    /// with its head) leaves the connection to the next request; one
+    /// dropped before its body's end closes it. On any runtime,
+    /// [`stats`](Client::stats) shows the connection idle as soon as the
+    /// caller has read the body to its end.
     ///
     /// # Errors
     ///

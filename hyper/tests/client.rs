@@ -555,3 +555,65 @@ async fn waiting_for_a_connection_the_timeout_is_the_pools() {
     held.abort();
     drop(within("the origin", holder).await.unwrap());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_response_dropped_after_its_whole_body_arrived_leaves_the_connection_reusable() {
+    let origin = Origin::start().await;
+    let (url, target) = (origin.url("/"), origin.target());
+    origin.serve_all(b"ok");
+    let client: Client = Client::new();
+    let response = within("a response", client.request(get(&url))).await.unwrap();
+    // The two bytes of its body came with its head: the exchange is whole
+    // on the wire, so dropping it unread does not spoil the connection.
+    drop(response);
+    let again = within("a response", client.request(get(&url))).await.unwrap();
+    assert_eq!(body_of(again).await, "ok");
+    let stats = client.stats_for(&target);
+    assert_eq!((stats.connects, stats.reuses), (1, 1), "{stats:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_connection_is_idle_as_soon_as_its_body_was_read() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    origin.serve_all(b"ok");
+    let client: Client = Client::new();
+    for _ in 0..3 {
+        let response = within("a response", client.request(get(&url))).await.unwrap();
+        assert_eq!(body_of(response).await, "ok");
+        // No yield to hyper's task between the body's end and this.
+        let stats = client.stats();
+        assert_eq!((stats.idle, stats.in_use), (1, 0), "{stats:?}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_arrives_in_parts_returns_the_connection_as_it_is_read_to_its_end() {
+    let origin = Origin::start().await;
+    let url = origin.url("/");
+    let client: Client = Client::new();
+    let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        let mut side = origin.accept().await;
+        side.request().await.unwrap();
+        side.stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab")
+            .await
+            .unwrap();
+        wait.await.unwrap();
+        side.stream.write_all(b"cd").await.unwrap();
+        side
+    });
+    let response = within("a response", client.request(get(&url))).await.unwrap();
+    let mut body = response.into_body();
+    let first = within("the first part", body.frame()).await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "ab");
+    assert_eq!(client.stats().in_use, 1, "on loan while its body is unread");
+    go_on.send(()).unwrap();
+    let rest = within("the rest", body.collect()).await.unwrap().to_bytes();
+    assert_eq!(rest, "cd");
+    // No yield to hyper's task between the body's end and this.
+    let stats = client.stats();
+    assert_eq!((stats.idle, stats.in_use), (1, 0), "{stats:?}");
+    drop(within("the origin", serving).await.unwrap());
+}

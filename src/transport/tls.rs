@@ -157,7 +157,6 @@ fn utc_date(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-
 /// `Error::Tls` keeping `cause` (for a handshake, tokio-rustls's
 /// `io::Error` around the `rustls::Error`) as its source.
 fn failure(target: &Target, reason: &str, cause: io::Error) -> Error {
