@@ -52,6 +52,7 @@ impl Url {
                 let absolute = format!("http://{host}{path}");
                 let credentials = proxy.proxy_authorization();
                 let request = keepalive_http::forward_request("GET", &absolute, host, credentials.as_deref());
+                let request = with_authorization(request, authorization.as_deref());
                 let forwarded = Target::new(proxy.scheme(), proxy.host(), proxy.port()).for_target(
                     "http",
                     target.host(),
@@ -67,6 +68,16 @@ impl Url {
             request,
         })
     }
+}
+
+/// `head` (a complete request head) with an `Authorization` field added
+/// before its end, when there is one.
+fn with_authorization(mut head: Vec<u8>, authorization: Option<&str>) -> Vec<u8> {
+    if let Some(authorization) = authorization {
+        head.truncate(head.len().saturating_sub(2));
+        head.extend_from_slice(format!("Authorization: {authorization}\r\n\r\n").as_bytes());
+    }
+    head
 }
 
 impl Url {
@@ -125,6 +136,13 @@ mod tests {
             "{head}"
         );
         assert!(head.contains("Proxy-Authorization: Basic dTpw\r\n"), "{head}");
+        let with_user = Url::parse_via("http://alice:pw@a.example/x", &proxies).unwrap();
+        let head = String::from_utf8(with_user.request).unwrap();
+        assert!(
+            head.contains("\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nProxy-Authorization: Basic dTpw\r\n"), "{head}");
         let socks = crate::proxy::Proxies::from(Some("socks5h://127.0.0.1:1080"), |_| None).unwrap();
         let http = Url::parse_via("http://a.example/", &socks).unwrap();
         assert!(http.target.proxy().is_some(), "SOCKS5 tunnels http too");
