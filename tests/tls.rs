@@ -212,3 +212,27 @@ async fn certificate_failures_are_said_in_plain_words() {
         let _ = rustls_cause(&err);
     }
 }
+
+#[tokio::test]
+async fn an_added_root_is_trusted_beside_the_default_ones() {
+    let server = TlsServer::start(Cert::Good).await;
+    let target = Target::new("https", "127.0.0.1", server.port());
+    let manager = Manager::builder().add_root_certificate(server.ca.clone()).build();
+    let conn = within("a TLS connection", manager.allocate(target.clone()))
+        .await
+        .unwrap();
+    assert_eq!(conn.from_cache(), FromCache::Fresh);
+    drop(conn);
+    // A root that does not parse: no panic, and every https request
+    // fails saying which root.
+    let bad = keepalive::rustls::pki_types::CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]);
+    let manager = Manager::builder().add_root_certificate(bad).build();
+    let err = within("the failure", manager.allocate(target)).await.unwrap_err();
+    assert_eq!(err.function(), "tls");
+    assert!(
+        err.to_string()
+            .contains("root certificate 1 given to add_root_certificate does not parse"),
+        "{err}"
+    );
+    assert_eq!(manager.stats().open, 0);
+}

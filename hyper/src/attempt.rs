@@ -129,10 +129,19 @@ where
 /// `Connection: close`, or answered HTTP/1.0 without `keep-alive` (RFC 9112
 /// section 9.3), as hyper decides it.
 fn server_closes(response: &Response<Incoming>) -> bool {
-    let tokens = response
-        .headers()
-        .get_all(http::header::CONNECTION)
-        .iter()
+    let http10 = response.version() == http::Version::HTTP_10;
+    // One lookup on the common path: a response with no `Connection`.
+    let Some(first) = response.headers().get(http::header::CONNECTION) else {
+        return http10;
+    };
+    let tokens = std::iter::once(first)
+        .chain(
+            response
+                .headers()
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .skip(1),
+        )
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim);
@@ -141,5 +150,5 @@ fn server_closes(response: &Response<Incoming>) -> bool {
         close |= token.eq_ignore_ascii_case("close");
         keep_alive |= token.eq_ignore_ascii_case("keep-alive");
     }
-    close || (response.version() == http::Version::HTTP_10 && !keep_alive)
+    close || (http10 && !keep_alive)
 }

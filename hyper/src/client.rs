@@ -294,7 +294,14 @@ where
         // the user's parts are often cheaper to copy than ours.
         let copy = (replayable && conn.from_cache() != FromCache::Fresh).then(|| parts.clone());
         to_origin_form(&mut parts, &target, host.clone());
-        match within(deadline, attempt(conn, Request::from_parts(parts, body))).await? {
+        let exchange = attempt(conn, Request::from_parts(parts, body));
+        // With a deadline, the timed exchange is a future of its own on
+        // the heap, so that the common untimed one stays as small as it was.
+        let outcome = match deadline {
+            None => exchange.await,
+            Some(deadline) => Box::pin(within(deadline, exchange)).await?,
+        };
+        match outcome {
             Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
             Err(failure) => Box::pin(self.again(target, host, copy, failure, deadline)).await,
         }
@@ -337,7 +344,11 @@ where
             .map_err(Error::from_hyper)?;
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
         let conn = self.allocate(target, deadline).await?;
-        match within(deadline, attempt(conn, req)).await? {
+        let outcome = match deadline {
+            None => attempt(conn, req).await,
+            Some(deadline) => Box::pin(within(deadline, attempt(conn, req))).await?,
+        };
+        match outcome {
             Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
             Err(failure) => Err(Error::from_hyper(failure.error)),
         }
@@ -467,18 +478,12 @@ where
     }
 }
 
-/// `attempt` by the deadline, if there is one. A request cut short closes
-/// its connection (the attempt's guard), never pools it.
-async fn within<T>(
-    deadline: Option<(Instant, Duration)>,
-    attempt: impl Future<Output = T>,
-) -> Result<T, Error> {
-    match deadline {
-        Some((at, after)) => tokio::time::timeout_at(at, attempt)
-            .await
-            .map_err(|_| Error::timed_out(after, false)),
-        None => Ok(attempt.await),
-    }
+/// `attempt` by the deadline. A request cut short closes its connection
+/// (the attempt's guard), never pools it.
+async fn within<T>((at, after): (Instant, Duration), attempt: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout_at(at, attempt)
+        .await
+        .map_err(|_| Error::timed_out(after, false))
 }
 
 /// HTTP/1.1 to an origin: the request line carries the path alone, and

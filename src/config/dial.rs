@@ -153,4 +153,26 @@ impl<P, T> Builder<P, T> {
         self.config.dial.tls = Some(c);
         self
     }
+
+    /// Trusts `der`, a root certificate, as well as the default roots,
+    /// keeping the default configuration (provider, key exchange,
+    /// protocol versions), as reqwest's `add_root_certificate` does: for a
+    /// private CA or a test server. A [`tls_config`](Builder::tls_config)
+    /// given as well wins, whichever is called first. A root that does not
+    /// parse is no panic: every `https` allocation of the manager then
+    /// fails with function `"tls"` and a message naming it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let der = keepalive::rustls::pki_types::CertificateDer::from(Vec::new());
+    /// // `der`: your CA's certificate, DER-encoded.
+    /// let builder = keepalive::Manager::builder().add_root_certificate(der);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn add_root_certificate(mut self, der: rustls::pki_types::CertificateDer<'static>) -> Self {
+        self.config.dial.extra_roots.push(der);
+        self
+    }
 }

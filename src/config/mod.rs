@@ -106,6 +106,10 @@ impl Default for Config {
                 },
                 #[cfg(feature = "tls")]
                 tls: None,
+                #[cfg(feature = "tls")]
+                extra_roots: Vec::new(),
+                #[cfg(feature = "tls")]
+                tls_failure: None,
                 resolver: Arc::new(SystemResolver),
             },
             #[cfg(feature = "fleet")]
@@ -367,8 +371,9 @@ impl<P, T> Builder<P, T> {
     ///
     /// When a limit or duration is zero (the message names the setting).
     #[track_caller]
-    pub(crate) fn into_parts(self) -> (Config, P, T) {
+    pub(crate) fn into_parts(mut self) -> (Config, P, T) {
         self.config.check();
+        self.config.dial.settle_tls();
         (self.config, self.protocol, self.transport)
     }
 }

@@ -45,6 +45,14 @@ pub(crate) struct DialOptions {
     /// `None`: [`crate::transport::tls`]'s default, built on first use.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Roots trusted as well as the default ones
+    /// (`Builder::add_root_certificate`), folded into `tls` as the manager
+    /// is built unless a configuration of the user's is there.
+    #[cfg(feature = "tls")]
+    pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Why `extra_roots` could not be used: every TLS handshake fails with it.
+    #[cfg(feature = "tls")]
+    pub(crate) tls_failure: Option<String>,
     /// The builder's resolver, for a `socks5://` proxy's destination.
     pub(crate) resolver: Arc<dyn Resolve>,
 }
@@ -57,6 +65,43 @@ impl std::fmt::Debug for DialOptions {
             .field("tcp", &self.tcp)
             .finish_non_exhaustive()
     }
+}
+
+#[cfg(feature = "tls")]
+impl DialOptions {
+    /// Folds the added roots into the configuration, once, as the manager
+    /// is built; a configuration of the user's wins over them.
+    pub(crate) fn settle_tls(&mut self) {
+        if self.tls.is_some() || self.extra_roots.is_empty() {
+            return;
+        }
+        match super::tls::with_extra_roots(&self.extra_roots) {
+            Ok(config) => self.tls = Some(config),
+            Err(reason) => self.tls_failure = Some(reason),
+        }
+    }
+
+    /// The configuration for a handshake for `target`.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Tls` when an added root did not parse.
+    pub(crate) fn tls_for(&self, target: &Target) -> Result<Arc<rustls::ClientConfig>, Error> {
+        if let Some(reason) = &self.tls_failure {
+            return Err(Error::Tls {
+                target: target.to_string(),
+                reason: reason.clone(),
+                source: None,
+            });
+        }
+        Ok(self.tls.clone().unwrap_or_else(super::tls::default_config))
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+impl DialOptions {
+    /// Without TLS there are no roots to fold in.
+    pub(crate) fn settle_tls(&mut self) {}
 }
 
 impl Transport for Dialer {
@@ -88,11 +133,7 @@ impl Transport for Dialer {
             Tunnel::Tcp(tcp) => secure(dial.options, target, tcp).await.map_err(in_io),
             #[cfg(feature = "tls")]
             Tunnel::Tls(outer) if target.is_tls() => {
-                let tls = dial
-                    .options
-                    .tls
-                    .clone()
-                    .unwrap_or_else(super::tls::default_config);
+                let tls = dial.options.tls_for(target).map_err(in_io)?;
                 let inner = super::tls::handshake(tls, target, *outer).await.map_err(in_io)?;
                 Ok(Stream::tls_in_tls(inner))
             }
@@ -114,7 +155,7 @@ async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Resul
     if !target.is_tls() {
         return Ok(Stream::tcp(tcp));
     }
-    let tls = options.tls.clone().unwrap_or_else(super::tls::default_config);
+    let tls = options.tls_for(target)?;
     let stream = super::tls::handshake(tls, target, tcp).await?;
     Ok(Stream::tls(stream))
 }

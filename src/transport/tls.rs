@@ -5,7 +5,7 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
@@ -19,20 +19,45 @@ use crate::target::Target;
 /// certificate. Built once per process.
 pub(crate) fn default_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+    CONFIG.get_or_init(|| config_with(mozilla_roots())).clone()
+}
+
+/// The default configuration trusting `extra` roots as well as Mozilla's,
+/// for `Builder::add_root_certificate`.
+///
+/// # Errors
+///
+/// The words for a root that does not parse, naming it by its place.
+pub(crate) fn with_extra_roots(extra: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = mozilla_roots();
+    for (i, der) in extra.iter().enumerate() {
+        roots.add(der.clone()).map_err(|e| {
+            format!(
+                "root certificate {} given to add_root_certificate does not parse ({e})",
+                i + 1
+            )
+        })?;
+    }
+    Ok(config_with(roots))
+}
+
+fn mozilla_roots() -> RootCertStore {
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The pool's client configuration over `roots`: the ring provider, named
+/// (never rustls's process default), safe protocol versions, no client
+/// certificate.
+fn config_with(roots: RootCertStore) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// The TLS client handshake over a connected stream (a socket, or a

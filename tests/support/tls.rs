@@ -89,6 +89,8 @@ pub struct TlsServer {
     pub addr: SocketAddr,
     /// A client configuration that trusts this server's CA.
     pub client: Arc<ClientConfig>,
+    /// The CA's certificate, DER-encoded.
+    pub ca: CertificateDer<'static>,
     /// The server's own configuration, for another server (a proxy) with
     /// the same certificate.
     pub server: Arc<ServerConfig>,
@@ -98,6 +100,7 @@ pub struct TlsServer {
 impl TlsServer {
     pub async fn start(kind: Cert) -> TlsServer {
         let pki = pki(kind);
+        let ca = pki.ca.clone();
         let mut roots = RootCertStore::empty();
         roots.add(pki.ca.clone()).unwrap();
         let client = ClientConfig::builder_with_provider(provider())
@@ -133,6 +136,7 @@ impl TlsServer {
         TlsServer {
             addr,
             client: Arc::new(client),
+            ca,
             server,
             accepted,
         }

@@ -66,11 +66,7 @@ async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<T
         }
         #[cfg(feature = "tls")]
         Kind::Https => {
-            let tls = dial
-                .options
-                .tls
-                .clone()
-                .unwrap_or_else(super::tls::default_config);
+            let tls = dial.options.tls_for(target)?;
             let endpoint = proxy.endpoint();
             let literal = match endpoint.kind {
                 Ok(crate::target::HostKind::Literal(ip)) => Some(ip),
