@@ -12,13 +12,13 @@ use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Body as SendBody;
-use keepalive::{FromCache, Manager, Stats, Target};
+use keepalive::{Allocation, FromCache, Manager, Stats, Target};
 use tokio::time::Instant;
 
 use crate::attempt::attempt;
 use crate::body::Body;
 use crate::builder::ClientBuilder;
-use crate::conn::{BoxError, Http1, Loan, Payload};
+use crate::conn::{BoxError, Conn, Http1, Payload};
 use crate::error::Error;
 use crate::lock::lock;
 use crate::origin::{self, Origin};
@@ -288,7 +288,10 @@ where
         } else {
             Either::Left(body)
         };
-        let conn = self.allocate(target.clone(), deadline).await?;
+        let conn = self
+            .allocate(target.clone(), deadline)
+            .await
+            .map_err(Error::from_pool)?;
         // A copy only where the rule may use it: a replayable request on a
         // reused connection; taken before the `Host` header goes in, as
         // the user's parts are often cheaper to copy than ours.
@@ -310,17 +313,14 @@ where
     /// A connection to `target`, by the deadline if there is one (the
     /// pool's own timeout still applies: the earlier wins, and the error is
     /// the pool's).
-    async fn allocate(
-        &self,
-        target: Target,
-        deadline: Option<(Instant, Duration)>,
-    ) -> Result<Loan<B>, Error> {
+    /// Not an `async fn`: the caller awaits the pool's own future, with
+    /// no layer of ours around it.
+    fn allocate(&self, target: Target, deadline: Option<(Instant, Duration)>) -> Allocation<Conn<B>> {
         let allocation = self.shared.manager.allocate(target);
-        let allocation = match deadline {
+        match deadline {
             Some((at, _)) => allocation.timeout_at_most(at.saturating_duration_since(Instant::now())),
             None => allocation,
-        };
-        allocation.await.map_err(Error::from_pool)
+        }
     }
 
     /// The retry rule after a first attempt's `failure`: the request hyper
@@ -343,7 +343,7 @@ where
             })
             .map_err(Error::from_hyper)?;
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let conn = self.allocate(target, deadline).await?;
+        let conn = self.allocate(target, deadline).await.map_err(Error::from_pool)?;
         let outcome = match deadline {
             None => attempt(conn, req).await,
             Some(deadline) => Box::pin(within(deadline, attempt(conn, req))).await?,
