@@ -112,7 +112,7 @@ where
     B: SendBody,
 {
     const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
-    conn.server_closes = server_closes(response);
+    conn.set_server_closes(server_closes(response));
     let Some(value) = response.headers().get(KEEP_ALIVE) else {
         return;
     };

@@ -47,8 +47,9 @@ use crate::error::Error;
 /// ```
 pub struct Body {
     inner: Incoming,
-    /// When the whole request's time runs out, and its length.
-    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// When the whole request's time runs out, and its length; boxed, so
+    /// that a body without a timeout is hyper's and 8 bytes.
+    deadline: Option<Box<(Pin<Box<Sleep>>, Duration)>>,
     /// The deadline passed: the body ended with a timeout error.
     timed_out: bool,
 }
@@ -59,7 +60,7 @@ impl Body {
     pub(crate) fn new(inner: Incoming, deadline: Option<(Instant, Duration)>) -> Body {
         Body {
             inner,
-            deadline: deadline.map(|(at, after)| (Box::pin(tokio::time::sleep_until(at)), after)),
+            deadline: deadline.map(|(at, after)| Box::new((Box::pin(tokio::time::sleep_until(at)), after))),
             timed_out: false,
         }
     }
@@ -74,7 +75,8 @@ impl hyper::body::Body for Body {
         if this.timed_out {
             return Poll::Ready(None);
         }
-        if let Some((sleep, after)) = &mut this.deadline {
+        if let Some(deadline) = &mut this.deadline {
+            let (sleep, after) = &mut **deadline;
             if sleep.as_mut().poll(cx).is_ready() && !this.inner.is_end_stream() {
                 this.timed_out = true;
                 return Poll::Ready(Some(Err(Error::timed_out(*after, true))));
@@ -97,7 +99,7 @@ impl hyper::body::Body for Body {
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Body")
-            .field("timeout", &self.deadline.as_ref().map(|(_, after)| after))
+            .field("timeout", &self.deadline.as_ref().map(|d| d.1))
             .field("timed_out", &self.timed_out)
             .finish_non_exhaustive()
     }

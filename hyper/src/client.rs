@@ -243,7 +243,9 @@ where
             .uri()
             .authority()
             .and_then(|a| keepalive_http::split_userinfo(a.as_str()).0);
-        let authorization = userinfo.map(|u| origin::authorization(u, &shown)).transpose();
+        let authorization = userinfo
+            .map(|u| origin::authorization(u, &shown).map(Box::new))
+            .transpose();
         let known = authorization.map(|authorization| Origin {
             target,
             host: HeaderValue::from_static(""),
@@ -278,7 +280,7 @@ where
         let (mut parts, body) = req.into_parts();
         if let Some(authorization) = authorization {
             // The request's own header, if it has one, wins.
-            parts.headers.entry(AUTHORIZATION).or_insert(authorization);
+            parts.headers.entry(AUTHORIZATION).or_insert(*authorization);
         }
         // A request without a body is sent with none of ours, so that it
         // can be replayed.

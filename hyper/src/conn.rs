@@ -115,12 +115,7 @@ where
             .await;
             shared.end();
         });
-        Ok(Conn {
-            send,
-            wire,
-            task,
-            server_closes: false,
-        })
+        Ok(Conn { send, wire, task })
     }
 }
 
@@ -132,10 +127,6 @@ where
     pub(crate) send: SendRequest<Payload<B>>,
     wire: Arc<Wire>,
     task: Arc<Task<B>>,
-    /// The last response said the server closes the connection after it
-    /// (`Connection: close`, or HTTP/1.0 without keep-alive): its close
-    /// is the server's doing, counted as `Closes::connection_close`.
-    pub(crate) server_closes: bool,
 }
 
 impl<B> Conn<B>
@@ -146,6 +137,15 @@ where
     /// failed exchange means no byte of the response arrived.
     pub(crate) fn bytes_read(&self) -> u64 {
         self.wire.read.load(Ordering::Relaxed)
+    }
+
+    /// Notes whether the last response said the server closes the
+    /// connection after it (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive): its close is then the server's doing, counted as
+    /// `Closes::connection_close`. Kept with the task, so that the pooled
+    /// object stays as small as it was (a larger one is moved by memcpy).
+    pub(crate) fn set_server_closes(&self, closes: bool) {
+        self.task.server_closes.store(closes, Ordering::Relaxed);
     }
 
     /// hyper's connection task has ended, or its request channel closed.
@@ -376,7 +376,10 @@ fn settle<B>(loan: Loan<B>)
 where
     B: SendBody,
 {
-    match (loan.send.is_ready(), loan.server_closes) {
+    match (
+        loan.send.is_ready(),
+        loan.task.server_closes.load(Ordering::Relaxed),
+    ) {
         (true, _) => drop(loan),
         (false, true) => loan.server_said_close(),
         (false, false) => loan.discard(),
@@ -396,6 +399,8 @@ where
     /// A loan is in `parked`: lets the connection task's every poll skip
     /// the lock when none is.
     has_parked: AtomicBool,
+    /// The last response said the server closes the connection.
+    server_closes: AtomicBool,
 }
 
 impl<B> Default for Task<B>
@@ -408,6 +413,7 @@ where
             waker: Mutex::new(None),
             parked: Mutex::new(None),
             has_parked: AtomicBool::new(false),
+            server_closes: AtomicBool::new(false),
         }
     }
 }
