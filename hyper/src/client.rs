@@ -282,14 +282,7 @@ where
             // The request's own header, if it has one, wins.
             parts.headers.entry(AUTHORIZATION).or_insert(*authorization);
         }
-        // A request without a body is sent with none of ours, so that it
-        // can be replayed.
-        let replayable = retry::is_idempotent(&parts.method) && body.is_end_stream();
-        let body: Payload<B> = if replayable {
-            Either::Right(Empty::new())
-        } else {
-            Either::Left(body)
-        };
+        let (body, replayable) = payload(&parts, body);
         let conn = self
             .allocate(target.clone(), deadline)
             .await
@@ -477,6 +470,15 @@ where
     #[track_caller]
     fn default() -> Client<B> {
         Client::new()
+    }
+}
+
+/// The body hyper sends, and whether the request can be replayed: one
+/// without a body is sent with none of ours, so that it can be.
+fn payload<B: SendBody>(parts: &http::request::Parts, body: B) -> (Payload<B>, bool) {
+    match retry::is_idempotent(&parts.method) && body.is_end_stream() {
+        true => (Either::Right(Empty::new()), true),
+        false => (Either::Left(body), false),
     }
 }
 
