@@ -281,7 +281,7 @@ impl Error {
     /// A transport's failure: the [`Error`] it carried through the
     /// `io::Error` (as the pool's own dialer does), or `Error::Connect`
     /// around it.
-    pub(crate) fn from_transport(target: &crate::target::Target, e: io::Error) -> Error {
+    pub(crate) fn from_transport(target: &impl fmt::Display, e: io::Error) -> Error {
         if let Some(error) = e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
             return error.clone();
         }
@@ -295,7 +295,7 @@ impl Error {
 
     /// A protocol step's failure; an [`Error`] it returned stays itself.
     pub(crate) fn handshake<E: std::error::Error + Send + Sync + 'static>(
-        target: &crate::target::Target,
+        target: &impl fmt::Display,
         e: E,
     ) -> Error {
         let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use crate::error::Error;
-use crate::target::Endpoint;
+use crate::target::endpoint::Endpoint;
 
 /// A proxy that a [`Target`](crate::Target) is reached through
 /// ([`Target::via`](crate::Target::via)): an HTTP proxy that opens a

@@ -1,6 +1,7 @@
 //! [`Target`]: where to connect, and the connection key pooled sockets are
 //! grouped by.
 
+pub(crate) mod endpoint;
 mod parse;
 
 use std::fmt;
@@ -11,10 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
 use crate::proxy::Proxy;
-use parse::classify_host;
-
-/// The scheme of Unix domain socket targets.
-const UNIX: &str = "unix";
+pub(crate) use endpoint::{Endpoint, HostKind};
 
 /// Where to connect: scheme, host and port, plus the final destination when
 /// the caller talks to a forward proxy itself ([`Target::for_target`]), or
@@ -68,86 +66,6 @@ struct Inner {
     proxy: Option<Proxy>,
     /// The key's hash, computed once so that pool lookups hash one `u64`.
     hash: u64,
-}
-
-/// One `scheme://host:port`: a target's own, its final destination, or a
-/// proxy's.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Endpoint {
-    scheme: Arc<str>,
-    pub(crate) host: Arc<str>,
-    pub(crate) port: u16,
-    /// What the host is, or why the endpoint is unusable.
-    pub(crate) kind: Result<HostKind, Arc<str>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum HostKind {
-    Literal(IpAddr),
-    Name,
-    /// A Unix domain socket's path (scheme `unix`).
-    Path,
-}
-
-impl fmt::Display for Endpoint {
-    /// `scheme://host:port`, an IPv6 literal in brackets, so that the text
-    /// parses back.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            _ if &*self.scheme == UNIX => write!(f, "{UNIX}://{}", self.host),
-            Ok(HostKind::Literal(IpAddr::V6(_))) => {
-                write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
-            }
-            _ => write!(f, "{}://{}:{}", self.scheme, self.host, self.port),
-        }
-    }
-}
-
-impl Endpoint {
-    pub(crate) fn new(scheme: String, host: String, port: u16) -> Endpoint {
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme == UNIX {
-            return Endpoint::unix(host);
-        }
-        let (host, kind) = classify_host(host);
-        let kind = if scheme.is_empty() {
-            Err("empty scheme".into())
-        } else if !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        {
-            Err(format!("scheme {scheme:?} has characters a URL scheme cannot have").into())
-        } else if port == 0 {
-            Err("port 0".into())
-        } else {
-            kind
-        };
-        Endpoint {
-            scheme: scheme.into(),
-            host: host.into(),
-            port,
-            kind,
-        }
-    }
-}
-
-impl Endpoint {
-    /// A Unix socket at `path`; its port is always 0.
-    fn unix(path: String) -> Endpoint {
-        let kind = if path.is_empty() {
-            Err("empty socket path".into())
-        } else if path.contains('\0') {
-            Err("socket path contains a NUL byte".into())
-        } else {
-            Ok(HostKind::Path)
-        };
-        Endpoint {
-            scheme: UNIX.into(),
-            host: path.into(),
-            port: 0,
-            kind,
-        }
-    }
 }
 
 /// One random hasher per process, so that hostile host names cannot be

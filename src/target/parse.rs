@@ -1,11 +1,9 @@
-//! Reading targets: URLs (`FromStr`) and hosts (IP literals, RFC 1123
-//! names).
+//! Reading targets from URLs (`FromStr`); hosts are checked where
+//! endpoints are made (`endpoint.rs`).
 
-use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 
-use super::{HostKind, Target};
+use super::Target;
 use crate::error::Error;
 use crate::proxy::Proxy;
 
@@ -93,54 +91,4 @@ fn written_port(authority: &str) -> Result<Option<u16>, &'static str> {
         },
         None => Ok(None),
     }
-}
-
-/// Strips IPv6 brackets, lower-cases names, and says what the host is.
-pub(super) fn classify_host(host: String) -> (String, Result<HostKind, Arc<str>>) {
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return match inner.parse::<Ipv6Addr>() {
-            Ok(ip) => (inner.to_owned(), Ok(HostKind::Literal(IpAddr::V6(ip)))),
-            Err(_) => (
-                host.clone(),
-                Err(format!("{host:?} is not an IPv6 literal").into()),
-            ),
-        };
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return (host, Ok(HostKind::Literal(ip)));
-    }
-    let name = host.to_ascii_lowercase();
-    let kind = check_dns_name(&name).map(|()| HostKind::Name);
-    (name, kind)
-}
-
-/// RFC 1123 host names: dot-separated labels of 1 to 63 letters, digits and
-/// hyphens, not starting or ending with a hyphen, 253 characters at most
-/// (one trailing dot allowed). A last label of digits only is refused, as
-/// URL parsers do, because resolvers read such names as IPv4 numbers.
-fn check_dns_name(name: &str) -> Result<(), Arc<str>> {
-    let bad = |why: &str| Err(format!("host {name:?} {why}").into());
-    if name.is_empty() {
-        return Err("empty host".into());
-    }
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if trimmed.len() > 253 {
-        return bad("is longer than 253 characters");
-    }
-    for label in trimmed.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return bad("has a label that is empty or longer than 63 characters");
-        }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return bad("is neither an IP literal nor a DNS name (RFC 1123)");
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return bad("has a label that starts or ends with '-'");
-        }
-    }
-    let last = trimmed.rsplit('.').next().unwrap_or(trimmed);
-    if last.bytes().all(|b| b.is_ascii_digit()) {
-        return bad("is not a valid IPv4 literal");
-    }
-    Ok(())
 }

@@ -69,7 +69,7 @@ async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<T
             let tls = dial.options.tls_for(target)?;
             let endpoint = proxy.endpoint();
             let literal = match endpoint.kind {
-                Ok(crate::target::HostKind::Literal(ip)) => Some(ip),
+                Ok(crate::target::endpoint::HostKind::Literal(ip)) => Some(ip),
                 _ => None,
             };
             let mut outer = super::tls::to_server(tls, &endpoint.host, literal, tcp)
