@@ -1,14 +1,10 @@
-//! [`ClientBuilder`]: a client's settings, the pool's among them.
+//! [`ClientBuilder`]: a client's settings, the pool's among them; its
+//! `build` lives with the [`Client`](crate::Client) it makes.
 
 use std::fmt;
 use std::time::Duration;
 
-use hyper::body::Body;
-
-use crate::client::Client;
-use crate::conn::BoxError;
-
-/// Settings for a [`Client`]: the pool's ([`pool`](ClientBuilder::pool))
+/// Settings for a [`Client`](crate::Client): the pool's ([`pool`](ClientBuilder::pool))
 /// and the client's own.
 ///
 /// # Examples
@@ -68,24 +64,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The client, with its pool started.
-    ///
-    /// # Panics
-    ///
-    /// As [`keepalive::Builder::build`]: a zero setting, or outside a Tokio
-    /// runtime.
-    ///
-    /// # Examples
-    ///
-    /// See [`ClientBuilder`].
-    #[track_caller]
-    pub fn build<B>(self) -> Client<B>
-    where
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        Client::start(self.pool, self.timeout)
+    /// The pool's settings and the whole request's timeout, for
+    /// [`ClientBuilder::build`].
+    pub(crate) fn into_parts(self) -> (keepalive::Builder, Option<Duration>) {
+        (self.pool, self.timeout)
     }
 }
 

@@ -1,15 +1,13 @@
 //! [`Client`]: requests on pooled connections, with the retry rule.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, HOST};
-use http::uri::Scheme;
-use http::{Request, Response, Uri};
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::{Request, Response};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Body as SendBody;
 use keepalive::{Allocation, FromCache, Manager, Stats, Target};
@@ -20,17 +18,8 @@ use crate::body::Body;
 use crate::builder::ClientBuilder;
 use crate::conn::{BoxError, Conn, Http1, Payload};
 use crate::error::Error;
-use crate::lock::lock;
-use crate::origin::{self, Origin};
+use crate::origin::{self, to_origin_form, Origin, Origins};
 use crate::retry::{self, Failure};
-
-/// How many targets, by URI scheme and authority, the client remembers so
-/// that a request to a known one builds no `Target`.
-const MAX_TARGETS: usize = 1024;
-
-/// An origin the client has read from a URI, by the URI scheme that named
-/// it.
-type Known = (Scheme, Origin);
 
 /// An HTTP/1.1 client: hyper on keepalive's pool.
 ///
@@ -80,11 +69,9 @@ where
     B::Error: Into<BoxError>,
 {
     manager: Manager<Http1<B>>,
-    /// Targets by URI authority (then scheme), with the `Host` header for
-    /// them, so that a request to a known one builds neither. FxHash: the
-    /// key is short and hashed on every request; the map is bounded by
-    /// [`MAX_TARGETS`], so even chosen collisions cost little.
-    targets: Mutex<HashMap<Box<str>, Vec<Known>, rustc_hash::FxBuildHasher>>,
+    /// The origins of the URIs requested, so that a request to a known one
+    /// builds no `Target` and no `Host` header.
+    origins: Origins,
     retries: AtomicU64,
     /// [`ClientBuilder::timeout`]: a whole request's time.
     timeout: Option<Duration>,
@@ -171,7 +158,7 @@ where
         Client {
             shared: Arc::new(Shared {
                 manager: pool.protocol(Http1::new()).build(),
-                targets: Mutex::default(),
+                origins: Origins::default(),
                 retries: AtomicU64::new(0),
                 timeout,
             }),
@@ -199,7 +186,7 @@ where
     /// See [`Client`].
     pub async fn request(&self, req: Request<B>) -> Result<Response<Body>, Error> {
         let deadline = self.deadline();
-        let origin = self.origin_of(req.uri());
+        let origin = self.shared.origins.of(req.uri());
         self.exchange(origin, req, deadline).await
     }
 
@@ -413,30 +400,6 @@ where
     pub fn retries(&self) -> u64 {
         self.shared.retries.load(Ordering::Relaxed)
     }
-
-    /// The origin an absolute URI names, remembered by scheme and
-    /// authority.
-    fn origin_of(&self, uri: &Uri) -> Result<(Origin, bool), keepalive::Error> {
-        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
-            return origin::parse(uri).map(|o| (o, true));
-        };
-        let mut targets = lock(&self.shared.targets);
-        let known = targets
-            .get(authority.as_str())
-            .and_then(|by_scheme| by_scheme.iter().find(|(s, _)| s == scheme));
-        if let Some((_, origin)) = known {
-            return Ok((origin.clone(), true));
-        }
-        let origin = origin::parse(uri)?;
-        if targets.len() >= MAX_TARGETS {
-            targets.clear();
-        }
-        targets
-            .entry(authority.as_str().into())
-            .or_default()
-            .push((scheme.clone(), origin.clone()));
-        Ok((origin, true))
-    }
 }
 
 impl Client {
@@ -457,6 +420,29 @@ impl Client {
     /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::new()
+    }
+}
+
+impl ClientBuilder {
+    /// The client, with its pool started.
+    ///
+    /// # Panics
+    ///
+    /// As [`keepalive::Builder::build`]: a zero setting, or outside a Tokio
+    /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// See [`ClientBuilder`].
+    #[track_caller]
+    pub fn build<B>(self) -> Client<B>
+    where
+        B: SendBody + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (pool, timeout) = self.into_parts();
+        Client::start(pool, timeout)
     }
 }
 
@@ -488,50 +474,4 @@ async fn within<T>((at, after): (Instant, Duration), attempt: impl Future<Output
     tokio::time::timeout_at(at, attempt)
         .await
         .map_err(|_| Error::timed_out(after, false))
-}
-
-/// HTTP/1.1 to an origin: the request line carries the path alone, and
-/// the authority goes to `Host` (unless the request has one): `known`, or
-/// made from the URI or the target.
-fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Option<HeaderValue>) {
-    if !parts.headers.contains_key(HOST) {
-        let host = match parts.uri.authority() {
-            _ if known.is_some() => known,
-            // Never the user information (RFC 9110 section 4.2.4).
-            Some(authority) => {
-                HeaderValue::from_str(keepalive_http::split_userinfo(authority.as_str()).1).ok()
-            }
-            None if target.is_unix() => Some(HeaderValue::from_static("localhost")),
-            None => host_of(target),
-        };
-        if let Some(host) = host {
-            parts.headers.insert(HOST, host);
-        }
-    }
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-    }
-}
-
-/// `host[:port]` of a TCP target, the port only when not the scheme's
-/// default.
-fn host_of(target: &Target) -> Option<HeaderValue> {
-    let default = match target.scheme() {
-        "https" => 443,
-        _ => 80,
-    };
-    let host = match target.host().contains(':') {
-        true => format!("[{}]", target.host()),
-        false => target.host().to_owned(),
-    };
-    let text = match target.port() == default {
-        true => host,
-        false => format!("{host}:{}", target.port()),
-    };
-    HeaderValue::from_str(&text).ok()
 }

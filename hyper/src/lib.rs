@@ -60,12 +60,13 @@
 //!
 //! # Layout
 //!
-//! * `client.rs`: [`Client`], the request path: the target, the request
-//!   in origin form, the copy for the retry, the whole request's deadline.
+//! * `client.rs`: [`Client`] and what builds it, the request path: the
+//!   copy for the retry, the whole request's deadline.
 //! * `builder.rs`: [`ClientBuilder`], the pool's settings and the
 //!   client's own.
 //! * `origin.rs`: what a request URI names (the target, `Host`, Basic
-//!   authentication from its user information) and [`unix_uri`].
+//!   authentication from its user information), the origins a client
+//!   remembers, the request in origin form, and [`unix_uri`].
 //! * `body.rs`: [`Body`], the response body as this crate hands it out.
 //! * `attempt.rs`: one exchange on a loaned connection, the return of the
 //!   connection when its body is done, and what the pool is told.

@@ -1,11 +1,18 @@
 //! What a request URI names: the pool's target, the `Host` header, and
-//! the `Authorization` its user information asks for; and
-//! [`unix_uri`], hyperlocal's form of a URI for a Unix socket.
+//! the `Authorization` its user information asks for; the request in
+//! origin form; and [`unix_uri`], hyperlocal's form of a URI for a Unix
+//! socket.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{HeaderValue, HOST};
+use http::uri::Scheme;
 use http::Uri;
 use keepalive::Target;
+
+use crate::lock::lock;
 
 /// An absolute URI's target, `Host` header, and Basic authentication from
 /// its user information.
@@ -15,6 +22,47 @@ pub(crate) struct Origin {
     pub(crate) host: HeaderValue,
     /// Boxed: rare, and it keeps the origin small on the request path.
     pub(crate) authorization: Option<Box<HeaderValue>>,
+}
+
+/// How many origins, by URI scheme and authority, a client remembers.
+const MAX_ORIGINS: usize = 1024;
+
+/// The origins a client has read from URIs, by authority and then scheme,
+/// so that a request to a known one builds no `Target` and no `Host`
+/// header. FxHash: the key is short and hashed on every request; the map is
+/// bounded by [`MAX_ORIGINS`], so even chosen collisions cost little.
+#[derive(Default)]
+pub(crate) struct Origins {
+    known: Mutex<HashMap<Box<str>, Vec<Known>, rustc_hash::FxBuildHasher>>,
+}
+
+/// An origin read from a URI, with the URI scheme that named it.
+type Known = (Scheme, Origin);
+
+impl Origins {
+    /// The origin `uri` names, and whether its `Host` header is known (it
+    /// is for an absolute URI).
+    pub(crate) fn of(&self, uri: &Uri) -> Result<(Origin, bool), keepalive::Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return parse(uri).map(|o| (o, true));
+        };
+        let mut known = lock(&self.known);
+        let found = known
+            .get(authority.as_str())
+            .and_then(|by_scheme| by_scheme.iter().find(|(s, _)| s == scheme));
+        if let Some((_, origin)) = found {
+            return Ok((origin.clone(), true));
+        }
+        let origin = parse(uri)?;
+        if known.len() >= MAX_ORIGINS {
+            known.clear();
+        }
+        known
+            .entry(authority.as_str().into())
+            .or_default()
+            .push((scheme.clone(), origin.clone()));
+        Ok((origin, true))
+    }
 }
 
 /// The origin of an absolute `http`, `https` or [`unix_uri`] URI; any other
@@ -74,6 +122,52 @@ pub(crate) fn authorization(
     let mut value = HeaderValue::from_str(&basic).map_err(|_| bad())?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// HTTP/1.1 to an origin: the request line carries the path alone, and
+/// the authority goes to `Host` (unless the request has one): `known`, or
+/// made from the URI or the target.
+pub(crate) fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Option<HeaderValue>) {
+    if !parts.headers.contains_key(HOST) {
+        let host = match parts.uri.authority() {
+            _ if known.is_some() => known,
+            // Never the user information (RFC 9110 section 4.2.4).
+            Some(authority) => {
+                HeaderValue::from_str(keepalive_http::split_userinfo(authority.as_str()).1).ok()
+            }
+            None if target.is_unix() => Some(HeaderValue::from_static("localhost")),
+            None => host_of(target),
+        };
+        if let Some(host) = host {
+            parts.headers.insert(HOST, host);
+        }
+    }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+}
+
+/// `host[:port]` of a TCP target, the port only when not the scheme's
+/// default.
+fn host_of(target: &Target) -> Option<HeaderValue> {
+    let default = match target.scheme() {
+        "https" => 443,
+        _ => 80,
+    };
+    let host = match target.host().contains(':') {
+        true => format!("[{}]", target.host()),
+        false => target.host().to_owned(),
+    };
+    let text = match target.port() == default {
+        true => host,
+        false => format!("{host}:{}", target.port()),
+    };
+    HeaderValue::from_str(&text).ok()
 }
 
 /// A URI for a request over the Unix socket `socket`, in hyperlocal's form
