@@ -176,7 +176,7 @@ where
                 // each other's system calls.
                 Ok(Outcome::Hit(mut socket, sid, id)) => match socket.check() {
                     Health::Usable => return self.lend_idle(socket, sid, id, target, start),
-                    stale => shared.decide(|state, out| state.revoke(sid, socket, stale, out)),
+                    stale => shared.decide(|state, out| state.revoke(sid, socket, stale, start, out)),
                 },
                 Ok(Outcome::Waiting(id, rx)) => return Allocation::waiting(id, start, rx, shared.clone()),
                 Err(error) => return refused(&target, start, error),
@@ -225,6 +225,7 @@ where
             deadline: Deadline::after(start, timeout),
             timeout,
             addrs,
+            expect: maker.expected_capacity(target),
         };
         let id = state.request(target, new, out)?;
         Ok(Outcome::Waiting(id, rx))

@@ -161,6 +161,77 @@ pub trait Pooled: Send + Unpin + 'static {
     /// bytes waiting, so that closing it does not linger (for sockets:
     /// `SO_LINGER` 0, a reset). Defaults to nothing.
     fn abort(&mut self) {}
+
+    /// Another handle to this same object, for one more user at once: an
+    /// object that multiplexes (an HTTP/2 connection's `SendRequest`, a
+    /// pipelined session) returns one, and is then lent to up to
+    /// [`capacity`](Pooled::capacity) users at a time. The default, `None`,
+    /// lends it to one user at a time, whole.
+    ///
+    /// The pool keeps the object itself while it is shared and gives each
+    /// loan a handle; the handles are dropped as their loans end, never
+    /// closed or recycled (a [`Connection::discard`](crate::Connection::discard)
+    /// on one stops new loans, and the object closes when its last loan
+    /// ends). So a handle must not own the transport: the object is closed
+    /// when the pool drops the one it kept.
+    ///
+    /// # Examples
+    ///
+    /// See [`capacity`](Pooled::capacity).
+    fn share(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// How many users a shared object may serve at once (HTTP/2's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, lowered by a cap of the
+    /// user's). Asked only of objects whose [`share`](Pooled::share)
+    /// returns handles, each time the pool decides whether to lend one
+    /// more, so it may change as the object lives (HTTP/2 SETTINGS). A
+    /// request finds the object full at this many loans and opens another
+    /// connection, within `max_per_host` and `max_open`, or waits in its
+    /// key's queue. Defaults to 1. It must not wait.
+    ///
+    /// # Examples
+    ///
+    /// A handle of a multiplexed connection, up to 8 requests at once
+    /// (`examples/multiplexed.rs` is a whole one, with its socket):
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::task::Context;
+    /// use keepalive::{Health, Pooled};
+    ///
+    /// #[derive(Clone)]
+    /// struct Mux {
+    ///     /// Set by the connection's reader task when it ends.
+    ///     closed: Arc<AtomicBool>,
+    /// }
+    ///
+    /// impl Pooled for Mux {
+    ///     fn check(&mut self) -> Health {
+    ///         if self.closed.load(Ordering::Acquire) { Health::Closed } else { Health::Usable }
+    ///     }
+    ///     fn watch(&mut self, _: &mut Context<'_>) -> Health {
+    ///         self.check()
+    ///     }
+    ///     fn share(&self) -> Option<Mux> {
+    ///         Some(self.clone())
+    ///     }
+    ///     fn capacity(&self) -> usize {
+    ///         8
+    ///     }
+    /// }
+    ///
+    /// let mux = Mux { closed: Arc::new(AtomicBool::new(false)) };
+    /// assert_eq!(mux.share().map(|m| m.capacity()), Some(8));
+    /// ```
+    fn capacity(&self) -> usize {
+        1
+    }
 }
 
 /// The step that makes the pooled object from a stream the pool dialed: a
@@ -226,6 +297,44 @@ pub trait Protocol<S>: Send + Sync + 'static {
         target: &Target,
         stream: S,
     ) -> impl Future<Output = Result<Self::Conn, Self::Error>> + Send;
+
+    /// How many users a connection to `target` is expected to serve at
+    /// once, before the pool has made one (Envoy's rule: a connection
+    /// being set up counts as the capacity it is expected to have). A
+    /// burst of requests for a new key opens one connection per this many
+    /// requests, not one each; once a connection is made, its own
+    /// [`Pooled::capacity`] is what the pool expects of the key's next
+    /// ones. A protocol that may multiplex (HTTP/2 by prior knowledge, or
+    /// by ALPN when the server may choose it) says so here; a burst then
+    /// waits for the first handshake instead of dialing one connection
+    /// each. Defaults to 1: every request may open its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use keepalive::{Protocol, Stream, Target};
+    ///
+    /// #[derive(Debug)]
+    /// struct Multiplexed;
+    ///
+    /// impl Protocol<Stream> for Multiplexed {
+    ///     type Conn = Stream;
+    ///     type Error = std::io::Error;
+    ///
+    ///     async fn handshake(&self, _: &Target, stream: Stream) -> std::io::Result<Stream> {
+    ///         Ok(stream)
+    ///     }
+    ///
+    ///     fn expected_capacity(&self, _: &Target) -> usize {
+    ///         100
+    ///     }
+    /// }
+    /// assert_eq!(Multiplexed.expected_capacity(&Target::new("http", "127.0.0.1", 80)), 100);
+    /// ```
+    fn expected_capacity(&self, target: &Target) -> usize {
+        let _ = target;
+        1
+    }
 }
 
 /// The default protocol: no step at all, the stream is the pooled object.

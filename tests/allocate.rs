@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn stats(open: usize, idle: usize, in_use: usize, connects: u64, reuses: u64) -> Stats {
     let mut s = Stats::default();
     (s.open, s.idle, s.in_use, s.connects, s.reuses) = (open, idle, in_use, connects, reuses);
+    // Sockets are lent whole: one loan each.
+    s.loans = in_use;
     s
 }
 

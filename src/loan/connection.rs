@@ -392,6 +392,9 @@ impl<C: Pooled> Drop for Connection<C> {
             Answer::Lost { reported } => reported || self.from_cache != FromCache::Fresh,
             Answer::None | Answer::Some => false,
         };
+        if socket.is_share() {
+            return self.end_share(socket, lost);
+        }
         if lost {
             socket.close(false);
             let now = Instant::now();
@@ -419,6 +422,29 @@ impl<C: Pooled> Drop for Connection<C> {
         // never runs behind the real one.
         socket.close(false);
         self.shared.decide(|state, out| state.discard(id, reason, out));
+    }
+}
+
+impl<C: Pooled> Connection<C> {
+    /// The end of a loan of a shared object: its handle is dropped, never
+    /// closed, and the pool told why the object must take no more loans,
+    /// if it must.
+    fn end_share(&mut self, mut socket: Watched<C>, lost: bool) {
+        if self.reuse == Reuse::Eligible && !socket.object.recycle() {
+            self.reuse = Reuse::Refused;
+        }
+        drop(socket);
+        let ended = match self.reuse {
+            _ if lost => Some(CloseReason::ClosedByPeer),
+            Reuse::Eligible => None,
+            Reuse::Refused => Some(CloseReason::RecycleRefused),
+            Reuse::Finished => Some(CloseReason::Discarded),
+            Reuse::ServerClosed => Some(CloseReason::ConnectionClose),
+            Reuse::Failed => Some(CloseReason::IoError),
+        };
+        let (id, hints, now) = (self.id, self.hints, Instant::now());
+        self.shared
+            .decide(|state, out| state.end_share(id, ended, hints, now, out));
     }
 }
 

@@ -77,6 +77,8 @@ pub(crate) struct Watched<T> {
     signal: Arc<Signal>,
     /// Built the first time the object goes idle, then reused.
     watcher: Option<(Arc<SocketWake>, Waker)>,
+    /// A loan's handle of a shared object, not the object the pool keeps.
+    share: bool,
     /// The fleet's slot for this connection, given back when it drops:
     /// the last field, so after the object (the socket) is closed.
     #[cfg(feature = "fleet")]
@@ -89,8 +91,16 @@ impl<T: Pooled> Watched<T> {
             object,
             signal,
             watcher: None,
+            share: false,
             #[cfg(feature = "fleet")]
             fleet: None,
+        }
+    }
+
+    /// Stops reporting idle events: the object is on loan.
+    fn not_idle(&self) {
+        if let Some((wake, _)) = &self.watcher {
+            wake.idle.store(false, Ordering::Release);
         }
     }
 
@@ -124,9 +134,7 @@ impl<T: Pooled> Watched<T> {
 
 impl<T: Pooled> Poolable for Watched<T> {
     fn check(&mut self) -> Health {
-        if let Some((wake, _)) = &self.watcher {
-            wake.idle.store(false, Ordering::Release);
-        }
+        self.not_idle();
         self.object.check()
     }
 
@@ -134,5 +142,26 @@ impl<T: Pooled> Poolable for Watched<T> {
         self.waker(token).idle.store(true, Ordering::Release);
         let (_, waker) = self.watcher.as_ref().expect("made by waker()");
         self.object.watch(&mut Context::from_waker(waker))
+    }
+
+    fn share(&mut self) -> Option<Self> {
+        let object = self.object.share()?;
+        self.not_idle();
+        Some(Watched {
+            object,
+            signal: self.signal.clone(),
+            watcher: None,
+            share: true,
+            #[cfg(feature = "fleet")]
+            fleet: None,
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.object.capacity()
+    }
+
+    fn is_share(&self) -> bool {
+        self.share
     }
 }

@@ -28,6 +28,9 @@ pub(crate) trait Make<C>: Send + Sync + 'static {
 
     /// The transport's stream to the target, then the protocol step on it.
     fn make<'a>(&'a self, dialing: &'a Dialing) -> Making<'a, C>;
+
+    /// [`Protocol::expected_capacity`].
+    fn expected_capacity(&self, target: &Target) -> usize;
 }
 
 /// What a connect task is given: where to, the addresses found, the
@@ -55,6 +58,10 @@ where
 {
     fn needs_addresses(&self, target: &Target) -> bool {
         self.transport.needs_addresses(target)
+    }
+
+    fn expected_capacity(&self, target: &Target) -> usize {
+        self.protocol.expected_capacity(target)
     }
 
     fn make<'a>(&'a self, dialing: &'a Dialing) -> Making<'a, P::Conn> {

@@ -75,9 +75,9 @@ impl<P: Handles> State<P> {
             unreachable!("requests waiting for the fleet are connecting");
         };
         out.list.extend(task.map(Action::Abort));
-        self.connecting -= 1;
+        self.connect_ended(key);
         self.release_slot(key);
-        self.hand_out(sid);
+        let socket = self.hand_out(sid, socket);
         self.deliver(request, socket, sid, FromCache::Deferred, out);
     }
 

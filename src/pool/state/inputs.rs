@@ -39,6 +39,16 @@ pub(crate) trait Poolable {
     /// Like `check`, and arranges for `token` to reach
     /// [`State::idle_event`] when the socket becomes readable while idle.
     fn watch(&mut self, token: u64) -> Health;
+    /// A handle for one more loan of a shared object, which stops
+    /// reporting idle events: `None` for an object lent whole.
+    fn share(&mut self) -> Option<Self>
+    where
+        Self: Sized;
+    /// How many loans a shared object may serve at once now.
+    fn capacity(&self) -> usize;
+    /// Whether this is a handle of a shared object (its loan's end is
+    /// [`State::end_share`]), not the object itself.
+    fn is_share(&self) -> bool;
 }
 
 /// What a `Connection` learned about its socket while on loan, handed
@@ -80,4 +90,7 @@ pub(crate) struct NewRequest<P: Handles> {
     pub(crate) timeout: Duration,
     /// `None` when the host is a name that must be looked up first.
     pub(crate) addrs: Option<Addrs>,
+    /// How many loans a connection of this key is expected to serve at
+    /// once, until one has connected (`Protocol::expected_capacity`).
+    pub(crate) expect: usize,
 }

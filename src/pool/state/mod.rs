@@ -44,8 +44,13 @@
 //!
 //! * `open == idle + in_use + connecting == Σ key.open`, `open <= max_open`,
 //!   every `key.open <= max_per_host`.
-//! * A key with waiters has no idle socket.
-//! * `eligible` holds exactly the keys with waiters and room under
+//! * A key with waiters has no idle socket, and no shared object with room
+//!   for another loan.
+//! * A shared object on loan has `1 ..= capacity` loans, is counted once
+//!   (in `in_use`), and is idle iff it has none; it is in its key's
+//!   `shared` list iff it is on loan and not retired.
+//! * `eligible` holds exactly the keys with waiters beyond what their
+//!   connects in flight are expected to serve, and room under
 //!   `max_per_host`; when it is non-empty, `open == max_open` and no socket
 //!   is idle (otherwise `serve_waiters` would have served them).
 
@@ -80,6 +85,7 @@ mod ids;
 mod inputs;
 mod requests;
 mod server_limit;
+mod shares;
 mod sockets;
 mod stats;
 
@@ -119,6 +125,18 @@ struct Key {
     dormant: Option<u64>,
     /// What the key's server is known to do with idle connections.
     server: server_limit::ServerLimit,
+    /// This key's connect tasks (part of `open`).
+    connecting: usize,
+    /// How many loans a connection of this key is expected to serve at
+    /// once: the protocol's guess until one connected, then what the
+    /// latest one could. A connect in flight counts as that many, so a
+    /// burst opens one connection per `expect` requests (Envoy's rule).
+    expect: usize,
+    /// `expect` comes from a connection, not the protocol's guess.
+    expect_learned: bool,
+    /// This key's shared objects on loan that may take more loans (not
+    /// retired), oldest first: where a request looks before the idle list.
+    shared: Vec<usize>,
     /// This key's share of the counters.
     counts: Counts,
     /// Until when another member of the fleet waits for this key: the next
@@ -166,6 +184,13 @@ struct SocketEntry<S> {
     /// and how long it had been idle then. A loan that ends in the
     /// server's close before any answer is an observation at that age.
     lent: Option<(Instant, Duration)>,
+    /// A shared object while any loan of it is out: the object itself
+    /// (each loan holds a handle of it), how many loans are, and why it
+    /// takes no more when it is retired (it closes with its last loan).
+    /// Idle iff no loans: then the object is in `idle`, like any other.
+    kept: Option<S>,
+    loans: usize,
+    retired: Option<CloseReason>,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -237,6 +262,9 @@ pub(crate) struct State<P: Handles> {
     in_use: usize,
     connecting: usize,
     queued: usize,
+    /// Loans beyond the first of each shared object: `Stats::loans` is
+    /// `in_use` plus these.
+    extra_loans: usize,
     counts: Counts,
 }
 
@@ -265,6 +293,7 @@ impl<P: Handles> State<P> {
             in_use: 0,
             connecting: 0,
             queued: 0,
+            extra_loans: 0,
             counts: Counts::default(),
         }
     }
@@ -373,6 +402,21 @@ impl<P: Handles> State<P> {
         }
     }
 
+    /// Whether `key`'s waiters, plus `more` requests, are more than its
+    /// connects in flight are expected to serve besides their own
+    /// requests: only then does one more connection help. For objects
+    /// lent whole (`expect` 1) that is "anyone waits".
+    pub(super) fn needs_connect(&self, key: usize, more: usize) -> bool {
+        let k = &self.keys[key];
+        k.waiters.len() + more > k.connecting * (k.expect - 1)
+    }
+
+    /// A connect of `key` ended (connected, failed or abandoned).
+    pub(super) fn connect_ended(&mut self, key: usize) {
+        self.connecting -= 1;
+        self.keys[key].connecting -= 1;
+    }
+
     /// The per-host limit: `key` may have another socket.
     fn host_has_room(&self, key: usize) -> bool {
         let k = &self.keys[key];
@@ -409,11 +453,14 @@ impl<P: Handles> State<P> {
         }
     }
 
-    /// Keeps `key`'s membership of `eligible` true to its definition.
+    /// Keeps `key`'s membership of `eligible` true to its definition: its
+    /// first waiter could open a connection, were it not for `max_open`.
     pub(super) fn update_eligible(&mut self, key: usize) {
         let k = &self.keys[key];
         let want = match k.waiters.front() {
-            Some(id) if self.host_has_room(key) => Some(self.requests[id.slot()].seq),
+            Some(id) if self.host_has_room(key) && self.needs_connect(key, 0) => {
+                Some(self.requests[id.slot()].seq)
+            }
             _ => None,
         };
         let had = std::mem::replace(&mut self.keys[key].eligible, want);
@@ -444,6 +491,10 @@ impl<P: Handles> State<P> {
             eligible: None,
             dormant: None,
             server: server_limit::ServerLimit::default(),
+            connecting: 0,
+            expect: 1,
+            expect_learned: false,
+            shared: Vec::new(),
             counts: Counts::default(),
             #[cfg(feature = "fleet")]
             fleet_wanted: None,

@@ -34,6 +34,9 @@ impl<P: Handles> State<P> {
             return Err(Error::Shutdown);
         }
         let key = self.intern(target);
+        if !self.keys[key].expect_learned {
+            self.keys[key].expect = new.expect.max(1);
+        }
         // The name to look up: the proxy's, for a target reached through one.
         let endpoint = target.dial_endpoint();
         let (host, port) = (endpoint.host.clone(), endpoint.port);
@@ -96,20 +99,29 @@ impl<P: Handles> State<P> {
     /// Whether a request for `key` would get a socket without waiting.
     fn can_start_now(&self, key: usize) -> bool {
         let k = &self.keys[key];
-        k.waiters.is_empty() && (!k.idle.is_empty() || self.room(key) != Room::Full)
+        k.waiters.is_empty()
+            && (self.has_spare_share(key)
+                || !k.idle.is_empty()
+                || (self.needs_connect(key, 1) && self.room(key) != Room::Full))
     }
 
-    /// Serves a request that has its addresses: an idle socket of its key,
-    /// else a new connection if limits allow, else a place in the queue.
-    /// The request must not be counted in `queued` yet.
+    /// Serves a request that has its addresses: a loan of a shared object
+    /// with room, else an idle socket of its key, else a new connection if
+    /// limits allow and no connect in flight is expected to serve it, else
+    /// a place in the queue. The request must not be counted in `queued`
+    /// yet.
     pub(super) fn place(&mut self, id: RequestId, now: Instant, out: &mut Actions<P>) {
         let key = self.requests[id.slot()].key;
         if self.keys[key].waiters.is_empty() {
-            if let Some((socket, sid)) = self.take_idle(key, now, out) {
+            let found = match self.take_share(key, now, out) {
+                Some(share) => Some(share),
+                None => self.take_idle(key, now, out),
+            };
+            if let Some((socket, sid)) = found {
                 self.deliver(id, socket, sid, FromCache::Deferred, out);
                 return;
             }
-            if self.claim_room(key, out) {
+            if self.needs_connect(key, 1) && self.claim_room(key, out) {
                 self.start_connect(id, out);
                 return;
             }
@@ -127,6 +139,7 @@ impl<P: Handles> State<P> {
         };
         let (key, deadline) = (req.key, req.deadline);
         self.keys[key].open += 1;
+        self.keys[key].connecting += 1;
         self.connecting += 1;
         out.push(Action::Connect {
             request: id,
@@ -140,7 +153,7 @@ impl<P: Handles> State<P> {
     /// goes to the next waiter.
     pub(crate) fn connect_failed(&mut self, request: RequestId, error: Error, out: &mut Actions<P>) {
         if let Some(key) = self.connecting_key(request) {
-            self.connecting -= 1;
+            self.connect_ended(key);
             let req = self.finish(request);
             out.push(Action::Fail {
                 responder: req.responder,
@@ -297,7 +310,7 @@ impl<P: Handles> State<P> {
                 false
             }
             Phase::Connecting(task) => {
-                self.connecting -= 1;
+                self.connect_ended(key);
                 out.list.extend(task.map(Action::Abort));
                 true
             }

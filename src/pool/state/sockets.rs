@@ -33,6 +33,11 @@ fn stale_reason(health: Health, found: Found) -> CloseReason {
     }
 }
 
+/// Why a socket whose check failed as it was handed out is closed.
+pub(super) fn stale_at_checkout(health: Health) -> CloseReason {
+    stale_reason(health, Found::Checkout)
+}
+
 impl<P: Handles> State<P> {
     /// `allocate`'s fast path: the most recently used idle socket of
     /// `target`'s key that may still be handed out at `now`, counted as in
@@ -57,11 +62,15 @@ impl<P: Handles> State<P> {
         let Some(&key) = self.key_index.get(target) else {
             return Ok(None);
         };
+        if !self.keys[key].shared.is_empty() {
+            if let Some(found) = self.share_out(key, now) {
+                return Ok(Some(found));
+            }
+        }
         let Some((socket, sid)) = self.take_fit(key, now, out) else {
             return Ok(None);
         };
-        self.hand_out(sid);
-        Ok(Some((socket, sid)))
+        Ok(Some((self.hand_out(sid, socket), sid)))
     }
 
     /// The newest idle socket of `key` that may be handed out at `now`,
@@ -82,9 +91,10 @@ impl<P: Handles> State<P> {
         None
     }
 
-    /// Counts a socket just taken from the pool as in use and reused, and
-    /// spends one of its remaining uses.
-    pub(super) fn hand_out(&mut self, sid: SocketId) {
+    /// Counts a socket just taken from the pool as in use and reused,
+    /// spends one of its remaining uses, and lends it (whole, or a handle
+    /// of a shared object).
+    pub(super) fn hand_out(&mut self, sid: SocketId, socket: P::Socket) -> P::Socket {
         let entry = &mut self.sockets[sid.index as usize];
         if let Some(n) = &mut entry.remaining_uses {
             *n = n.saturating_sub(1);
@@ -93,15 +103,28 @@ impl<P: Handles> State<P> {
         self.in_use += 1;
         self.counts.reuses += 1;
         self.keys[key].counts.reuses += 1;
+        self.lend(sid.index as usize, socket)
     }
 
     /// Undoes a `checkout` whose socket turned out stale: it is closed and
     /// counted by its health instead of as a reuse.
-    pub(crate) fn revoke(&mut self, sid: SocketId, socket: P::Socket, health: Health, out: &mut Actions<P>) {
+    pub(crate) fn revoke(
+        &mut self,
+        sid: SocketId,
+        socket: P::Socket,
+        health: Health,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
         let Some(key) = self.live_socket(sid) else {
             out.push(Action::untracked_close(socket, CloseReason::FoundDead));
             return;
         };
+        if socket.is_share() {
+            self.revoke_share(sid, socket, health, now, out);
+            self.serve_waiters(out);
+            return;
+        }
         self.in_use -= 1;
         self.counts.reuses -= 1;
         self.keys[key].counts.reuses -= 1;
@@ -120,8 +143,7 @@ impl<P: Handles> State<P> {
         while let Some((mut socket, sid)) = self.take_fit(key, now, out) {
             let health = socket.check();
             if health == Health::Usable {
-                self.hand_out(sid);
-                return Some((socket, sid));
+                return Some((self.hand_out(sid, socket), sid));
             }
             self.close_stale(sid.index as usize, socket, health, Found::Checkout, out);
         }
@@ -138,10 +160,13 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         if let Some(key) = self.connecting_key(request) {
-            self.connecting -= 1;
+            self.connect_ended(key);
             self.in_use += 1;
             let sid = self.new_socket(key, now);
+            self.learn_capacity(key, &socket);
+            let socket = self.lend(sid.index as usize, socket);
             self.deliver(request, socket, sid, FromCache::Fresh, out);
+            self.serve_shares(key, now, out);
         } else {
             self.connected_unasked(target, socket, now, out);
         }
@@ -160,6 +185,7 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         let key = self.intern(target);
+        self.learn_capacity(key, &socket);
         if !self.shut_down && self.room(key) == Room::Free {
             self.keys[key].open += 1;
             self.in_use += 1;
@@ -221,7 +247,14 @@ impl<P: Handles> State<P> {
     }
 
     /// Keeps what a loan learned of its socket and its server.
-    fn note_hints(&mut self, key: usize, idx: usize, hints: Hints, now: Instant, out: &mut Actions<P>) {
+    pub(super) fn note_hints(
+        &mut self,
+        key: usize,
+        idx: usize,
+        hints: Hints,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
         let entry = &mut self.sockets[idx];
         entry.lent = None;
         if hints.remaining_uses.is_some() {
@@ -281,7 +314,7 @@ impl<P: Handles> State<P> {
         self.keys[key].waiters.pop_front();
         self.queued -= 1;
         self.update_eligible(key);
-        self.hand_out(sid);
+        let socket = self.hand_out(sid, socket);
         self.deliver(waiter, socket, sid, FromCache::Deferred, out);
     }
 
@@ -380,6 +413,9 @@ impl<P: Handles> State<P> {
             remaining_uses: None,
             server_idle_timeout: None,
             lent: None,
+            kept: None,
+            loans: 0,
+            retired: None,
         });
         self.socket_id(idx)
     }
@@ -414,7 +450,7 @@ impl<P: Handles> State<P> {
         self.close_with(idx, socket, reason, reason == CloseReason::Unread, out);
     }
 
-    fn close_with(
+    pub(super) fn close_with(
         &mut self,
         idx: usize,
         socket: P::Socket,

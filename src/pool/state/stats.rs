@@ -36,8 +36,13 @@ pub struct Stats {
     pub open: usize,
     /// Sockets in the pool, ready for reuse.
     pub idle: usize,
-    /// Sockets on loan as `Connection`s.
+    /// Sockets on loan as `Connection`s: an object lent to several users
+    /// at once (an HTTP/2 connection) counts once.
     pub in_use: usize,
+    /// Loans out now: equal to `in_use` for objects lent to one user at a
+    /// time; for shared objects, every loan (an HTTP/2 connection's open
+    /// streams).
+    pub loans: usize,
     /// Sockets in TCP connect (or TLS handshake).
     pub connecting: usize,
     /// Requests neither served nor connecting: waiting for a name lookup or
@@ -293,6 +298,7 @@ impl<P: Handles> State<P> {
             open: self.open(),
             idle: self.idle,
             in_use: self.in_use,
+            loans: self.in_use + self.extra_loans,
             connecting: self.connecting,
             queued: self.queued,
             connects: self.counts.connects,
@@ -313,14 +319,10 @@ impl<P: Handles> State<P> {
         let Some(&key) = self.key_index.get(target) else {
             return Stats::default();
         };
-        let idle = self
-            .sockets
-            .iter()
-            .filter(|(_, s)| s.key == key && s.idle.is_some());
-        let mut tally = Tally {
-            idle: idle.count(),
-            ..Tally::default()
-        };
+        let mut tally = Tally::default();
+        for (_, s) in self.sockets.iter().filter(|(_, s)| s.key == key) {
+            tally.socket(s);
+        }
         for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
             tally.count(&req.phase);
         }
@@ -332,8 +334,8 @@ impl<P: Handles> State<P> {
     /// is known; one pass over the sockets and requests.
     pub(crate) fn stats_per_key(&self, now: Instant) -> Vec<(Target, Stats)> {
         let mut tallies: HashMap<usize, Tally> = HashMap::new();
-        for (_, s) in self.sockets.iter().filter(|(_, s)| s.idle.is_some()) {
-            tallies.entry(s.key).or_default().idle += 1;
+        for (_, s) in self.sockets.iter() {
+            tallies.entry(s.key).or_default().socket(s);
         }
         for (_, req) in self.requests.iter() {
             tallies.entry(req.key).or_default().count(&req.phase);
@@ -355,6 +357,7 @@ impl<P: Handles> State<P> {
             open: k.open,
             idle: tally.idle,
             in_use: k.open - tally.idle - tally.connecting,
+            loans: k.open - tally.idle - tally.connecting + tally.extra_loans,
             connecting: tally.connecting,
             queued: tally.queued,
             connects: k.counts.connects,
@@ -373,11 +376,18 @@ impl<P: Handles> State<P> {
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
     idle: usize,
+    /// Loans beyond the first of each shared object.
+    extra_loans: usize,
     queued: usize,
     connecting: usize,
 }
 
 impl Tally {
+    fn socket<S>(&mut self, s: &super::SocketEntry<S>) {
+        self.idle += usize::from(s.idle.is_some());
+        self.extra_loans += s.loans.saturating_sub(1);
+    }
+
     fn count<P: Handles>(&mut self, phase: &Phase<P>) {
         match phase {
             Phase::Connecting(_) => self.connecting += 1,

@@ -33,6 +33,20 @@ impl Staged for RequestOrLookup {}
 struct FakeSocket {
     name: u32,
     health: Rc<Cell<Health>>,
+    /// Loans it may serve at once; above 1 it is shared.
+    capacity: usize,
+    share: bool,
+}
+
+impl FakeSocket {
+    fn new(name: u32, health: Rc<Cell<Health>>, target: &Target) -> FakeSocket {
+        FakeSocket {
+            name,
+            health,
+            capacity: capacity_of(target),
+            share: false,
+        }
+    }
 }
 
 impl Poolable for FakeSocket {
@@ -42,6 +56,45 @@ impl Poolable for FakeSocket {
 
     fn watch(&mut self, _token: u64) -> Health {
         self.health.get()
+    }
+
+    fn share(&mut self) -> Option<FakeSocket> {
+        (self.capacity > 1).then(|| FakeSocket {
+            name: self.name,
+            health: self.health.clone(),
+            capacity: self.capacity,
+            share: true,
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn is_share(&self) -> bool {
+        self.share
+    }
+}
+
+/// What a connection of `target` can serve at once: keys 3 and 4 are
+/// multiplexed (HTTP/2's streams), the others lent whole.
+fn capacity_of(target: &Target) -> usize {
+    match target.port() {
+        1003 => 2,
+        1004 => 3,
+        _ => 1,
+    }
+}
+
+/// What the protocol expects of a connection of `target` before one has
+/// connected: right for key 3, too high for key 4 and for key 1 (an ALPN
+/// offer of h2 that the server answers with HTTP/1.1).
+fn expected_of(target: &Target) -> usize {
+    match target.port() {
+        1001 => 4,
+        1003 => 2,
+        1004 => 8,
+        _ => 1,
     }
 }
 
@@ -64,6 +117,8 @@ struct Sim {
     outcomes: HashMap<u32, Outcome>,
     /// Sockets on loan: name -> (id, health).
     loaned: HashMap<u32, (SocketId, Rc<Cell<Health>>)>,
+    /// Shared objects on loan: name -> (id, loans out).
+    shares: HashMap<u32, (SocketId, usize)>,
     /// Health of every socket the pool may hold, by name.
     healths: HashMap<u32, Rc<Cell<Health>>>,
     closed: Vec<u32>,
@@ -126,6 +181,7 @@ impl Sim {
             aborted: vec![],
             outcomes: HashMap::new(),
             loaned: HashMap::new(),
+            shares: HashMap::new(),
             healths: HashMap::new(),
             closed: vec![],
             alive: Default::default(),
@@ -178,7 +234,7 @@ impl Sim {
                     from,
                     ..
                 } => {
-                    self.loaned.insert(socket.name, (id, socket.health.clone()));
+                    self.lent(&socket, id);
                     self.handed_out(socket.name, from);
                     let got = Outcome::Got {
                         socket: socket.name,
@@ -239,12 +295,12 @@ impl Sim {
                 hit = Ok(Some((socket, id)));
                 break;
             }
-            self.state.revoke(id, socket, health, &mut out);
+            self.state.revoke(id, socket, health, self.now, &mut out);
             hit = self.state.checkout(target, self.now, &mut out);
         }
         match hit {
             Ok(Some((socket, id))) => {
-                self.loaned.insert(socket.name, (id, socket.health.clone()));
+                self.lent(&socket, id);
                 self.handed_out(socket.name, FromCache::Immediate);
                 let got = Outcome::Got {
                     socket: socket.name,
@@ -262,6 +318,7 @@ impl Sim {
                     deadline: Deadline::after(self.now, TIMEOUT),
                     timeout: TIMEOUT,
                     addrs,
+                    expect: expected_of(target),
                 };
                 match self.state.request(target, new, &mut out) {
                     Ok(id) => {
@@ -292,10 +349,7 @@ impl Sim {
             self.born.insert(self.next_name, self.now);
             self.key_of.insert(self.next_name, target.clone());
             self.healths.insert(self.next_name, health.clone());
-            let socket = FakeSocket {
-                name: self.next_name,
-                health,
-            };
+            let socket = FakeSocket::new(self.next_name, health, &target);
             self.state.connected(request, &target, socket, self.now, &mut out);
         } else {
             let error = Error::Connect {
@@ -354,7 +408,7 @@ impl Sim {
             }
         };
         let mut out = Actions::new();
-        let mut socket = FakeSocket { name, health };
+        let mut socket = FakeSocket::new(name, health, &self.key_of[&name]);
         let seen = socket.watch(id.token());
         let key = self.key_of[&name].clone();
         let wanted = self.wanted.get(&key).is_some_and(|until| self.now < *until);
@@ -469,6 +523,44 @@ impl Sim {
         assert_eq!(self.close_reason.get(&name), Some(&CloseReason::ClosedByPeer));
     }
 
+    /// A loan began: of a socket whole, or of a shared object.
+    fn lent(&mut self, socket: &FakeSocket, id: SocketId) {
+        if socket.share {
+            self.shares.entry(socket.name).or_insert((id, 0)).1 += 1;
+        } else {
+            self.loaned.insert(socket.name, (id, socket.health.clone()));
+        }
+    }
+
+    /// One loan of shared object `name` ends; `ended` says why the object
+    /// must take no more.
+    fn end_share(&mut self, name: u32, ended: Option<CloseReason>, hints: Hints) {
+        let (id, n) = self
+            .shares
+            .get_mut(&name)
+            .map(|e| {
+                e.1 -= 1;
+                (e.0, e.1)
+            })
+            .expect("on loan");
+        if n == 0 {
+            self.shares.remove(&name);
+        }
+        if let Some(n) = hints.remaining_uses {
+            self.uses_left.insert(name, n);
+        }
+        let mut out = Actions::new();
+        self.state.end_share(id, ended, hints, self.now, &mut out);
+        self.apply(out);
+        if n == 0 && ended.is_some() {
+            // Closed for the first reason it was retired for.
+            assert!(
+                self.close_reason.contains_key(&name),
+                "retired, closed with its last loan"
+            );
+        }
+    }
+
     fn outcome(&self, label: u32) -> Option<&Outcome> {
         self.outcomes.get(&label)
     }
@@ -514,7 +606,29 @@ impl Sim {
         for (target, st) in &listed {
             assert_eq!(st.open, s.stats_for(target, self.now).open);
         }
-        assert_eq!(s.in_use, self.loaned.len(), "in use = on loan");
+        assert_eq!(
+            s.in_use,
+            self.loaned.len() + self.shares.len(),
+            "in use = on loan"
+        );
+        let shared_loans: usize = self.shares.values().map(|(_, n)| n).sum();
+        assert_eq!(stats.loans, self.loaned.len() + shared_loans, "loans");
+        for (idx, e) in &s.sockets {
+            // Idle iff no loans; a shared object on loan is kept, within
+            // its capacity, counted once.
+            assert_eq!(e.kept.is_some(), e.loans > 0);
+            assert!(e.idle.is_none() || e.loans == 0);
+            if let Some(kept) = &e.kept {
+                assert!(e.loans <= kept.capacity, "loans over capacity");
+                assert_eq!(self.shares.get(&kept.name).map(|(_, n)| *n), Some(e.loans));
+            }
+            let listed = s.keys[e.key].shared.contains(&idx);
+            assert_eq!(
+                listed,
+                e.kept.is_some() && e.retired.is_none(),
+                "the key's shared list"
+            );
+        }
         assert_eq!(s.connecting, self.connecting.len(), "connecting = connect tasks");
         let mut waiting = 0;
         for (key, k) in &s.keys {
@@ -527,15 +641,28 @@ impl Sim {
                 .connecting
                 .iter()
                 .any(|(r, t)| self.fleet_waiting.contains(r) && s.key_index[t] == key);
+            let connecting = s
+                .requests
+                .iter()
+                .filter(|(_, r)| r.key == key && matches!(r.phase, Phase::Connecting(_)))
+                .count();
+            assert_eq!(k.connecting, connecting, "the key's connects");
+            // A connect in flight is counted as the loans it is expected to
+            // serve: only waiters beyond those need a connection.
+            let beyond = k.waiters.len() > k.connecting * (k.expect - 1);
             if !k.waiters.is_empty() {
                 assert!(k.idle.is_empty(), "a waiter while its key has an idle socket");
+                assert!(!s.has_spare_share(key), "a waiter while a shared object has room");
                 let room =
                     k.open < l.max_per_host && !fleet_full && (s.open() < l.max_open || !s.lru.is_empty());
-                assert!(!room, "a request waits while a slot it could use is free");
+                assert!(
+                    !(room && beyond),
+                    "a request waits while a slot it could use is free"
+                );
             }
             assert_eq!(
                 k.eligible.is_some(),
-                !k.waiters.is_empty() && k.open < l.max_per_host && !fleet_full
+                !k.waiters.is_empty() && k.open < l.max_per_host && !fleet_full && beyond
             );
             let pending = s.requests.iter().filter(|(_, r)| r.key == key).count();
             assert_eq!(k.pending, pending);
@@ -555,8 +682,9 @@ impl Sim {
         let stats = s.stats();
         let pending = self.ids.keys().filter(|l| !self.outcomes.contains_key(l)).count();
         assert_eq!(stats.open, self.alive.len() + self.connecting.len(), "open");
-        assert_eq!(stats.idle, self.alive.len() - self.loaned.len(), "idle");
-        assert_eq!(stats.in_use, self.loaned.len(), "in use");
+        let on_loan = self.loaned.len() + self.shares.len();
+        assert_eq!(stats.idle, self.alive.len() - on_loan, "idle");
+        assert_eq!(stats.in_use, on_loan, "in use");
         assert_eq!(stats.connecting, self.connecting.len(), "connecting");
         assert_eq!(stats.queued, pending - self.connecting.len(), "queued");
         assert_eq!(stats.connects, self.connected, "connects");
@@ -596,6 +724,89 @@ fn a_returned_socket_is_reused_immediately() {
         })
     );
     assert_eq!((sim.state.counts.connects, sim.state.counts.reuses), (1, 1));
+}
+
+#[test]
+fn a_shared_object_takes_loans_up_to_its_capacity_and_counts_once() {
+    // Key 3's connections serve 2 loans at once, as expected.
+    let mut sim = Sim::new(2, 10);
+    for label in 1..=5 {
+        sim.allocate(&target(3), label);
+    }
+    assert_eq!(
+        sim.connecting.len(),
+        2,
+        "one connect per 2 requests, within max_per_host"
+    );
+    sim.connect(0, true);
+    sim.connect(0, true);
+    let got = |sim: &Sim, label| match sim.outcome(label) {
+        Some(Outcome::Got { socket, .. }) => Some(*socket),
+        _ => None,
+    };
+    assert_eq!(
+        (1..=4).map(|l| got(&sim, l)).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(1), Some(2)]
+    );
+    assert_eq!(got(&sim, 5), None, "both connections full: it waits");
+    let stats = sim.state.stats();
+    assert_eq!(
+        (stats.open, stats.in_use, stats.loans, stats.queued),
+        (2, 2, 4, 1)
+    );
+    assert_eq!((stats.connects, stats.reuses), (2, 2));
+    // One loan's end gives its slot to the waiter at once.
+    sim.end_share(2, None, Hints::default());
+    assert_eq!(got(&sim, 5), Some(2));
+    // The last loans' ends return the object whole, idle.
+    sim.end_share(1, None, Hints::default());
+    sim.end_share(1, None, Hints::default());
+    assert_eq!((sim.state.stats().idle, sim.state.stats().loans), (1, 2));
+    // A discarded loan retires its object: no new loans, closed with its
+    // last one.
+    sim.end_share(2, Some(CloseReason::Discarded), Hints::default());
+    sim.allocate(&target(3), 6);
+    assert_eq!(got(&sim, 6), Some(1), "the idle one, not the retired one");
+    sim.end_share(2, None, Hints::default());
+    assert_eq!(sim.close_reason.get(&2), Some(&CloseReason::Discarded));
+}
+
+#[test]
+fn a_burst_waits_for_one_handshake_when_the_protocol_may_multiplex() {
+    // Key 1 expects 4 loans a connection (an ALPN offer of h2); the server
+    // chooses HTTP/1.1: the others then connect for themselves.
+    let mut sim = Sim::new(3, 10);
+    for label in 1..=3 {
+        sim.allocate(&target(1), label);
+    }
+    assert_eq!(
+        (sim.connecting.len(), sim.state.queued),
+        (1, 2),
+        "one dial for the burst"
+    );
+    sim.connect(0, true);
+    assert_eq!(
+        (sim.connecting.len(), sim.state.queued),
+        (2, 0),
+        "learned: one loan each"
+    );
+    // Key 4 expects 8 and gets 3: the burst of 5 learns it and opens a
+    // second connection for the other 2 requests.
+    for label in 4..=8 {
+        sim.allocate(&target(4), label);
+    }
+    assert_eq!(sim.connecting.len(), 3);
+    let first = sim
+        .connecting
+        .iter()
+        .position(|(_, t)| *t == target(4))
+        .expect("key 4 connects");
+    sim.connect(first, true);
+    let stats = sim.state.stats_for(&target(4), sim.now);
+    assert_eq!(
+        (stats.in_use, stats.loans, stats.connecting, stats.queued),
+        (1, 3, 1, 1)
+    );
 }
 
 #[test]
@@ -680,7 +891,7 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     sim.alive.insert(99);
     sim.connected += 1;
     sim.state
-        .connected(request, &t, FakeSocket { name: 99, health }, sim.now, &mut out);
+        .connected(request, &t, FakeSocket::new(99, health, &t), sim.now, &mut out);
     sim.apply(out);
     assert_eq!((sim.state.idle, sim.state.counts.connects), (1, 1));
 }
@@ -867,7 +1078,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..3usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
+        3 => (0..5usize, prop::bool::weighted(0.25)).prop_map(|(key, named)| Op::Allocate { key, named }),
         2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::ConnectDone { pick, ok }),
         1 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(pick, ok)| Op::LookupDone { pick, ok }),
         3 => (any::<usize>(), 0..7u8).prop_map(|(pick, how)| Op::Drop { pick, how }),
@@ -895,10 +1106,13 @@ impl Sim {
             Op::LookupDone { pick, ok } if !self.resolving.is_empty() => {
                 self.resolve(pick % self.resolving.len(), ok);
             }
-            Op::Drop { pick, how } if !self.loaned.is_empty() => {
-                let mut names: Vec<u32> = self.loaned.keys().copied().collect();
+            Op::Drop { pick, how } if !self.loaned.is_empty() || !self.shares.is_empty() => {
+                let mut names: Vec<u32> = self.loaned.keys().chain(self.shares.keys()).copied().collect();
                 names.sort_unstable();
                 let name = names[pick % names.len()];
+                if self.shares.contains_key(&name) {
+                    return self.drop_share(name, pick, how);
+                }
                 match how {
                     0 => self.give_back(name),
                     1 => {
@@ -951,12 +1165,36 @@ impl Sim {
             }
             Op::ServerCloses { pick } if self.next_name > 0 => {
                 let name = 1 + (pick % self.next_name as usize) as u32;
-                if !self.loaned.contains_key(&name) && self.alive.contains(&name) {
+                let lent = self.loaned.contains_key(&name) || self.shares.contains_key(&name);
+                if !lent && self.alive.contains(&name) {
                     self.server_closes(name);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Ends one loan of shared object `name`, as `Op::Drop`'s `how` says.
+    fn drop_share(&mut self, name: u32, pick: usize, how: u8) {
+        let (ended, hints) = match how {
+            1 => {
+                // The connection died (GOAWAY, a reset) while shared.
+                self.healths[&name].set(Health::Closed);
+                (None, Hints::default())
+            }
+            2 => (Some(CloseReason::Discarded), Hints::default()),
+            3 => {
+                let hints = Hints {
+                    remaining_uses: Some((pick % 3) as u32),
+                    ..Hints::default()
+                };
+                (None, hints)
+            }
+            5 => (Some(CloseReason::RecycleRefused), Hints::default()),
+            6 => (Some(CloseReason::ClosedByPeer), Hints::default()),
+            _ => (None, Hints::default()),
+        };
+        self.end_share(name, ended, hints);
     }
 
     /// Gives everything back (waiters may receive what is returned), fails
@@ -965,6 +1203,8 @@ impl Sim {
         loop {
             if let Some(&name) = self.loaned.keys().min() {
                 self.give_back(name);
+            } else if let Some(&name) = self.shares.keys().min() {
+                self.end_share(name, None, Hints::default());
             } else if !self.connecting.is_empty() {
                 self.connect(0, false);
             } else if !self.resolving.is_empty() {
