@@ -6,15 +6,19 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use keepalive::FromCache;
 
-use crate::conn::{release_when_idle, Loan, Payload, SendBody};
+use crate::conn::{release_when_idle, Loan, Payload, SendBody, Unsent};
 use crate::retry::Failure;
+
+/// A response, and for HTTP/2 the loan its body holds until its end (an
+/// HTTP/1.1 connection is handed back by hyper's task instead).
+pub(crate) type Answer<B> = (Response<Incoming>, Option<Loan<B>>);
 
 /// One exchange on a loaned connection; on success the connection is
 /// handed back when the response body has been read.
 pub(crate) async fn attempt<B>(
     mut conn: Loan<B>,
     req: Request<Payload<B>>,
-) -> Result<Response<Incoming>, Failure<Request<Payload<B>>>>
+) -> Result<Answer<B>, Failure<Request<Payload<B>>>>
 where
     B: SendBody,
 {
@@ -34,14 +38,14 @@ where
     // timeout, a cancelled request), the connection is closed, never pooled
     // with a response on its way.
     let mut in_flight = InFlight(Some(conn));
-    let sending = in_flight.loan().send.try_send_request(req);
-    let result = sending.await;
+    let result = in_flight.loan().send.send(req).await;
     let mut conn = in_flight.done();
     match result {
+        Ok(response) if conn.send.is_http2() => Ok((response, Some(conn))),
         Ok(response) => {
             take_hints(&mut conn, &response);
             release_when_idle(conn);
-            Ok(response)
+            Ok((response, None))
         }
         Err(e) => Err(failed(conn, e, reused, read_before)),
     }
@@ -73,25 +77,19 @@ impl<B: SendBody> Drop for InFlight<B> {
 /// A request hyper could not complete: the pool is told whether the
 /// server closed before any answer (the race with its idle close, which
 /// the pool cannot see in hyper's reads) or the connection is done for.
-fn failed<B>(
-    conn: Loan<B>,
-    mut e: hyper::client::conn::TrySendError<Request<Payload<B>>>,
-    reused: bool,
-    read_before: u64,
-) -> Failure<Request<Payload<B>>>
+fn failed<B>(conn: Loan<B>, e: Unsent<B>, reused: bool, read_before: u64) -> Failure<Request<Payload<B>>>
 where
     B: SendBody,
 {
-    let unsent = e.take_message();
     let responded = conn.bytes_read() != read_before;
-    if !responded && is_close(e.error()) {
+    if !responded && is_close(&e.error) {
         conn.lost_race();
     } else {
         conn.discard();
     }
     Failure {
-        error: e.into_error(),
-        unsent,
+        error: e.error,
+        unsent: e.request,
         reused,
         responded,
     }

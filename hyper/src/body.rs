@@ -47,6 +47,9 @@ use crate::error::Error;
 /// ```
 pub struct Body {
     inner: Incoming,
+    /// An HTTP/2 stream's loan of its connection, ended with the body (a
+    /// mutex only to keep `Body` `Sync`; never contended).
+    loan: Option<std::sync::Mutex<Box<dyn Send>>>,
     /// When the whole request's time runs out, and its length; boxed, so
     /// that a body without a timeout is hyper's and 8 bytes.
     deadline: Option<Box<(Pin<Box<Sleep>>, Duration)>>,
@@ -57,9 +60,14 @@ pub struct Body {
 impl Body {
     /// hyper's body, ended by `deadline` (the instant, and the timeout it
     /// ends) if there is one.
-    pub(crate) fn new(inner: Incoming, deadline: Option<(Instant, Duration)>) -> Body {
+    pub(crate) fn new<L: Send + 'static>(
+        inner: Incoming,
+        deadline: Option<(Instant, Duration)>,
+        loan: Option<L>,
+    ) -> Body {
         Body {
             inner,
+            loan: loan.map(|l| std::sync::Mutex::new(Box::new(l) as Box<dyn Send>)),
             deadline: deadline.map(|(at, after)| Box::new((Box::pin(tokio::time::sleep_until(at)), after))),
             timed_out: false,
         }
@@ -82,9 +90,15 @@ impl hyper::body::Body for Body {
                 return Poll::Ready(Some(Err(Error::timed_out(*after, true))));
             }
         }
-        Pin::new(&mut this.inner)
+        let frame = Pin::new(&mut this.inner)
             .poll_frame(cx)
-            .map_err(Error::from_hyper)
+            .map_err(Error::from_hyper);
+        // The stream's end (or its error) ends its loan at once: its slot
+        // goes to the next request.
+        if matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.inner.is_end_stream() {
+            this.loan = None;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

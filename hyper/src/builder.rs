@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::conn::Version;
+
 /// Settings for a [`Client`](crate::Client): the pool's ([`pool`](ClientBuilder::pool))
 /// and the client's own.
 ///
@@ -24,6 +26,7 @@ use std::time::Duration;
 pub struct ClientBuilder {
     pool: keepalive::Builder,
     timeout: Option<Duration>,
+    version: Version,
 }
 
 impl ClientBuilder {
@@ -31,6 +34,7 @@ impl ClientBuilder {
         ClientBuilder {
             pool: keepalive::Manager::builder(),
             timeout: None,
+            version: Version::Http1,
         }
     }
 
@@ -66,8 +70,62 @@ impl ClientBuilder {
 
     /// The pool's settings and the whole request's timeout, for
     /// [`ClientBuilder::build`].
-    pub(crate) fn into_parts(self) -> (keepalive::Builder, Option<Duration>) {
-        (self.pool, self.timeout)
+    /// HTTP/2 without negotiation (prior knowledge) on `http` and `unix`
+    /// targets: h2c, gRPC's usual case. One connection is lent to many
+    /// requests at once, up to its stream limit (the server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, or
+    /// [`http2_max_concurrent_streams`](ClientBuilder::http2_max_concurrent_streams)
+    /// if lower); it counts once against `max_per_host` and `max_open`; a
+    /// request for a key whose connections are all full opens another
+    /// while the key is under `max_per_host`, else waits in the key's
+    /// queue. A burst to a new key dials one connection per stream limit,
+    /// not one per request. `https` targets still speak HTTP/1.1 (ALPN is
+    /// not offered yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .pool(keepalive::Manager::builder().max_per_host(4))
+    ///     .http2_prior_knowledge()
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_prior_knowledge(mut self) -> ClientBuilder {
+        if let Version::Http1 = self.version {
+            self.version = Version::Http2 { max_streams: None };
+        }
+        self
+    }
+
+    /// At most `n` requests at once on one HTTP/2 connection: the lower of
+    /// `n` and the server's `SETTINGS_MAX_CONCURRENT_STREAMS` (default:
+    /// the server's). Implies [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge).
+    /// `0` is taken as 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_max_concurrent_streams(32)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_max_concurrent_streams(mut self, n: u32) -> ClientBuilder {
+        self.version = Version::Http2 {
+            max_streams: Some(n.max(1)),
+        };
+        self
+    }
+
+    pub(crate) fn into_parts(self) -> (keepalive::Builder, Option<Duration>, Version) {
+        (self.pool, self.timeout, self.version)
     }
 }
 
@@ -76,6 +134,7 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("pool", &self.pool)
             .field("timeout", &self.timeout)
+            .field("version", &self.version)
             .finish()
     }
 }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::attempt::attempt;
 use crate::body::Body;
 use crate::builder::ClientBuilder;
-use crate::conn::{BoxError, Conn, Http1, Payload};
+use crate::conn::{BoxError, Conn, Http, Payload, Version};
 use crate::error::Error;
 use crate::origin::{self, to_origin_form, Origin, Origins};
 use crate::retry::{self, Failure};
@@ -68,7 +68,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    manager: Manager<Http1<B>>,
+    manager: Manager<Http<B>>,
     /// The origins of the URIs requested, so that a request to a known one
     /// builds no `Target` and no `Host` header.
     origins: Origins,
@@ -154,10 +154,10 @@ where
     }
 
     #[track_caller]
-    pub(crate) fn start(pool: keepalive::Builder, timeout: Option<Duration>) -> Client<B> {
+    pub(crate) fn start(pool: keepalive::Builder, timeout: Option<Duration>, version: Version) -> Client<B> {
         Client {
             shared: Arc::new(Shared {
-                manager: pool.protocol(Http1::new()).build(),
+                manager: pool.protocol(Http::new(version)).build(),
                 origins: Origins::default(),
                 retries: AtomicU64::new(0),
                 timeout,
@@ -287,7 +287,7 @@ where
             Some(deadline) => Box::pin(within(deadline, exchange)).await?,
         };
         match outcome {
-            Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
+            Ok((response, loan)) => Ok(response.map(|body| Body::new(body, deadline, loan))),
             Err(failure) => Box::pin(self.again(target, host, copy, failure, deadline)).await,
         }
     }
@@ -331,7 +331,7 @@ where
             Some(deadline) => Box::pin(within(deadline, attempt(conn, req))).await?,
         };
         match outcome {
-            Ok(response) => Ok(response.map(|body| Body::new(body, deadline))),
+            Ok((response, loan)) => Ok(response.map(|body| Body::new(body, deadline, loan))),
             Err(failure) => Err(Error::from_hyper(failure.error)),
         }
     }
@@ -441,8 +441,8 @@ impl ClientBuilder {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (pool, timeout) = self.into_parts();
-        Client::start(pool, timeout)
+        let (pool, timeout, version) = self.into_parts();
+        Client::start(pool, timeout, version)
     }
 }
 

@@ -27,15 +27,16 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http_body_util::{Either, Empty};
 use hyper::body::Body;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keepalive::{Health, Pooled, Protocol, Stream, Target};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix};
@@ -77,54 +78,243 @@ pub(crate) type Loan<B> = keepalive::Connection<Conn<B>>;
 /// may replay, whose body it keeps no copy of because there is none).
 pub(crate) type Payload<B> = Either<B, Empty<<B as Body>::Data>>;
 
-/// The protocol step: hyper's HTTP/1.1 handshake on a pooled stream, and
-/// its connection task.
-pub(crate) struct Http1<B>(PhantomData<fn() -> B>);
+/// The body hyper's HTTP/2 sends: boxed and pinned, as its connection
+/// needs an `Unpin` body and the user's may not be.
+pub(crate) type Payload2<B> = Pin<Box<Payload<B>>>;
 
-impl<B> Http1<B> {
-    pub(crate) fn new() -> Http1<B> {
-        Http1(PhantomData)
+/// Which HTTP the client speaks on a new connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 by prior knowledge on `http` and `unix` targets (h2c), at
+    /// most `max_streams` requests at once on a connection (and never
+    /// more than the server's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    Http2 { max_streams: Option<u32> },
+}
+
+/// What a connection is assumed to take before the server's SETTINGS
+/// said: RFC 9113's recommended minimum for servers, and hyper's initial
+/// limit.
+const DEFAULT_STREAMS: usize = 100;
+
+/// The protocol step: hyper's handshake on a pooled stream (HTTP/1.1, or
+/// HTTP/2 by prior knowledge), and its connection task.
+pub(crate) struct Http<B> {
+    version: Version,
+    body: PhantomData<fn() -> B>,
+}
+
+impl<B> Http<B> {
+    pub(crate) fn new(version: Version) -> Http<B> {
+        Http {
+            version,
+            body: PhantomData,
+        }
+    }
+
+    /// The HTTP/2 stream limit of ours, if `target` speaks HTTP/2.
+    fn http2_for(&self, target: &Target) -> Option<Option<u32>> {
+        match self.version {
+            Version::Http2 { max_streams } if target.scheme() != "https" => Some(max_streams),
+            _ => None,
+        }
     }
 }
 
-impl<B> std::fmt::Debug for Http1<B> {
+impl<B> std::fmt::Debug for Http<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Http1")
+        f.debug_tuple("Http").field(&self.version).finish()
     }
 }
 
-impl<B> Protocol<Stream> for Http1<B>
+impl<B> Protocol<Stream> for Http<B>
 where
     B: SendBody,
 {
     type Conn = Conn<B>;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
-    async fn handshake(&self, _: &Target, stream: Stream) -> Result<Conn<B>, hyper::Error> {
-        let (io, wire) = SharedIo::new(stream);
-        let (send, mut connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-        let task = Arc::new(Task::default());
-        let shared = task.clone();
-        tokio::spawn(async move {
-            // Its error, if any, is the request's, which hyper reports there.
-            let _ = poll_fn(|cx| {
-                let progress = Pin::new(&mut connection).poll(cx);
-                shared.release_if_idle();
-                progress
-            })
-            .await;
-            shared.end();
-        });
-        Ok(Conn { send, wire, task })
+    async fn handshake(&self, target: &Target, stream: Stream) -> io::Result<Conn<B>> {
+        match self.http2_for(target) {
+            Some(max_streams) => handshake2(stream, max_streams).await,
+            None => handshake1(stream).await.map_err(io::Error::other),
+        }
+    }
+
+    fn expected_capacity(&self, target: &Target) -> usize {
+        match self.http2_for(target) {
+            Some(max_streams) => max_streams.map_or(DEFAULT_STREAMS, |n| n.max(1) as usize),
+            None => 1,
+        }
     }
 }
 
-/// A pooled HTTP/1.1 connection.
+/// hyper's HTTP/1.1 handshake, and its connection task.
+async fn handshake1<B: SendBody>(stream: Stream) -> Result<Conn<B>, hyper::Error> {
+    let (io, wire) = SharedIo::new(stream);
+    let (send, mut connection) = http1::handshake(TokioIo::new(io)).await?;
+    let task = Arc::new(Task::default());
+    let shared = task.clone();
+    tokio::spawn(async move {
+        // Its error, if any, is the request's, which hyper reports there.
+        let _ = poll_fn(|cx| {
+            let progress = Pin::new(&mut connection).poll(cx);
+            shared.release_if_idle();
+            progress
+        })
+        .await;
+        shared.end();
+    });
+    Ok(Conn {
+        send: Sender::Http1(send),
+        wire,
+        task,
+    })
+}
+
+/// hyper's HTTP/2 handshake by prior knowledge, and its connection task.
+/// It ends when the server's first frame (its SETTINGS, RFC 9113 section
+/// 3.4) has been read, so the connection's stream limit is known before
+/// any request is sent; a connection that ends first (a server that does
+/// not speak HTTP/2) fails it.
+async fn handshake2<B: SendBody>(stream: Stream, max_streams: Option<u32>) -> io::Result<Conn<B>> {
+    let (io, wire) = SharedIo::new(stream);
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    let (send, connection) = builder
+        .handshake::<_, Payload2<B>>(TokioIo::new(io))
+        .await
+        .map_err(io::Error::other)?;
+    // hyper reads the socket on a task of its own; the wire says when the
+    // first frame's header (9 bytes) has been read.
+    let mut connection = Box::pin(connection);
+    let notify = wire.clone();
+    let first_frame = notify.first_frame.notified();
+    tokio::pin!(first_frame);
+    let settled = poll_fn(|cx| {
+        if first_frame.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        connection.as_mut().poll(cx).map(Err)
+    })
+    .await;
+    if settled.is_ok() && !wire.starts_with_settings() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the server does not speak HTTP/2: its first bytes are not a SETTINGS frame",
+        ));
+    }
+    if let Err(ended) = settled {
+        let why = match ended {
+            Ok(()) => "the server closed the connection".to_string(),
+            Err(e) => e.to_string(),
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the server did not answer the HTTP/2 preface with its SETTINGS: {why}"),
+        ));
+    }
+    let cap = max_streams.map_or(usize::MAX, |n| n as usize);
+    let task = Arc::new(Task::default());
+    task.max_streams
+        .store(connection.current_max_send_streams().min(cap), Ordering::Release);
+    let shared = task.clone();
+    tokio::spawn(async move {
+        let _ = poll_fn(|cx| {
+            let progress = connection.as_mut().poll(cx);
+            let limit = connection.current_max_send_streams().min(cap);
+            shared.max_streams.store(limit, Ordering::Release);
+            progress
+        })
+        .await;
+        shared.end();
+    });
+    Ok(Conn {
+        send: Sender::Http2(send),
+        wire,
+        task,
+    })
+}
+
+/// hyper's sending half, of either version.
+pub(crate) enum Sender<B>
+where
+    B: SendBody,
+{
+    Http1(http1::SendRequest<Payload<B>>),
+    Http2(http2::SendRequest<Payload2<B>>),
+}
+
+impl<B> Sender<B>
+where
+    B: SendBody,
+{
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(s) => s.is_closed(),
+            Sender::Http2(s) => s.is_closed(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Sender::Http1(s) => s.is_ready(),
+            Sender::Http2(s) => s.is_ready(),
+        }
+    }
+
+    /// Waits until hyper takes a request, or says the connection closed.
+    pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::Http1(s) => s.ready().await,
+            Sender::Http2(s) => s.ready().await,
+        }
+    }
+
+    /// Sends `req`. Over HTTP/1.1 a request hyper did not send comes back
+    /// with the error; over HTTP/2 its body is pinned in hyper's box, so
+    /// only a replayable request's copy can be sent again.
+    pub(crate) async fn send(
+        &mut self,
+        req: http::Request<Payload<B>>,
+    ) -> Result<http::Response<Incoming>, Unsent<B>> {
+        match self {
+            Sender::Http1(s) => s.try_send_request(req).await.map_err(|mut e| Unsent {
+                request: e.take_message(),
+                error: e.into_error(),
+            }),
+            Sender::Http2(s) => {
+                let (parts, body) = req.into_parts();
+                let sending = s.try_send_request(http::Request::from_parts(parts, Box::pin(body)));
+                sending.await.map_err(|e: TrySendError<_>| Unsent {
+                    request: None,
+                    error: e.into_error(),
+                })
+            }
+        }
+    }
+
+    /// Whether this is an HTTP/2 connection, lent to many requests at once.
+    pub(crate) fn is_http2(&self) -> bool {
+        matches!(self, Sender::Http2(_))
+    }
+}
+
+/// Why hyper did not complete an exchange, and the request when hyper
+/// handed it back unsent.
+pub(crate) struct Unsent<B: SendBody> {
+    pub(crate) error: hyper::Error,
+    pub(crate) request: Option<http::Request<Payload<B>>>,
+}
+
+/// A pooled HTTP connection: HTTP/1.1, lent whole, or HTTP/2, lent to up
+/// to its stream limit of requests at once.
 pub(crate) struct Conn<B>
 where
     B: SendBody,
 {
-    pub(crate) send: SendRequest<Payload<B>>,
+    pub(crate) send: Sender<B>,
     wire: Arc<Wire>,
     task: Arc<Task<B>>,
 }
@@ -162,6 +352,11 @@ where
         if self.is_gone() {
             return Health::Closed;
         }
+        if self.send.is_http2() {
+            // Bytes waiting on an idle HTTP/2 connection may be harmless
+            // frames (PING, WINDOW_UPDATE): hyper's task reads them.
+            return Health::Usable;
+        }
         on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock(stream).check())
     }
 
@@ -179,6 +374,24 @@ where
 
     fn recycle(&mut self) -> bool {
         !self.send.is_closed()
+    }
+
+    fn share(&self) -> Option<Conn<B>> {
+        match &self.send {
+            Sender::Http1(_) => None,
+            Sender::Http2(send) => Some(Conn {
+                send: Sender::Http2(send.clone()),
+                wire: self.wire.clone(),
+                task: self.task.clone(),
+            }),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match self.send {
+            Sender::Http1(_) => 1,
+            Sender::Http2(_) => self.task.max_streams.load(Ordering::Acquire),
+        }
     }
 
     fn abort(&mut self) {
@@ -200,6 +413,11 @@ struct Wire {
     socket: Socket,
     /// Written by hyper's task alone.
     read: AtomicU64,
+    /// Notified once, when the first 9 bytes (a frame header) have been
+    /// read: HTTP/2's handshake waits for the server's SETTINGS.
+    first_frame: tokio::sync::Notify,
+    /// Those first 9 bytes, kept as they are read.
+    head: Mutex<Vec<u8>>,
 }
 
 /// The socket, as both sides reach it.
@@ -227,6 +445,25 @@ enum Reader {
     Locked(Arc<Mutex<Stream>>),
 }
 
+impl Wire {
+    /// Keeps the first 9 bytes read, and says when they are all there.
+    fn keep_head(&self, bytes: &[u8]) {
+        let mut head = lock(&self.head);
+        let want = 9 - head.len().min(9);
+        head.extend_from_slice(&bytes[..bytes.len().min(want)]);
+        if head.len() == 9 {
+            self.first_frame.notify_one();
+        }
+    }
+
+    /// Whether the first frame read is a SETTINGS frame on stream 0, as
+    /// RFC 9113 section 3.4 requires of a server's preface.
+    fn starts_with_settings(&self) -> bool {
+        let head = lock(&self.head);
+        head.len() == 9 && head[3] == 0x4 && head[5..9] == [0, 0, 0, 0]
+    }
+}
+
 impl SharedIo {
     /// hyper's half and the pooled object's share of `stream`.
     fn new(stream: Stream) -> (SharedIo, Arc<Wire>) {
@@ -249,6 +486,8 @@ impl SharedIo {
         let wire = Arc::new(Wire {
             socket,
             read: AtomicU64::new(0),
+            first_frame: tokio::sync::Notify::new(),
+            head: Mutex::new(Vec::new()),
         });
         (
             SharedIo {
@@ -290,8 +529,11 @@ impl AsyncRead for SharedIo {
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
             // One writer: no read-modify-write needed.
-            wire.read
-                .store(wire.read.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            let before = wire.read.load(Ordering::Relaxed);
+            wire.read.store(before + n, Ordering::Relaxed);
+            if before < 9 {
+                wire.keep_head(&buf.filled()[buf.filled().len() - n as usize..]);
+            }
         }
         result
     }
@@ -401,6 +643,9 @@ where
     has_parked: AtomicBool,
     /// The last response said the server closes the connection.
     server_closes: AtomicBool,
+    /// HTTP/2: the lower of the server's SETTINGS_MAX_CONCURRENT_STREAMS
+    /// and the client's cap, as hyper's task last saw it.
+    max_streams: AtomicUsize,
 }
 
 impl<B> Default for Task<B>
@@ -414,6 +659,7 @@ where
             parked: Mutex::new(None),
             has_parked: AtomicBool::new(false),
             server_closes: AtomicBool::new(false),
+            max_streams: AtomicUsize::new(1),
         }
     }
 }

@@ -1,0 +1,171 @@
+//! keepalive-hyper's HTTP/2 by prior knowledge (h2c) against hyper's own
+//! HTTP/2 server on loopback, started by each test with a stream limit of
+//! its choosing: requests share connections up to the limit, spread over
+//! more connections within `max_per_host`, wait in the pool's queue beyond
+//! that, and free their stream as their body ends.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keepalive_hyper::Client;
+use tokio::net::TcpListener;
+use tokio::sync::Barrier;
+
+/// An h2c server allowing `streams` streams per connection, whose every
+/// response waits at `barrier` first (so a test sees requests at once);
+/// returns its URL and the number of connections it accepted.
+async fn h2c(streams: u32, barrier: Option<Arc<Barrier>>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let barrier = barrier.clone();
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let barrier = barrier.clone();
+                async move {
+                    if let Some(barrier) = barrier {
+                        barrier.wait().await;
+                    }
+                    let answer = format!("{} {:?}", req.uri().path(), req.version());
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(answer))))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .max_concurrent_streams(streams)
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    (url, accepted)
+}
+
+fn get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url).body(Full::default()).unwrap()
+}
+
+#[tokio::test]
+async fn requests_share_a_connection_and_the_version_is_http2() {
+    let (url, accepted) = h2c(100, None).await;
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    for _ in 0..3 {
+        let response = client.request(get(&url)).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"/ HTTP/2.0");
+    }
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connects, stats.reuses, stats.idle, stats.loans),
+        (1, 2, 1, 0)
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_burst_spreads_at_the_servers_stream_limit_within_max_per_host() {
+    // 64 requests, a server limit of 8 streams, max_per_host 4: 4
+    // connections of 8 streams each carry 32 at once (the barrier lets none
+    // answer before 32 are in), the other 32 wait in the pool's queue and
+    // take the streams the first ones free.
+    let barrier = Arc::new(Barrier::new(32));
+    let (url, accepted) = h2c(8, Some(barrier)).await;
+    let client: Client = Client::builder()
+        .pool(keepalive::Manager::builder().max_per_host(4))
+        .http2_prior_knowledge()
+        .build();
+    let requests: Vec<_> = (0..64)
+        .map(|i| {
+            let (client, url) = (client.clone(), format!("{url}{i}"));
+            tokio::spawn(async move {
+                let response = client.request(get(&url)).await?;
+                let body = response.into_body().collect().await?.to_bytes();
+                Ok::<_, keepalive_hyper::Error>(body)
+            })
+        })
+        .collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        let body = request.await.unwrap().unwrap();
+        assert_eq!(body, format!("/{i} HTTP/2.0"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "connections at the server");
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.reuses), (4, 60));
+    assert_eq!((stats.open, stats.idle, stats.in_use, stats.loans), (4, 4, 0, 0));
+}
+
+#[tokio::test]
+async fn a_cap_of_ours_below_the_servers_limit_opens_more_connections() {
+    let barrier = Arc::new(Barrier::new(6));
+    let (url, accepted) = h2c(100, Some(barrier)).await;
+    let client: Client = Client::builder()
+        .pool(keepalive::Manager::builder().max_per_host(3))
+        .http2_max_concurrent_streams(2)
+        .build();
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { client.request(get(&url)).await?.into_body().collect().await })
+        })
+        .collect();
+    for request in requests {
+        request.await.unwrap().unwrap();
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_response_held_unread_holds_its_stream_and_a_dropped_one_frees_it() {
+    let (url, _) = h2c(1, None).await;
+    let client: Client = Client::builder()
+        .pool(keepalive::Manager::builder().max_per_host(1))
+        .http2_prior_knowledge()
+        .build();
+    let held = client.request(get(&url)).await.unwrap();
+    assert_eq!((client.stats().in_use, client.stats().loans), (1, 1));
+    // The one stream is taken: the next request waits in the pool.
+    let next = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.request(get(&url)).await.map(|r| r.status()) }
+    });
+    drop(held);
+    assert_eq!(next.await.unwrap().unwrap(), 200);
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connects, stats.closes.total()),
+        (1, 0),
+        "the stream was reset, not the connection"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_http2_fails_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    let error = client.request(get(&url)).await.unwrap_err();
+    let pool = error.pool().expect("the pool's error");
+    assert_eq!(pool.function(), "handshake", "{error}");
+    let stats = client.stats();
+    assert_eq!((stats.open, stats.loans, stats.queued), (0, 0, 0));
+}
