@@ -186,35 +186,8 @@ async fn handshake2<B: SendBody>(stream: Stream, max_streams: Option<u32>) -> io
         .handshake::<_, Payload2<B>>(TokioIo::new(io))
         .await
         .map_err(io::Error::other)?;
-    // hyper reads the socket on a task of its own; the wire says when the
-    // first frame's header (9 bytes) has been read.
     let mut connection = Box::pin(connection);
-    let notify = wire.clone();
-    let first_frame = notify.first_frame.notified();
-    tokio::pin!(first_frame);
-    let settled = poll_fn(|cx| {
-        if first_frame.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Ok(()));
-        }
-        connection.as_mut().poll(cx).map(Err)
-    })
-    .await;
-    if settled.is_ok() && !wire.starts_with_settings() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the server does not speak HTTP/2: its first bytes are not a SETTINGS frame",
-        ));
-    }
-    if let Err(ended) = settled {
-        let why = match ended {
-            Ok(()) => "the server closed the connection".to_string(),
-            Err(e) => e.to_string(),
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the server did not answer the HTTP/2 preface with its SETTINGS: {why}"),
-        ));
-    }
+    first_settings(&wire, &mut connection).await?;
     let cap = max_streams.map_or(usize::MAX, |n| n as usize);
     let task = Arc::new(Task::default());
     task.max_streams
@@ -235,6 +208,35 @@ async fn handshake2<B: SendBody>(stream: Stream, max_streams: Option<u32>) -> io
         wire,
         task,
     })
+}
+
+/// hyper's HTTP/2 connection, before it is spawned.
+type Connection2<B> = Pin<Box<http2::Connection<TokioIo<SharedIo>, Payload2<B>, TokioExecutor>>>;
+
+/// Waits for the server's first frame, which must be SETTINGS. hyper
+/// reads the socket on a task of its own; the wire says when the first
+/// frame's header (9 bytes) has been read. Meanwhile `connection` is
+/// polled, so that its end (a server that closed) ends the wait.
+async fn first_settings<B: SendBody>(wire: &Wire, connection: &mut Connection2<B>) -> io::Result<()> {
+    let first_frame = wire.first_frame.notified();
+    tokio::pin!(first_frame);
+    let settled = poll_fn(|cx| {
+        if first_frame.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        connection.as_mut().poll(cx).map(Err)
+    })
+    .await;
+    let why = match settled {
+        Ok(()) if wire.starts_with_settings() => return Ok(()),
+        Ok(()) => "its first bytes are not a SETTINGS frame".to_string(),
+        Err(Ok(())) => "it closed the connection".to_string(),
+        Err(Err(e)) => e.to_string(),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server did not answer the HTTP/2 preface with its SETTINGS: {why}"),
+    ))
 }
 
 /// hyper's sending half, of either version.

@@ -381,7 +381,7 @@ impl<C: Pooled> DerefMut for Connection<C> {
 
 impl<C: Pooled> Drop for Connection<C> {
     fn drop(&mut self) {
-        let Some(mut socket) = self.socket.take() else {
+        let Some(socket) = self.socket.take() else {
             return;
         };
         let (id, hints) = (self.id, self.hints);
@@ -401,6 +401,14 @@ impl<C: Pooled> Drop for Connection<C> {
             self.shared.decide(|state, out| state.lost(id, now, out));
             return;
         }
+        self.end_whole(socket, id, hints);
+    }
+}
+
+impl<C: Pooled> Connection<C> {
+    /// The end of a loan of a whole object: back to the pool, or closed
+    /// for the reason the loan saw.
+    fn end_whole(&mut self, mut socket: Watched<C>, id: SocketId, hints: Hints) {
         if self.reuse == Reuse::Eligible && !socket.object.recycle() {
             self.reuse = Reuse::Refused;
         }
@@ -423,9 +431,7 @@ impl<C: Pooled> Drop for Connection<C> {
         socket.close(false);
         self.shared.decide(|state, out| state.discard(id, reason, out));
     }
-}
 
-impl<C: Pooled> Connection<C> {
     /// The end of a loan of a shared object: its handle is dropped, never
     /// closed, and the pool told why the object must take no more loans,
     /// if it must.
