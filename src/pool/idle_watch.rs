@@ -74,11 +74,13 @@ impl Wake for SocketWake {
 #[derive(Debug)]
 pub(crate) struct Watched<T> {
     pub(crate) object: T,
-    signal: Arc<Signal>,
+    /// Where its idle events go; `None` for a loan's handle of a shared
+    /// object, which is never watched (the object the pool keeps is). An
+    /// `Option` of an `Arc` is no larger than the `Arc`: the flag costs
+    /// the hot path's moves nothing (a `bool` beside it did, measured).
+    signal: Option<Arc<Signal>>,
     /// Built the first time the object goes idle, then reused.
     watcher: Option<(Arc<SocketWake>, Waker)>,
-    /// A loan's handle of a shared object, not the object the pool keeps.
-    share: bool,
     /// The fleet's slot for this connection, given back when it drops:
     /// the last field, so after the object (the socket) is closed.
     #[cfg(feature = "fleet")]
@@ -89,9 +91,8 @@ impl<T: Pooled> Watched<T> {
     pub(crate) fn new(object: T, signal: Arc<Signal>) -> Watched<T> {
         Watched {
             object,
-            signal,
+            signal: Some(signal),
             watcher: None,
-            share: false,
             #[cfg(feature = "fleet")]
             fleet: None,
         }
@@ -118,18 +119,24 @@ impl<T: Pooled> Watched<T> {
             self.object.abort();
         }
     }
+}
 
-    fn waker(&mut self, token: u64) -> &Arc<SocketWake> {
-        if self.watcher.as_ref().is_none_or(|(w, _)| w.token != token) {
-            let wake = Arc::new(SocketWake {
-                token,
-                idle: AtomicBool::new(false),
-                signal: self.signal.clone(),
-            });
-            self.watcher = Some((wake.clone(), Waker::from(wake)));
-        }
-        &self.watcher.as_ref().expect("set just above").0
+/// The watcher of token `token`, built (reporting to `signal`) the first
+/// time, or when the object's token changed.
+fn watcher<'a>(
+    slot: &'a mut Option<(Arc<SocketWake>, Waker)>,
+    token: u64,
+    signal: &Arc<Signal>,
+) -> &'a (Arc<SocketWake>, Waker) {
+    if slot.as_ref().is_none_or(|(w, _)| w.token != token) {
+        let wake = Arc::new(SocketWake {
+            token,
+            idle: AtomicBool::new(false),
+            signal: signal.clone(),
+        });
+        *slot = Some((wake.clone(), Waker::from(wake)));
     }
+    slot.as_ref().expect("set just above")
 }
 
 impl<T: Pooled> Poolable for Watched<T> {
@@ -139,8 +146,11 @@ impl<T: Pooled> Poolable for Watched<T> {
     }
 
     fn watch(&mut self, token: u64) -> Health {
-        self.waker(token).idle.store(true, Ordering::Release);
-        let (_, waker) = self.watcher.as_ref().expect("made by waker()");
+        let Some(signal) = &self.signal else {
+            return self.object.check();
+        };
+        let (wake, waker) = watcher(&mut self.watcher, token, signal);
+        wake.idle.store(true, Ordering::Release);
         self.object.watch(&mut Context::from_waker(waker))
     }
 
@@ -149,9 +159,8 @@ impl<T: Pooled> Poolable for Watched<T> {
         self.not_idle();
         Some(Watched {
             object,
-            signal: self.signal.clone(),
+            signal: None,
             watcher: None,
-            share: true,
             #[cfg(feature = "fleet")]
             fleet: None,
         })
@@ -162,6 +171,6 @@ impl<T: Pooled> Poolable for Watched<T> {
     }
 
     fn is_share(&self) -> bool {
-        self.share
+        self.signal.is_none()
     }
 }
