@@ -51,8 +51,10 @@ where
     }
 }
 
-/// A loan whose request hyper has: dropped before the exchange ends, it is
-/// discarded.
+/// A loan whose request hyper has: dropped before the exchange ends, an
+/// HTTP/1.1 loan is discarded (a response may be on its way); an HTTP/2
+/// loan only ends, as hyper resets the one stream and the connection
+/// goes on serving the others.
 struct InFlight<B: SendBody>(Option<Loan<B>>);
 
 impl<B: SendBody> InFlight<B> {
@@ -68,8 +70,9 @@ impl<B: SendBody> InFlight<B> {
 
 impl<B: SendBody> Drop for InFlight<B> {
     fn drop(&mut self) {
-        if let Some(loan) = self.0.take() {
-            loan.discard();
+        match self.0.take() {
+            Some(loan) if !loan.send.is_http2() => loan.discard(),
+            _ => {}
         }
     }
 }

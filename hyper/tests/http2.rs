@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Barrier;
 
 /// An h2c server allowing `streams` streams per connection, whose every
-/// response waits at `barrier` first (so a test sees requests at once);
+/// response waits at `barrier` first (so a test sees requests at once),
+/// and which never answers `/never`;
 /// returns its URL and the number of connections it accepted.
 async fn h2c(streams: u32, barrier: Option<Arc<Barrier>>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -32,6 +33,9 @@ async fn h2c(streams: u32, barrier: Option<Arc<Barrier>>) -> (String, Arc<Atomic
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let barrier = barrier.clone();
                 async move {
+                    if req.uri().path() == "/never" {
+                        std::future::pending::<()>().await;
+                    }
                     if let Some(barrier) = barrier {
                         barrier.wait().await;
                     }
@@ -168,4 +172,26 @@ async fn a_server_that_does_not_speak_http2_fails_the_handshake() {
     assert_eq!(pool.function(), "handshake", "{error}");
     let stats = client.stats();
     assert_eq!((stats.open, stats.loans, stats.queued), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_request_that_times_out_frees_its_stream_not_the_connection() {
+    let (url, accepted) = h2c(100, None).await;
+    let client: Client = Client::builder()
+        .http2_prior_knowledge()
+        .timeout(std::time::Duration::from_millis(200))
+        .build();
+    let error = client.request(get(&format!("{url}never"))).await.unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    let stats = client.stats();
+    assert_eq!(
+        (stats.loans, stats.idle),
+        (0, 1),
+        "the stream's loan ended, the connection is idle"
+    );
+    let response = client.request(get(&url)).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.reuses, stats.closes.total()), (1, 1, 0));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
