@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::conn::Version;
+use crate::handshake::Version;
 
 /// Settings for a [`Client`](crate::Client): the pool's ([`pool`](ClientBuilder::pool))
 /// and the client's own.

@@ -16,8 +16,9 @@ use tokio::time::Instant;
 use crate::attempt::attempt;
 use crate::body::Body;
 use crate::builder::ClientBuilder;
-use crate::conn::{BoxError, Conn, Http, Payload, Version};
+use crate::conn::{BoxError, Conn, Payload};
 use crate::error::Error;
+use crate::handshake::{Http, Version};
 use crate::origin::{self, to_origin_form, Origin, Origins};
 use crate::retry::{self, Failure};
 

@@ -85,9 +85,11 @@ mod builder;
 mod client;
 mod conn;
 mod error;
+mod handshake;
 mod lock;
 mod origin;
 mod retry;
+mod wire;
 
 pub use body::Body;
 pub use builder::ClientBuilder;
