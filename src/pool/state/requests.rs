@@ -192,7 +192,7 @@ impl<P: Handles> State<P> {
             (None, _) => false,
         };
         if earlier {
-            self.set_deadline(id, deadline, timeout, out);
+            self.move_deadline(slot, deadline, timeout, out);
         }
     }
 
@@ -204,10 +204,15 @@ impl<P: Handles> State<P> {
         timeout: Duration,
         out: &mut Actions<P>,
     ) {
-        let Some(slot) = self.live_request(id) else {
-            return;
-        };
+        if let Some(slot) = self.live_request(id) {
+            self.move_deadline(slot, deadline, timeout, out);
+        }
+    }
+
+    /// Moves the deadline of the live request in `slot`.
+    fn move_deadline(&mut self, slot: usize, deadline: Deadline, timeout: Duration, out: &mut Actions<P>) {
         let req = &mut self.requests[slot];
+        let id = req.id;
         let before = std::mem::replace(&mut req.deadline, deadline);
         req.timeout = timeout;
         if let Some(at) = before.instant() {
