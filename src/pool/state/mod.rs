@@ -124,8 +124,6 @@ struct Key {
     /// latest one could. A connect in flight counts as that many, so a
     /// burst opens one connection per `expect` requests (Envoy's rule).
     expect: usize,
-    /// `expect` comes from a connection, not the protocol's guess.
-    expect_learned: bool,
     /// This key's shared objects on loan that may take more loans (not
     /// retired), oldest first: where a request looks before the idle list.
     shared: Vec<usize>,
@@ -402,7 +400,6 @@ impl<P: Handles> State<P> {
             server: server_limit::ServerLimit::default(),
             connecting: 0,
             expect: 1,
-            expect_learned: false,
             shared: Vec::new(),
             counts: Counts::default(),
             #[cfg(feature = "fleet")]

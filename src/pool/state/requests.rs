@@ -34,7 +34,8 @@ impl<P: Handles> State<P> {
             return Err(Error::Shutdown);
         }
         let key = self.intern(target);
-        if !self.keys[key].expect_learned {
+        // Until a connection of the key was made, the protocol's guess.
+        if self.keys[key].counts.connects == 0 {
             self.keys[key].expect = new.expect.max(1);
         }
         // The name to look up: the proxy's, for a target reached through one.

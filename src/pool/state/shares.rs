@@ -39,7 +39,6 @@ impl<P: Handles> State<P> {
     pub(super) fn learn_capacity(&mut self, key: usize, socket: &P::Socket) {
         let k = &mut self.keys[key];
         k.expect = socket.capacity().max(1);
-        k.expect_learned = true;
     }
 
     /// Whether a shared object of `key` has room for one more loan.
