@@ -6,19 +6,20 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use keepalive::FromCache;
 
+use crate::body::Held;
 use crate::conn::{release_when_idle, Loan, Payload, SendBody, Unsent};
 use crate::retry::Failure;
 
 /// A response, and for HTTP/2 the loan its body holds until its end (an
 /// HTTP/1.1 connection is handed back by hyper's task instead).
-pub(crate) type Answer<B> = (Response<Incoming>, Option<Loan<B>>);
+pub(crate) type Answer = (Response<Incoming>, Option<Held>);
 
 /// One exchange on a loaned connection; on success the connection is
 /// handed back when the response body has been read.
 pub(crate) async fn attempt<B>(
     mut conn: Loan<B>,
     req: Request<Payload<B>>,
-) -> Result<Answer<B>, Failure<Request<Payload<B>>>>
+) -> Result<Answer, Failure<Request<Payload<B>>>>
 where
     B: SendBody,
 {
@@ -41,7 +42,7 @@ where
     let result = in_flight.loan().send.send(req).await;
     let mut conn = in_flight.done();
     match result {
-        Ok(response) if conn.send.is_http2() => Ok((response, Some(conn))),
+        Ok(response) if conn.send.is_http2() => Ok((response, Some(Box::new(std::sync::Mutex::new(conn))))),
         Ok(response) => {
             take_hints(&mut conn, &response);
             release_when_idle(conn);

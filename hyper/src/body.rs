@@ -13,6 +13,11 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
 
+/// A loan a response body holds, whatever its request body type: boxed
+/// once, behind a mutex only to keep `Body` `Sync` (never contended), so
+/// that a body without one (HTTP/1.1's) carries 16 bytes of `None`.
+pub(crate) type Held = Box<std::sync::Mutex<dyn Send>>;
+
 /// A response body: hyper's, read through this crate, whose errors are
 /// this crate's [`Error`]. With a [`ClientBuilder::timeout`](crate::ClientBuilder::timeout),
 /// the next frame after the deadline is an error with
@@ -47,9 +52,8 @@ use crate::error::Error;
 /// ```
 pub struct Body {
     inner: Incoming,
-    /// An HTTP/2 stream's loan of its connection, ended with the body (a
-    /// mutex only to keep `Body` `Sync`; never contended).
-    loan: Option<std::sync::Mutex<Box<dyn Send>>>,
+    /// An HTTP/2 stream's loan of its connection, ended with the body.
+    loan: Option<Held>,
     /// When the whole request's time runs out, and its length; boxed, so
     /// that a body without a timeout is hyper's and 8 bytes.
     deadline: Option<Box<(Pin<Box<Sleep>>, Duration)>>,
@@ -60,14 +64,10 @@ pub struct Body {
 impl Body {
     /// hyper's body, ended by `deadline` (the instant, and the timeout it
     /// ends) if there is one.
-    pub(crate) fn new<L: Send + 'static>(
-        inner: Incoming,
-        deadline: Option<(Instant, Duration)>,
-        loan: Option<L>,
-    ) -> Body {
+    pub(crate) fn new(inner: Incoming, deadline: Option<(Instant, Duration)>, loan: Option<Held>) -> Body {
         Body {
             inner,
-            loan: loan.map(|l| std::sync::Mutex::new(Box::new(l) as Box<dyn Send>)),
+            loan,
             deadline: deadline.map(|(at, after)| Box::new((Box::pin(tokio::time::sleep_until(at)), after))),
             timed_out: false,
         }
@@ -95,7 +95,9 @@ impl hyper::body::Body for Body {
             .map_err(Error::from_hyper);
         // The stream's end (or its error) ends its loan at once: its slot
         // goes to the next request.
-        if matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.inner.is_end_stream() {
+        if this.loan.is_some()
+            && (matches!(frame, Poll::Ready(None | Some(Err(_)))) || this.inner.is_end_stream())
+        {
             this.loan = None;
         }
         frame
