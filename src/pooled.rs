@@ -45,6 +45,11 @@ pub enum Health {
     /// Bytes nobody asked for are waiting: the pool closes it (for a
     /// socket, with a reset).
     Unread,
+    /// The server said it takes no new requests on it (an HTTP/2 GOAWAY),
+    /// while the ones it has may finish: the pool lends it no more and
+    /// closes it when its last loan ends, counted as
+    /// [`Closes::goaway`](crate::Closes::goaway).
+    GoingAway,
 }
 
 impl Health {

@@ -151,6 +151,19 @@ where
     fn is_gone(&self) -> bool {
         self.task.is_ended() || self.send.is_closed()
     }
+
+    /// What hyper's task has seen of the connection: a GOAWAY first (the
+    /// server's doing, even if the connection has closed since), then
+    /// its end.
+    fn seen(&self) -> Health {
+        if self.wire.is_going_away() {
+            Health::GoingAway
+        } else if self.is_gone() {
+            Health::Closed
+        } else {
+            Health::Usable
+        }
+    }
 }
 
 impl<B> Pooled for Conn<B>
@@ -158,13 +171,11 @@ where
     B: SendBody,
 {
     fn check(&mut self) -> Health {
-        if self.is_gone() {
-            return Health::Closed;
-        }
-        if self.send.is_http2() {
+        let seen = self.seen();
+        if seen != Health::Usable || self.send.is_http2() {
             // Bytes waiting on an idle HTTP/2 connection may be harmless
             // frames (PING, WINDOW_UPDATE): hyper's task reads them.
-            return Health::Usable;
+            return seen;
         }
         on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock(stream).check())
     }
@@ -174,15 +185,14 @@ where
     /// is needed here (the checkout check makes one).
     fn watch(&mut self, cx: &mut Context<'_>) -> Health {
         self.task.register(cx.waker());
-        if self.is_gone() {
-            Health::Closed
-        } else {
-            Health::Usable
-        }
+        self.seen()
     }
 
+    /// An HTTP/1.1 connection hyper closed is not reused. An HTTP/2 loan
+    /// leaves nothing behind: whether the connection goes on is its health
+    /// (a GOAWAY, its end), which the pool asks when the last loan ends.
     fn recycle(&mut self) -> bool {
-        !self.send.is_closed()
+        self.send.is_http2() || !self.send.is_closed()
     }
 
     fn share(&self) -> Option<Conn<B>> {

@@ -87,7 +87,7 @@ where
 
 /// hyper's HTTP/1.1 handshake, and its connection task.
 async fn handshake1<B: SendBody>(stream: Stream) -> Result<Conn<B>, hyper::Error> {
-    let (io, wire) = SharedIo::new(stream);
+    let (io, wire) = SharedIo::new(stream, false);
     let (send, mut connection) = http1::handshake(TokioIo::new(io)).await?;
     let task = Arc::new(Task::default());
     let shared = task.clone();
@@ -114,7 +114,7 @@ async fn handshake1<B: SendBody>(stream: Stream) -> Result<Conn<B>, hyper::Error
 /// any request is sent; a connection that ends first (a server that does
 /// not speak HTTP/2) fails it.
 async fn handshake2<B: SendBody>(stream: Stream, max_streams: Option<u32>) -> io::Result<Conn<B>> {
-    let (io, wire) = SharedIo::new(stream);
+    let (io, wire) = SharedIo::new(stream, true);
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     let (send, connection) = builder

@@ -85,6 +85,7 @@ mod builder;
 mod client;
 mod conn;
 mod error;
+mod frames;
 mod handshake;
 mod lock;
 mod origin;

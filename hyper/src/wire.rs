@@ -16,7 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -24,6 +24,7 @@ use keepalive::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix};
 
+use crate::frames::{self, FrameHead, FrameScan};
 use crate::lock::lock;
 
 /// `$plain` with the plain stream, TCP or Unix, by `&` as `$s`, or
@@ -53,11 +54,12 @@ pub(crate) struct Wire {
     pub(crate) socket: Socket,
     /// Written by hyper's task alone.
     pub(crate) read: AtomicU64,
-    /// Notified once, when the first 9 bytes (a frame header) have been
-    /// read: HTTP/2's handshake waits for the server's SETTINGS.
+    /// HTTP/2: notified when the first frame's header has been read (the
+    /// handshake waits for the server's SETTINGS), and what was seen.
     pub(crate) first_frame: tokio::sync::Notify,
-    /// Those first 9 bytes, kept as they are read.
-    head: Mutex<Vec<u8>>,
+    first_settings: AtomicBool,
+    /// HTTP/2: the server sent GOAWAY.
+    goaway: AtomicBool,
 }
 
 /// The socket, as both sides reach it.
@@ -76,6 +78,8 @@ pub(crate) enum Socket {
 pub(crate) struct SharedIo {
     read: Reader,
     wire: Arc<Wire>,
+    /// HTTP/2: the frames in what hyper reads.
+    scan: Option<FrameScan>,
 }
 
 /// What hyper's task reads from: its own read half, or the locked stream.
@@ -86,27 +90,34 @@ enum Reader {
 }
 
 impl Wire {
-    /// Keeps the first 9 bytes read, and says when they are all there.
-    fn keep_head(&self, bytes: &[u8]) {
-        let mut head = lock(&self.head);
-        let want = 9 - head.len().min(9);
-        head.extend_from_slice(&bytes[..bytes.len().min(want)]);
-        if head.len() == 9 {
+    /// Notes an HTTP/2 frame header hyper's task read.
+    fn frame(&self, head: FrameHead) {
+        if head.first {
+            let settings = head.kind == frames::SETTINGS && head.stream == 0;
+            self.first_settings.store(settings, Ordering::Release);
             self.first_frame.notify_one();
+        }
+        if head.kind == frames::GOAWAY {
+            self.goaway.store(true, Ordering::Release);
         }
     }
 
     /// Whether the first frame read is a SETTINGS frame on stream 0, as
     /// RFC 9113 section 3.4 requires of a server's preface.
     pub(crate) fn starts_with_settings(&self) -> bool {
-        let head = lock(&self.head);
-        head.len() == 9 && head[3] == 0x4 && head[5..9] == [0, 0, 0, 0]
+        self.first_settings.load(Ordering::Acquire)
+    }
+
+    /// Whether the server sent GOAWAY: the connection takes no new stream.
+    pub(crate) fn is_going_away(&self) -> bool {
+        self.goaway.load(Ordering::Acquire)
     }
 }
 
 impl SharedIo {
-    /// hyper's half and the pooled object's share of `stream`.
-    pub(crate) fn new(stream: Stream) -> (SharedIo, Arc<Wire>) {
+    /// hyper's half and the pooled object's share of `stream`; for
+    /// `http2`, with the frames followed.
+    pub(crate) fn new(stream: Stream, http2: bool) -> (SharedIo, Arc<Wire>) {
         let (read, socket) = match stream.into_tcp() {
             Ok(tcp) => {
                 let (read, write) = tcp.into_split();
@@ -127,12 +138,14 @@ impl SharedIo {
             socket,
             read: AtomicU64::new(0),
             first_frame: tokio::sync::Notify::new(),
-            head: Mutex::new(Vec::new()),
+            first_settings: AtomicBool::new(false),
+            goaway: AtomicBool::new(false),
         });
         (
             SharedIo {
                 read,
                 wire: wire.clone(),
+                scan: http2.then(FrameScan::default),
             },
             wire,
         )
@@ -159,7 +172,7 @@ impl SharedIo {
 
 impl AsyncRead for SharedIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let SharedIo { read, wire } = self.get_mut();
+        let SharedIo { read, wire, scan } = self.get_mut();
         let before = buf.filled().len();
         let result = match read {
             Reader::Tcp(half) => Pin::new(half).poll_read(cx, buf),
@@ -169,10 +182,10 @@ impl AsyncRead for SharedIo {
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
             // One writer: no read-modify-write needed.
-            let before = wire.read.load(Ordering::Relaxed);
-            wire.read.store(before + n, Ordering::Relaxed);
-            if before < 9 {
-                wire.keep_head(&buf.filled()[buf.filled().len() - n as usize..]);
+            wire.read
+                .store(wire.read.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            if let Some(scan) = scan {
+                scan.feed(&buf.filled()[before..], |head| wire.frame(head));
             }
         }
         result

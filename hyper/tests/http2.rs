@@ -4,6 +4,8 @@
 //! more connections within `max_per_host`, wait in the pool's queue beyond
 //! that, and free their stream as their body ends.
 
+mod support;
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -194,4 +196,67 @@ async fn a_request_that_times_out_frees_its_stream_not_the_connection() {
     let stats = client.stats();
     assert_eq!((stats.connects, stats.reuses, stats.closes.total()), (1, 1, 0));
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+/// An h2c server that, after answering `/bye`, shuts its connection down
+/// gracefully (a GOAWAY, then the close once its streams are done), and
+/// notifies `closed` when it has.
+async fn h2c_saying_goodbye() -> (String, Arc<AtomicUsize>, Arc<tokio::sync::Notify>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let (count, done) = (accepted.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let bye = Arc::new(tokio::sync::Notify::new());
+            let said = bye.clone();
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                if req.uri().path() == "/bye" {
+                    said.notify_one();
+                }
+                async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok")))) }
+            });
+            let done = done.clone();
+            tokio::spawn(async move {
+                let conn =
+                    http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = bye.notified() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                        done.notify_one();
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted, closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_sent_goaway_on_is_never_lent_again_and_counted() {
+    let (url, accepted, closed) = h2c_saying_goodbye().await;
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    let response = client.request(get(&format!("{url}bye"))).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    closed.notified().await;
+    // The pool's idle watch sees the connection end, after its GOAWAY.
+    support::until("the closed connection leaves the pool", || {
+        client.stats().open == 0
+    })
+    .await;
+    let stats = client.stats();
+    assert_eq!(
+        (stats.closes.goaway, stats.closes.total()),
+        (1, 1),
+        "{:?}",
+        stats.closes
+    );
+    let response = client.request(get(&url)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!((client.stats().connects, accepted.load(Ordering::SeqCst)), (2, 2));
 }

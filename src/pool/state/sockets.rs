@@ -26,6 +26,7 @@ enum Found {
 fn stale_reason(health: Health, found: Found) -> CloseReason {
     match (health, found) {
         (Health::DeadPeer, _) => CloseReason::DeadPeer,
+        (Health::GoingAway, _) => CloseReason::Goaway,
         (Health::Unread, Found::Return) => CloseReason::Unread,
         (Health::Unread, _) => CloseReason::UnsolicitedData,
         (_, Found::Checkout) => CloseReason::FoundDead,

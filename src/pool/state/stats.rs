@@ -153,6 +153,10 @@ pub struct Closes {
     /// (`Connection: close`, or HTTP/1.0 without keep-alive):
     /// [`Connection::server_said_close`](crate::Connection::server_said_close).
     pub connection_close: u64,
+    /// The server said it takes no new requests on the connection (an
+    /// HTTP/2 GOAWAY): closed when its last loan ended, or at once if it
+    /// had none ([`Health::GoingAway`](crate::Health::GoingAway)).
+    pub goaway: u64,
 }
 
 impl Closes {
@@ -175,7 +179,7 @@ impl Closes {
     /// ```
     /// let closes = keepalive::Closes::default();
     /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
-    /// assert_eq!(closes.iter().count(), 17);
+    /// assert_eq!(closes.iter().count(), 18);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
         self.each().into_iter().map(|(reason, n)| (reason.name(), n))
@@ -192,7 +196,7 @@ impl Closes {
     }
 
     /// Each reason with its count, named as [`CloseReason::name`] names it.
-    pub(crate) fn each(&self) -> [(CloseReason, u64); 17] {
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 18] {
         use CloseReason::*;
         [
             (IdleTimeout, self.idle_timeout),
@@ -212,6 +216,7 @@ impl Closes {
             (Unneeded, self.unneeded),
             (FleetReleased, self.fleet_released),
             (ConnectionClose, self.connection_close),
+            (Goaway, self.goaway),
         ]
     }
 
@@ -239,6 +244,7 @@ impl Closes {
             CloseReason::Unneeded => &mut self.unneeded,
             CloseReason::FleetReleased => &mut self.fleet_released,
             CloseReason::ConnectionClose => &mut self.connection_close,
+            CloseReason::Goaway => &mut self.goaway,
         }
     }
 }
@@ -263,6 +269,7 @@ pub(crate) enum CloseReason {
     Unneeded,
     FleetReleased,
     ConnectionClose,
+    Goaway,
 }
 
 impl CloseReason {
@@ -286,6 +293,7 @@ impl CloseReason {
             CloseReason::Unneeded => "unneeded",
             CloseReason::FleetReleased => "fleet_released",
             CloseReason::ConnectionClose => "connection_close",
+            CloseReason::Goaway => "goaway",
         }
     }
 }

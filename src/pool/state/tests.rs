@@ -394,6 +394,7 @@ impl Sim {
                 Health::Unread => Some(CloseReason::Unread),
                 Health::Closed => Some(CloseReason::ClosedByPeer),
                 Health::DeadPeer => Some(CloseReason::DeadPeer),
+                Health::GoingAway => Some(CloseReason::Goaway),
                 Health::Usable if self.uses_left.get(&name) == Some(&0) => Some(CloseReason::UsesSpent),
                 Health::Usable
                     if self
@@ -1189,6 +1190,11 @@ impl Sim {
                     ..Hints::default()
                 };
                 (None, hints)
+            }
+            4 => {
+                // The server sent GOAWAY: no new loans, closed with the last.
+                self.healths[&name].set(Health::GoingAway);
+                (None, Hints::default())
             }
             5 => (Some(CloseReason::RecycleRefused), Hints::default()),
             6 => (Some(CloseReason::ClosedByPeer), Hints::default()),
