@@ -24,8 +24,10 @@ pub(crate) type Held = Box<std::sync::Mutex<dyn Send>>;
 /// [`is_timeout`](Error::is_timeout), and the connection is closed, never
 /// pooled mid-response.
 ///
-/// Reading it to its end gives the connection back to the pool; dropping
-/// it before the whole body arrived closes the connection.
+/// Reading it to its end gives the connection back to the pool (over
+/// HTTP/2, its stream: the connection serves others meanwhile); dropping
+/// it before the whole body arrived closes an HTTP/1.1 connection, and
+/// resets only the stream of an HTTP/2 one.
 ///
 /// # Examples
 ///
