@@ -236,3 +236,50 @@ async fn an_added_root_is_trusted_beside_the_default_ones() {
     );
     assert_eq!(manager.stats().open, 0);
 }
+
+/// A TLS server with `server`'s certificate whose ALPN list is `alpn`; it
+/// holds each connection it accepts until the test ends.
+async fn alpn_server(server: &TlsServer, alpn: &[&[u8]]) -> u16 {
+    let mut config = (*server.server).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.extend(acceptor.accept(tcp).await.ok());
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn alpn_offers_the_builders_protocols_and_the_stream_says_the_servers_choice() {
+    let server = TlsServer::start(Cert::Good).await;
+    let mut own = (*server.client).clone();
+    own.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let own = std::sync::Arc::new(own);
+    let cases: [(&[&[u8]], _, Option<&[u8]>); 4] = [
+        (&[b"h2"], &server.client, Some(b"h2")),
+        (&[], &server.client, None),
+        // The server chooses, by its own order.
+        (&[b"http/1.1", b"h2"], &server.client, Some(b"http/1.1")),
+        // A configuration that names protocols itself keeps them.
+        (&[b"h2", b"http/1.1"], &own, Some(b"http/1.1")),
+    ];
+    for (offered, client, chosen) in cases {
+        let port = alpn_server(&server, offered).await;
+        let manager = Manager::builder()
+            .tls_config(client.clone())
+            .alpn_protocols(["h2", "http/1.1"])
+            .build();
+        let conn = within(
+            "a TLS connection",
+            manager.allocate(Target::new("https", "localhost", port)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(conn.alpn_protocol(), chosen, "server offers {offered:?}");
+    }
+}

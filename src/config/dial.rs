@@ -175,4 +175,23 @@ impl<P, T> Builder<P, T> {
         self.config.dial.extra_roots.push(der);
         self
     }
+
+    /// The application protocols offered by ALPN to `https` targets, most
+    /// preferred first (such as `h2` and `http/1.1`); the one the server
+    /// chose is [`Stream::alpn_protocol`](crate::Stream::alpn_protocol).
+    /// TLS to an `https` proxy then offers `http/1.1` alone. A
+    /// [`tls_config`](Builder::tls_config) that names ALPN protocols of its
+    /// own keeps them. Defaults to none (no ALPN extension).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().alpn_protocols(["h2", "http/1.1"]);
+    /// # drop(builder);
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn alpn_protocols<A: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = A>) -> Self {
+        self.config.dial.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
+        self
+    }
 }

@@ -110,6 +110,10 @@ impl Default for Config {
                 extra_roots: Vec::new(),
                 #[cfg(feature = "tls")]
                 tls_failure: None,
+                #[cfg(feature = "tls")]
+                alpn: Vec::new(),
+                #[cfg(feature = "tls")]
+                tls_target: None,
                 resolver: Arc::new(SystemResolver),
             },
             #[cfg(feature = "fleet")]

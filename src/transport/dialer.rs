@@ -53,6 +53,14 @@ pub(crate) struct DialOptions {
     /// Why `extra_roots` could not be used: every TLS handshake fails with it.
     #[cfg(feature = "tls")]
     pub(crate) tls_failure: Option<String>,
+    /// ALPN protocols offered to `https` targets (`Builder::alpn_protocols`),
+    /// unless the configuration names its own.
+    #[cfg(feature = "tls")]
+    pub(crate) alpn: Vec<Vec<u8>>,
+    /// The target's configuration when it differs from `tls` (it offers
+    /// `alpn`; `tls`, for proxies, then offers `http/1.1`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls_target: Option<Arc<rustls::ClientConfig>>,
     /// The builder's resolver, for a `socks5://` proxy's destination.
     pub(crate) resolver: Arc<dyn Resolve>,
 }
@@ -69,24 +77,45 @@ impl std::fmt::Debug for DialOptions {
 
 #[cfg(feature = "tls")]
 impl DialOptions {
-    /// Folds the added roots into the configuration, once, as the manager
-    /// is built; a configuration of the user's wins over them.
+    /// Folds the added roots and the ALPN offer into the configurations,
+    /// once, as the manager is built; a configuration of the user's wins
+    /// over the roots, and one that names ALPN protocols over the offer.
     pub(crate) fn settle_tls(&mut self) {
-        if self.tls.is_some() || self.extra_roots.is_empty() {
+        if self.tls.is_none() && !self.extra_roots.is_empty() {
+            match super::tls::with_extra_roots(&self.extra_roots) {
+                Ok(config) => self.tls = Some(config),
+                Err(reason) => self.tls_failure = Some(reason),
+            }
+        }
+        if self.alpn.is_empty() {
             return;
         }
-        match super::tls::with_extra_roots(&self.extra_roots) {
-            Ok(config) => self.tls = Some(config),
-            Err(reason) => self.tls_failure = Some(reason),
+        let base = self.tls.clone().unwrap_or_else(super::tls::default_config);
+        if base.alpn_protocols.is_empty() {
+            self.tls_target = Some(super::tls::offering(&base, self.alpn.clone()));
+            self.tls = Some(super::tls::offering(&base, vec![b"http/1.1".to_vec()]));
         }
     }
 
-    /// The configuration for a handshake for `target`.
+    /// The configuration for a handshake with `target` itself.
     ///
     /// # Errors
     ///
     /// `Error::Tls` when an added root did not parse.
     pub(crate) fn tls_for(&self, target: &Target) -> Result<Arc<rustls::ClientConfig>, Error> {
+        match &self.tls_target {
+            Some(config) if self.tls_failure.is_none() => Ok(config.clone()),
+            _ => self.tls_for_proxy(target),
+        }
+    }
+
+    /// The configuration for a handshake with the `https` proxy on the way
+    /// to `target`: no ALPN offer of the target's.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Tls` when an added root did not parse.
+    pub(crate) fn tls_for_proxy(&self, target: &Target) -> Result<Arc<rustls::ClientConfig>, Error> {
         if let Some(reason) = &self.tls_failure {
             return Err(Error::Tls {
                 target: target.to_string(),

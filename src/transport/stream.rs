@@ -97,6 +97,33 @@ impl Stream {
         }
     }
 
+    /// The application protocol the server chose by ALPN during TLS (such
+    /// as `b"h2"`), for a TLS stream whose handshake offered some
+    /// ([`Builder::alpn_protocols`](crate::Builder::alpn_protocols));
+    /// through an `https` proxy, the target's choice. `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let target = keepalive::Target::new("tcp", "127.0.0.1", listener.local_addr()?.port());
+    /// let conn = keepalive::Manager::new().allocate(target).await?;
+    /// assert_eq!(conn.alpn_protocol(), None); // plain TCP
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match &self.inner {
+            #[cfg(feature = "tls")]
+            Inner::Tls(s) => s.get_ref().1.alpn_protocol(),
+            #[cfg(feature = "tls")]
+            Inner::TlsInTls(s) => s.get_ref().1.alpn_protocol(),
+            _ => None,
+        }
+    }
+
     /// The TCP socket underneath (for TLS, the one it runs over; through a
     /// proxy, the socket to the proxy); `None` for a Unix socket.
     ///

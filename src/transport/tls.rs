@@ -60,6 +60,13 @@ fn config_with(roots: RootCertStore) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// A copy of `base` that offers `alpn` (protocols, most preferred first).
+pub(crate) fn offering(base: &ClientConfig, alpn: Vec<Vec<u8>>) -> Arc<ClientConfig> {
+    let mut config = base.clone();
+    config.alpn_protocols = alpn;
+    Arc::new(config)
+}
+
 /// The TLS client handshake over a connected stream (a socket, or a
 /// tunnel through a proxy). The server name is the target's host; an IP
 /// literal is verified against the certificate's IP addresses.

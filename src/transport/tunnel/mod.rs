@@ -66,7 +66,7 @@ async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<T
         }
         #[cfg(feature = "tls")]
         Kind::Https => {
-            let tls = dial.options.tls_for(target)?;
+            let tls = dial.options.tls_for_proxy(target)?;
             let endpoint = proxy.endpoint();
             let literal = match endpoint.kind {
                 Ok(crate::target::endpoint::HostKind::Literal(ip)) => Some(ip),
