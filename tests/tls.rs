@@ -260,7 +260,12 @@ async fn alpn_offers_the_builders_protocols_and_the_stream_says_the_servers_choi
     let mut own = (*server.client).clone();
     own.alpn_protocols = vec![b"http/1.1".to_vec()];
     let own = std::sync::Arc::new(own);
-    let cases: [(&[&[u8]], _, Option<&[u8]>); 4] = [
+    type Case<'a> = (
+        &'a [&'a [u8]],
+        &'a std::sync::Arc<keepalive::rustls::ClientConfig>,
+        Option<&'a [u8]>,
+    );
+    let cases: [Case; 4] = [
         (&[b"h2"], &server.client, Some(b"h2")),
         (&[], &server.client, None),
         // The server chooses, by its own order.
