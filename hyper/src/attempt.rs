@@ -33,6 +33,7 @@ where
             unsent: Some(req),
             reused,
             responded: false,
+            refused: false,
         });
     }
     // From here the request is hyper's: if this future is dropped (a
@@ -81,17 +82,21 @@ impl<B: SendBody> Drop for InFlight<B> {
 /// A request hyper could not complete: the pool is told whether the
 /// server closed before any answer (the race with its idle close, which
 /// the pool cannot see in hyper's reads) or the connection is done for.
+/// An HTTP/2 stream's failure ends its loan alone: the connection's own
+/// end (a close, a GOAWAY) reaches the pool through its health.
 fn failed<B>(conn: Loan<B>, e: Unsent<B>, reused: bool, read_before: u64) -> Failure<Request<Payload<B>>>
 where
     B: SendBody,
 {
     let responded = conn.bytes_read() != read_before;
-    if !responded && is_close(&e.error) {
-        conn.lost_race();
-    } else {
-        conn.discard();
+    let http2 = conn.send.is_http2();
+    match () {
+        _ if http2 => drop(conn),
+        _ if !responded && is_close(&e.error) => conn.lost_race(),
+        _ => conn.discard(),
     }
     Failure {
+        refused: http2 && crate::retry::is_refused(&e.error),
         error: e.error,
         unsent: e.request,
         reused,

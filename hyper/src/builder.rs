@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::handshake::Version;
+use crate::handshake::{Offer, Version};
 
 /// Settings for a [`Client`](crate::Client): the pool's ([`pool`](ClientBuilder::pool))
 /// and the client's own.
@@ -34,7 +34,10 @@ impl ClientBuilder {
         ClientBuilder {
             pool: keepalive::Manager::builder(),
             timeout: None,
-            version: Version::Http1,
+            version: Version {
+                offer: Offer::Negotiate,
+                max_streams: None,
+            },
         }
     }
 
@@ -68,19 +71,40 @@ impl ClientBuilder {
         self
     }
 
-    /// The pool's settings and the whole request's timeout, for
-    /// [`ClientBuilder::build`].
-    /// HTTP/2 without negotiation (prior knowledge) on `http` and `unix`
-    /// targets: h2c, gRPC's usual case. One connection is lent to many
-    /// requests at once, up to its stream limit (the server's
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, or
+    /// HTTP/1.1 alone: `https` targets offer `http/1.1` alone by ALPN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder().http1_only().build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http1_only(mut self) -> ClientBuilder {
+        self.version.offer = Offer::Http1Only;
+        self
+    }
+
+    /// HTTP/2 without negotiation (prior knowledge): h2c on `http` and
+    /// `unix` targets, gRPC's usual case; on `https`, ALPN offers `h2`
+    /// alone (RFC 9113 section 3.3), and a server that does not agree fails
+    /// the request (function `"tls"` when it refuses the offer,
+    /// `"handshake"` when it chooses no protocol).
+    ///
+    /// Without it (and without [`http1_only`](ClientBuilder::http1_only)),
+    /// `https` targets offer `h2` and `http/1.1` by ALPN and the server
+    /// chooses; `http` and `unix` targets speak HTTP/1.1.
+    ///
+    /// An HTTP/2 connection is lent to many requests at once, up to its
+    /// stream limit (the server's `SETTINGS_MAX_CONCURRENT_STREAMS`, or
     /// [`http2_max_concurrent_streams`](ClientBuilder::http2_max_concurrent_streams)
     /// if lower); it counts once against `max_per_host` and `max_open`; a
     /// request for a key whose connections are all full opens another
     /// while the key is under `max_per_host`, else waits in the key's
     /// queue. A burst to a new key dials one connection per stream limit,
-    /// not one per request. `https` targets still speak HTTP/1.1 (ALPN is
-    /// not offered yet).
+    /// not one per request.
     ///
     /// # Examples
     ///
@@ -95,16 +119,13 @@ impl ClientBuilder {
     /// # }
     /// ```
     pub fn http2_prior_knowledge(mut self) -> ClientBuilder {
-        if let Version::Http1 = self.version {
-            self.version = Version::Http2 { max_streams: None };
-        }
+        self.version.offer = Offer::Http2Only;
         self
     }
 
     /// At most `n` requests at once on one HTTP/2 connection: the lower of
     /// `n` and the server's `SETTINGS_MAX_CONCURRENT_STREAMS` (default:
-    /// the server's). Implies [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge).
-    /// `0` is taken as 1.
+    /// the server's). `0` is taken as 1.
     ///
     /// # Examples
     ///
@@ -112,20 +133,25 @@ impl ClientBuilder {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_prior_knowledge()
     ///     .http2_max_concurrent_streams(32)
     ///     .build();
     /// # drop(client);
     /// # }
     /// ```
     pub fn http2_max_concurrent_streams(mut self, n: u32) -> ClientBuilder {
-        self.version = Version::Http2 {
-            max_streams: Some(n.max(1)),
-        };
+        self.version.max_streams = Some(n.max(1));
         self
     }
 
+    /// The pool's settings (with the ALPN offer), the whole request's
+    /// timeout, and the HTTP versions, for [`ClientBuilder::build`].
     pub(crate) fn into_parts(self) -> (keepalive::Builder, Option<Duration>, Version) {
-        (self.pool, self.timeout, self.version)
+        #[cfg(feature = "tls")]
+        let pool = self.pool.alpn_protocols(self.version.alpn());
+        #[cfg(not(feature = "tls"))]
+        let pool = self.pool;
+        (pool, self.timeout, self.version)
     }
 }
 

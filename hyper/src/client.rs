@@ -19,8 +19,8 @@ use crate::builder::ClientBuilder;
 use crate::conn::{BoxError, Conn, Payload};
 use crate::error::Error;
 use crate::handshake::{Http, Version};
-use crate::origin::{self, to_origin_form, Origin, Origins};
-use crate::retry::{self, Failure};
+use crate::origin::{self, to_form, Origin, Origins};
+use crate::retry::{self, Failure, Resend};
 
 /// An HTTP/1.1 client: hyper on keepalive's pool.
 ///
@@ -258,28 +258,20 @@ where
         req: Request<B>,
         deadline: Option<(Instant, Duration)>,
     ) -> Result<Response<Body>, Error> {
-        let (origin, host_known) = known.map_err(Error::from_pool)?;
-        let Origin {
-            target,
-            host,
-            authorization,
-        } = origin;
-        let host = host_known.then_some(host);
-        let (mut parts, body) = req.into_parts();
-        if let Some(authorization) = authorization {
-            // The request's own header, if it has one, wins.
-            parts.headers.entry(AUTHORIZATION).or_insert(*authorization);
-        }
-        let (body, replayable) = payload(&parts, body);
+        let (target, host, mut parts, body) = prepare(known, req)?;
+        let (body, empty) = payload(body);
+        let idempotent = retry::is_idempotent(&parts.method);
         let conn = self
             .allocate(target.clone(), deadline)
             .await
             .map_err(Error::from_pool)?;
-        // A copy only where the rule may use it: a replayable request on a
-        // reused connection; taken before the `Host` header goes in, as
-        // the user's parts are often cheaper to copy than ours.
-        let copy = (replayable && conn.from_cache() != FromCache::Fresh).then(|| parts.clone());
-        to_origin_form(&mut parts, &target, host.clone());
+        let http2 = conn.send.is_http2();
+        // A copy only where a rule may use it (no body, and HTTP/2 or an
+        // idempotent request on a reused connection), taken before our
+        // `Host` header goes in: the user's parts are cheaper to copy.
+        let reused = conn.from_cache() != FromCache::Fresh;
+        let copy = (empty && (http2 || idempotent && reused)).then(|| parts.clone());
+        to_form(&mut parts, &target, host.clone(), http2);
         let exchange = attempt(conn, Request::from_parts(parts, body));
         // With a deadline, the timed exchange is a future of its own on
         // the heap, so that the common untimed one stays as small as it was.
@@ -289,7 +281,15 @@ where
         };
         match outcome {
             Ok((response, loan)) => Ok(response.map(|body| Body::new(body, deadline, loan))),
-            Err(failure) => Box::pin(self.again(target, host, copy, failure, deadline)).await,
+            Err(failure) => {
+                let resend = Resend {
+                    target,
+                    host,
+                    idempotent,
+                    copy,
+                };
+                Box::pin(self.again(resend, failure, deadline)).await
+            }
         }
     }
 
@@ -307,34 +307,39 @@ where
     }
 
     /// The retry rule after a first attempt's `failure`: the request hyper
-    /// handed back, or else `copy` of a replayable one, once more on
-    /// another connection.
+    /// handed back, or else a copy of one without a body, on another
+    /// connection, while the rule allows, up to `MAX_ATTEMPTS` sends.
     async fn again(
         &self,
-        target: Target,
-        host: Option<HeaderValue>,
-        copy: Option<http::request::Parts>,
-        failure: Failure<Request<Payload<B>>>,
+        resend: Resend,
+        mut failure: Failure<Request<Payload<B>>>,
         deadline: Option<(Instant, Duration)>,
     ) -> Result<Response<Body>, Error> {
-        let req = failure
-            .retry(|| {
-                copy.map(|mut parts| {
-                    to_origin_form(&mut parts, &target, host);
-                    Request::from_parts(parts, Either::Right(Empty::new()))
-                })
-            })
-            .map_err(Error::from_hyper)?;
-        self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let conn = self.allocate(target, deadline).await.map_err(Error::from_pool)?;
-        let outcome = match deadline {
-            None => attempt(conn, req).await,
-            Some(deadline) => Box::pin(within(deadline, attempt(conn, req))).await?,
-        };
-        match outcome {
-            Ok((response, loan)) => Ok(response.map(|body| Body::new(body, deadline, loan))),
-            Err(failure) => Err(Error::from_hyper(failure.error)),
+        for _ in 1..retry::MAX_ATTEMPTS {
+            let copy = || {
+                let parts = resend.copy.clone()?;
+                Some(Request::from_parts(parts, Either::Right(Empty::new())))
+            };
+            let (mut parts, body) = failure
+                .retry(resend.idempotent, copy)
+                .map_err(Error::from_hyper)?
+                .into_parts();
+            self.shared.retries.fetch_add(1, Ordering::Relaxed);
+            let target = resend.target.clone();
+            let conn = self.allocate(target, deadline).await.map_err(Error::from_pool)?;
+            let http2 = conn.send.is_http2();
+            to_form(&mut parts, &resend.target, resend.host.clone(), http2);
+            let req = Request::from_parts(parts, body);
+            let outcome = match deadline {
+                None => attempt(conn, req).await,
+                Some(deadline) => Box::pin(within(deadline, attempt(conn, req))).await?,
+            };
+            match outcome {
+                Ok((response, loan)) => return Ok(response.map(|body| Body::new(body, deadline, loan))),
+                Err(again) => failure = again,
+            }
         }
+        Err(Error::from_hyper(failure.error))
     }
 
     /// The pool's counts: sockets, requests, connects, reuses, closes by
@@ -462,11 +467,27 @@ where
 
 /// The body hyper sends, and whether the request can be replayed: one
 /// without a body is sent with none of ours, so that it can be.
-fn payload<B: SendBody>(parts: &http::request::Parts, body: B) -> (Payload<B>, bool) {
-    match retry::is_idempotent(&parts.method) && body.is_end_stream() {
+fn payload<B: SendBody>(body: B) -> (Payload<B>, bool) {
+    match body.is_end_stream() {
         true => (Either::Right(Empty::new()), true),
         false => (Either::Left(body), false),
     }
+}
+
+/// The request's target, its `Host` header if known, and its parts with
+/// the `Authorization` its URI asked for (the request's own header, if it
+/// has one, wins).
+#[allow(clippy::type_complexity)]
+fn prepare<B>(
+    known: Result<(Origin, bool), keepalive::Error>,
+    req: Request<B>,
+) -> Result<(Target, Option<HeaderValue>, http::request::Parts, B), Error> {
+    let (origin, host_known) = known.map_err(Error::from_pool)?;
+    let (mut parts, body) = req.into_parts();
+    if let Some(authorization) = origin.authorization {
+        parts.headers.entry(AUTHORIZATION).or_insert(*authorization);
+    }
+    Ok((origin.target, host_known.then_some(origin.host), parts, body))
 }
 
 /// `attempt` by the deadline. A request cut short closes its connection

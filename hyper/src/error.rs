@@ -112,7 +112,10 @@ impl fmt::Display for Error {
         match &self.kind {
             Kind::Pool(e) => pool_failure(e, f),
             Kind::Hyper(e) if e.is_timeout() => f.write_str("the HTTP exchange timed out"),
-            Kind::Hyper(_) => f.write_str("the HTTP/1.1 exchange failed"),
+            Kind::Hyper(e) => match http2_words(e) {
+                Some(words) => write!(f, "the HTTP/2 exchange failed: {words}"),
+                None => f.write_str("the HTTP exchange failed"),
+            },
             Kind::Timeout { after, body: false } => {
                 write!(f, "timed out after {after:?} waiting for the response")
             }
@@ -121,6 +124,24 @@ impl fmt::Display for Error {
             }
         }
     }
+}
+
+/// What an HTTP/2 error of the server's or of h2's says, in words: the
+/// stream reset or the GOAWAY, and its code.
+fn http2_words(e: &hyper::Error) -> Option<String> {
+    let h2 = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    let reason = h2.reason()?;
+    let by = if h2.is_remote() {
+        "the server"
+    } else {
+        "this client"
+    };
+    Some(match () {
+        _ if h2.is_go_away() => format!("{by} ended the connection with GOAWAY {reason:?}"),
+        _ if reason == h2::Reason::REFUSED_STREAM => format!("{by} refused the stream (REFUSED_STREAM)"),
+        _ if h2.is_reset() => format!("{by} reset the stream with {reason:?}"),
+        _ => format!("{reason:?}"),
+    })
 }
 
 /// Why the pool gave the request no connection, and for which target.

@@ -17,15 +17,38 @@ use keepalive::{Protocol, Stream, Target};
 use crate::conn::{Conn, Payload2, SendBody, Sender, Task};
 use crate::wire::{SharedIo, Wire};
 
-/// Which HTTP the client speaks on a new connection.
+/// Which HTTP the client speaks on a new connection, and its HTTP/2
+/// stream limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Version {
-    /// HTTP/1.1.
-    Http1,
-    /// HTTP/2 by prior knowledge on `http` and `unix` targets (h2c), at
-    /// most `max_streams` requests at once on a connection (and never
-    /// more than the server's `SETTINGS_MAX_CONCURRENT_STREAMS`).
-    Http2 { max_streams: Option<u32> },
+pub(crate) struct Version {
+    pub(crate) offer: Offer,
+    /// At most this many requests at once on an HTTP/2 connection (and
+    /// never more than the server's `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub(crate) max_streams: Option<u32>,
+}
+
+/// What a client offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// `https`: `h2` and `http/1.1` by ALPN, the server chooses; `http`
+    /// and `unix`: HTTP/1.1.
+    Negotiate,
+    /// HTTP/1.1 alone (ALPN offers `http/1.1`).
+    Http1Only,
+    /// HTTP/2 without negotiation: h2c on `http` and `unix`; on `https`,
+    /// ALPN offers `h2` alone.
+    Http2Only,
+}
+
+impl Version {
+    /// The protocols ALPN offers to `https` targets.
+    pub(crate) fn alpn(&self) -> &'static [&'static str] {
+        match self.offer {
+            Offer::Negotiate => &["h2", "http/1.1"],
+            Offer::Http1Only => &["http/1.1"],
+            Offer::Http2Only => &["h2"],
+        }
+    }
 }
 
 /// What a connection is assumed to take before the server's SETTINGS
@@ -48,11 +71,33 @@ impl<B> Http<B> {
         }
     }
 
-    /// The HTTP/2 stream limit of ours, if `target` speaks HTTP/2.
-    fn http2_for(&self, target: &Target) -> Option<Option<u32>> {
-        match self.version {
-            Version::Http2 { max_streams } if target.scheme() != "https" => Some(max_streams),
-            _ => None,
+    /// Whether `target`'s connections may speak HTTP/2: by prior
+    /// knowledge, or by ALPN on `https`.
+    fn may_speak_http2(&self, target: &Target) -> bool {
+        match self.version.offer {
+            Offer::Http1Only => false,
+            Offer::Http2Only => true,
+            Offer::Negotiate => target.is_tls(),
+        }
+    }
+
+    /// Whether the connection `stream` to `target` speaks HTTP/2: on
+    /// `https`, as ALPN chose.
+    ///
+    /// # Errors
+    ///
+    /// With prior knowledge, an `https` server that chose no protocol.
+    fn speaks_http2(&self, target: &Target, stream: &Stream) -> io::Result<bool> {
+        if !target.is_tls() {
+            return Ok(self.may_speak_http2(target));
+        }
+        match (stream.alpn_protocol(), self.version.offer) {
+            (Some(b"h2"), _) => Ok(true),
+            (None, Offer::Http2Only) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the server chose no protocol by ALPN, and http2_prior_knowledge needs it to agree to h2",
+            )),
+            _ => Ok(false),
         }
     }
 }
@@ -71,16 +116,22 @@ where
     type Error = io::Error;
 
     async fn handshake(&self, target: &Target, stream: Stream) -> io::Result<Conn<B>> {
-        match self.http2_for(target) {
-            Some(max_streams) => handshake2(stream, max_streams).await,
-            None => handshake1(stream).await.map_err(io::Error::other),
+        match self.speaks_http2(target, &stream)? {
+            true => handshake2(stream, self.version.max_streams).await,
+            false => handshake1(stream).await.map_err(io::Error::other),
         }
     }
 
+    /// Before a key's first connection: its stream limit where it may
+    /// speak HTTP/2 (so a burst to a new `https` key waits for one ALPN
+    /// answer), else 1. The pool then learns it from each connection.
     fn expected_capacity(&self, target: &Target) -> usize {
-        match self.http2_for(target) {
-            Some(max_streams) => max_streams.map_or(DEFAULT_STREAMS, |n| n.max(1) as usize),
-            None => 1,
+        match self.may_speak_http2(target) {
+            true => self
+                .version
+                .max_streams
+                .map_or(DEFAULT_STREAMS, |n| n.max(1) as usize),
+            false => 1,
         }
     }
 }

@@ -124,10 +124,58 @@ pub(crate) fn authorization(
     Ok(value)
 }
 
+/// The request's form for the connection that carries it: origin form
+/// over HTTP/1.1, absolute over HTTP/2.
+pub(crate) fn to_form(
+    parts: &mut http::request::Parts,
+    target: &Target,
+    known: Option<HeaderValue>,
+    http2: bool,
+) {
+    match http2 {
+        true => to_absolute_form(parts, target),
+        false => to_origin_form(parts, target, known),
+    }
+}
+
+/// HTTP/2: the URI gives `:scheme` and `:authority` (and no `Host` header
+/// is added, RFC 9113 section 8.3.1): the request's own absolute URI,
+/// without user information; a [`unix_uri`]'s is `http://localhost`.
+fn to_absolute_form(parts: &mut http::request::Parts, target: &Target) {
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    if !target.is_unix() && authority.is_some_and(|a| !a.contains('@')) {
+        return;
+    }
+    let authority = match authority {
+        _ if target.is_unix() => "localhost".to_owned(),
+        Some(a) => keepalive_http::split_userinfo(a).1.to_owned(),
+        None => host_of(target)
+            .and_then(|h| h.to_str().ok().map(str::to_owned))
+            .unwrap_or_default(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let scheme = match target.is_tls() {
+        true => Scheme::HTTPS,
+        false => Scheme::HTTP,
+    };
+    if let Ok(uri) = Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+    {
+        parts.uri = uri;
+    }
+}
+
 /// HTTP/1.1 to an origin: the request line carries the path alone, and
 /// the authority goes to `Host` (unless the request has one): `known`, or
 /// made from the URI or the target.
-pub(crate) fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Option<HeaderValue>) {
+fn to_origin_form(parts: &mut http::request::Parts, target: &Target, known: Option<HeaderValue>) {
     if !parts.headers.contains_key(HOST) {
         let host = match parts.uri.authority() {
             _ if known.is_some() => known,

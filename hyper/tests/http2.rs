@@ -116,6 +116,7 @@ async fn a_cap_of_ours_below_the_servers_limit_opens_more_connections() {
     let (url, accepted) = h2c(100, Some(barrier)).await;
     let client: Client = Client::builder()
         .pool(keepalive::Manager::builder().max_per_host(3))
+        .http2_prior_knowledge()
         .http2_max_concurrent_streams(2)
         .build();
     let requests: Vec<_> = (0..6)

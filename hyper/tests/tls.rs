@@ -3,11 +3,16 @@
 //! (TCP, TLS, hyper) per connection, and a connection the server closed
 //! (close_notify and FIN) while idle is never sent a request.
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use keepalive::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use keepalive::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -141,4 +146,147 @@ async fn https_requests_share_one_verified_connection_and_a_closed_one_is_never_
         .unwrap();
     let err = within("the refusal", client.request(wrong)).await.unwrap_err();
     assert_eq!(err.pool().map(keepalive::Error::function), Some("tls"), "{err}");
+}
+
+/// An https origin whose TLS offers `alpn` and which speaks what ALPN
+/// chose (HTTP/2 for `h2`, HTTP/1.1 otherwise), every response waiting at
+/// `barrier` first; its port, the client configuration trusting it, and
+/// the number of connections it accepted.
+async fn alpn_origin(
+    alpn: &[&[u8]],
+    barrier: Option<Arc<tokio::sync::Barrier>>,
+) -> (u16, Arc<ClientConfig>, Arc<AtomicUsize>) {
+    let (server, client) = pki();
+    let mut server = (*server).clone();
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, barrier) = (acceptor.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let service = service_fn(move |_: http::Request<Incoming>| {
+                    let barrier = barrier.clone();
+                    async move {
+                        if let Some(barrier) = barrier {
+                            barrier.wait().await;
+                        }
+                        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"alpn"))))
+                    }
+                });
+                let io = TokioIo::new(tls);
+                let _ = match h2 {
+                    true => {
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await
+                    }
+                    false => {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await
+                    }
+                };
+            });
+        }
+    });
+    (port, client, accepted)
+}
+
+/// `n` GETs to `https://localhost:{port}/` at once; the versions used.
+async fn burst(client: &keepalive_hyper::Client<Empty<Bytes>>, port: u16, n: usize) -> Vec<http::Version> {
+    let requests: Vec<_> = (0..n)
+        .map(|_| {
+            let client = client.clone();
+            let req = http::Request::get(format!("https://localhost:{port}/"))
+                .body(Empty::new())
+                .unwrap();
+            tokio::spawn(async move {
+                let response = client.request(req).await.unwrap();
+                let version = response.version();
+                response.into_body().collect().await.unwrap();
+                version
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for request in requests {
+        versions.push(within("a response", request).await.unwrap());
+    }
+    versions
+}
+
+fn negotiating(tls: Arc<ClientConfig>) -> keepalive_hyper::Client<Empty<Bytes>> {
+    keepalive_hyper::Client::builder()
+        .pool(keepalive::Manager::builder().tls_config(tls))
+        .build()
+}
+
+#[tokio::test]
+async fn alpn_chooses_http2_and_a_burst_to_a_new_key_dials_once() {
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let (port, tls, accepted) = alpn_origin(&[b"h2", b"http/1.1"], Some(barrier)).await;
+    let client = negotiating(tls);
+    let versions = burst(&client, port, 8).await;
+    assert_eq!(versions, vec![http::Version::HTTP_2; 8]);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one dial, then all 8 at once on it"
+    );
+    let stats = client.stats();
+    assert_eq!((stats.connects, stats.reuses, stats.open), (1, 7, 1));
+    // Remembered: the next burst needs no new connection either.
+    burst(&client, port, 8).await;
+    assert_eq!(client.stats().connects, 1);
+}
+
+#[tokio::test]
+async fn a_server_choosing_http1_gets_it_and_the_waiting_burst_dials_on() {
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let (port, tls, accepted) = alpn_origin(&[b"http/1.1"], Some(barrier)).await;
+    let client = negotiating(tls);
+    let versions = burst(&client, port, 4).await;
+    assert_eq!(versions, vec![http::Version::HTTP_11; 4]);
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    assert_eq!(client.stats().connects, 4);
+}
+
+#[tokio::test]
+async fn http1_only_offers_http1_alone() {
+    let (port, tls, _) = alpn_origin(&[b"h2", b"http/1.1"], None).await;
+    let client = keepalive_hyper::Client::builder()
+        .pool(keepalive::Manager::builder().tls_config(tls))
+        .http1_only()
+        .build();
+    assert_eq!(burst(&client, port, 1).await, [http::Version::HTTP_11]);
+}
+
+#[tokio::test]
+async fn prior_knowledge_over_tls_fails_where_the_server_does_not_agree_to_h2() {
+    for (alpn, function) in [(&[&b"http/1.1"[..]][..], "tls"), (&[][..], "handshake")] {
+        let (port, tls, _) = alpn_origin(alpn, None).await;
+        let client: keepalive_hyper::Client<Empty<Bytes>> = keepalive_hyper::Client::builder()
+            .pool(keepalive::Manager::builder().tls_config(tls))
+            .http2_prior_knowledge()
+            .build();
+        let req = http::Request::get(format!("https://localhost:{port}/"))
+            .body(Empty::new())
+            .unwrap();
+        let err = within("the error", client.request(req)).await.unwrap_err();
+        assert_eq!(
+            err.pool().map(keepalive::Error::function),
+            Some(function),
+            "{err}"
+        );
+        assert_eq!(client.stats().open, 0);
+    }
 }

@@ -2,6 +2,8 @@
 //! share.
 #![allow(dead_code, unreachable_pub)] // Each test binary uses part of this module.
 
+pub mod raw_h2;
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,0 +1,209 @@
+//! A scripted HTTP/2 server written frame by frame, for what real servers
+//! do rarely and hyper's server never does on request: refusing a stream,
+//! a GOAWAY above a stream, no SETTINGS at all, floods. Each stream's
+//! HEADERS takes the next [`Act`] of the script (`Answer` when it is
+//! empty); a response is `:status 200` (HPACK static index 8) with no body.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// HTTP/2 error codes (RFC 9113 section 7).
+pub const NO_ERROR: u32 = 0x0;
+pub const PROTOCOL_ERROR: u32 = 0x1;
+pub const INTERNAL_ERROR: u32 = 0x2;
+pub const REFUSED_STREAM: u32 = 0x7;
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+/// What the server does with a stream.
+#[derive(Clone, Copy, Debug)]
+pub enum Act {
+    /// `:status 200`, no body.
+    Answer,
+    /// RST_STREAM with this code.
+    Reset(u32),
+    /// GOAWAY whose last stream id is the one before this stream, with this
+    /// code; the connection then closes once the client has read it.
+    GoAway(u32),
+    /// Nothing, ever.
+    Ignore,
+    /// 10,000 PINGs, then the answer.
+    PingFlood,
+    /// HEADERS without END_HEADERS, then CONTINUATION frames forever.
+    ContinuationFlood,
+}
+
+/// What the server says when a connection opens.
+#[derive(Clone, Copy, Debug)]
+pub enum Greeting {
+    /// SETTINGS with SETTINGS_MAX_CONCURRENT_STREAMS, if given.
+    Settings(Option<u32>),
+    /// Nothing at all (it reads, and never answers).
+    Silent,
+}
+
+/// The server: its port, its script, and what it saw.
+pub struct RawH2 {
+    pub port: u16,
+    script: Arc<Mutex<VecDeque<Act>>>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    /// Streams whose HEADERS arrived.
+    pub streams: Arc<AtomicUsize>,
+}
+
+impl RawH2 {
+    pub async fn start(greeting: Greeting, script: impl IntoIterator<Item = Act>) -> RawH2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = RawH2 {
+            port: listener.local_addr().unwrap().port(),
+            script: Arc::new(Mutex::new(script.into_iter().collect())),
+            connections: Arc::default(),
+            streams: Arc::default(),
+        };
+        let (script, connections, streams) = (
+            server.script.clone(),
+            server.connections.clone(),
+            server.streams.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let conn = Conn {
+                    socket,
+                    script: script.clone(),
+                    streams: streams.clone(),
+                };
+                tokio::spawn(conn.serve(greeting));
+            }
+        });
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::SeqCst)
+    }
+}
+
+struct Conn {
+    socket: TcpStream,
+    script: Arc<Mutex<VecDeque<Act>>>,
+    streams: Arc<AtomicUsize>,
+}
+
+impl Conn {
+    async fn serve(mut self, greeting: Greeting) {
+        let mut preface = [0; 24];
+        if self.socket.read_exact(&mut preface).await.is_err() {
+            return;
+        }
+        if let Greeting::Settings(max) = greeting {
+            let payload = max
+                .map(|n| [&[0, 3][..], &n.to_be_bytes()].concat())
+                .unwrap_or_default();
+            self.frame(SETTINGS, 0, 0, &payload).await;
+        }
+        while let Some((kind, flags, stream, _)) = self.read_frame().await {
+            let silent = matches!(greeting, Greeting::Silent);
+            match kind {
+                SETTINGS if flags & ACK == 0 && !silent => self.frame(SETTINGS, ACK, 0, &[]).await,
+                HEADERS => {
+                    self.streams.fetch_add(1, Ordering::SeqCst);
+                    let act = self.script.lock().unwrap().pop_front().unwrap_or(Act::Answer);
+                    if !self.act(act, stream).await {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Does `act` for `stream`; false when the connection is to end.
+    async fn act(&mut self, act: Act, stream: u32) -> bool {
+        match act {
+            Act::Answer => {
+                self.frame(HEADERS, END_HEADERS | END_STREAM, stream, &[0x88])
+                    .await
+            }
+            Act::Reset(code) => self.frame(RST_STREAM, 0, stream, &code.to_be_bytes()).await,
+            Act::GoAway(code) => {
+                let last = stream.saturating_sub(2);
+                let payload = [last.to_be_bytes(), code.to_be_bytes()].concat();
+                self.frame(GOAWAY, 0, 0, &payload).await;
+                // Until the client closes: what it read is all it gets.
+                while self.read_frame().await.is_some() {}
+                return false;
+            }
+            Act::Ignore => {}
+            Act::PingFlood => {
+                for i in 0..10_000u64 {
+                    self.frame(PING, 0, 0, &i.to_be_bytes()).await;
+                }
+                self.frame(HEADERS, END_HEADERS | END_STREAM, stream, &[0x88])
+                    .await;
+            }
+            Act::ContinuationFlood => {
+                self.frame(HEADERS, 0, stream, &[0x88]).await;
+                // A header of 100 bytes, over and over, never ending.
+                let block = [&[0x40, 0x01, b'x', 0x7f, 0x1d][..], &[b'y'; 156][..]].concat();
+                loop {
+                    if self
+                        .socket
+                        .write_all(&header(CONTINUATION, 0, stream, block.len()))
+                        .await
+                        .is_err()
+                        || self.socket.write_all(&block).await.is_err()
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    async fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        let bytes = [&header(kind, flags, stream, payload.len())[..], payload].concat();
+        let _ = self.socket.write_all(&bytes).await;
+    }
+
+    /// The next frame's type, flags, stream and payload; `None` at the end.
+    async fn read_frame(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
+        let mut head = [0; 9];
+        self.socket.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        self.socket.read_exact(&mut payload).await.ok()?;
+        Some((head[3], head[4], stream, payload))
+    }
+}
+
+/// A frame header (RFC 9113 section 4.1).
+fn header(kind: u8, flags: u8, stream: u32, len: usize) -> [u8; 9] {
+    let len = (len as u32).to_be_bytes();
+    let id = stream.to_be_bytes();
+    [len[1], len[2], len[3], kind, flags, id[0], id[1], id[2], id[3]]
+}
