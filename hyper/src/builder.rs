@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::handshake::{Offer, Version};
+use crate::settings::Http2Settings;
 
 /// Settings for a [`Client`](crate::Client): the pool's ([`pool`](ClientBuilder::pool))
 /// and the client's own.
@@ -36,7 +37,7 @@ impl ClientBuilder {
             timeout: None,
             version: Version {
                 offer: Offer::Negotiate,
-                max_streams: None,
+                http2: Http2Settings::default(),
             },
         }
     }
@@ -140,7 +141,129 @@ impl ClientBuilder {
     /// # }
     /// ```
     pub fn http2_max_concurrent_streams(mut self, n: u32) -> ClientBuilder {
-        self.version.max_streams = Some(n.max(1));
+        self.version.http2.max_streams = Some(n.max(1));
+        self
+    }
+
+    /// PINGs an HTTP/2 connection that has received nothing for `interval`,
+    /// idle or busy, and closes it when no reply comes within `timeout`: a
+    /// dead NAT entry or a frozen server is found within `interval +
+    /// timeout`, and the next request takes another connection. Default
+    /// off. An `interval` too long for the clock means never.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_keep_alive(std::time::Duration::from_secs(30), std::time::Duration::from_secs(10))
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> ClientBuilder {
+        self.version.http2.keep_alive = std::time::Instant::now()
+            .checked_add(interval)
+            .and_then(|at| at.checked_add(timeout))
+            .map(|_| (interval, timeout));
+        self
+    }
+
+    /// Each HTTP/2 stream's initial flow-control window, in bytes (hyper's
+    /// `initial_stream_window_size`; default hyper's, 2 MiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_initial_stream_window_size(1 << 20)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_initial_stream_window_size(mut self, size: u32) -> ClientBuilder {
+        self.version.http2.initial_stream_window_size = Some(size);
+        self
+    }
+
+    /// Each HTTP/2 connection's initial flow-control window, in bytes
+    /// (hyper's `initial_connection_window_size`; default hyper's, 5 MiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_initial_connection_window_size(4 << 20)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_initial_connection_window_size(mut self, size: u32) -> ClientBuilder {
+        self.version.http2.initial_connection_window_size = Some(size);
+        self
+    }
+
+    /// Sizes the flow-control windows from the measured bandwidth-delay
+    /// product (hyper's `adaptive_window`; default off); the fixed window
+    /// sizes are then ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_adaptive_window(true)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_adaptive_window(mut self, on: bool) -> ClientBuilder {
+        self.version.http2.adaptive_window = on;
+        self
+    }
+
+    /// The largest frame payload this client accepts, in bytes (hyper's
+    /// `max_frame_size`; default hyper's, 16 KiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_max_frame_size(1 << 16)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_max_frame_size(mut self, size: u32) -> ClientBuilder {
+        self.version.http2.max_frame_size = Some(size);
+        self
+    }
+
+    /// The largest response header list this client accepts, in bytes
+    /// (hyper's `max_header_list_size`; default hyper's, 16 KiB): a
+    /// response past it fails that request alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::builder()
+    ///     .http2_max_header_list_size(64 << 10)
+    ///     .build();
+    /// # drop(client);
+    /// # }
+    /// ```
+    pub fn http2_max_header_list_size(mut self, size: u32) -> ClientBuilder {
+        self.version.http2.max_header_list_size = Some(size);
         self
     }
 

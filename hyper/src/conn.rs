@@ -158,6 +158,8 @@ where
     fn seen(&self) -> Health {
         if self.wire.is_going_away() {
             Health::GoingAway
+        } else if self.task.dead_peer.load(Ordering::Acquire) {
+            Health::DeadPeer
         } else if self.is_gone() {
             Health::Closed
         } else {
@@ -288,6 +290,9 @@ where
     /// HTTP/2: the lower of the server's SETTINGS_MAX_CONCURRENT_STREAMS
     /// and the client's cap, as hyper's task last saw it.
     pub(crate) max_streams: AtomicUsize,
+    /// HTTP/2: the connection ended because a keep-alive PING went
+    /// unanswered (`http2_keep_alive`).
+    pub(crate) dead_peer: AtomicBool,
 }
 
 impl<B> Default for Task<B>
@@ -302,6 +307,7 @@ where
             has_parked: AtomicBool::new(false),
             server_closes: AtomicBool::new(false),
             max_streams: AtomicUsize::new(1),
+            dead_peer: AtomicBool::new(false),
         }
     }
 }

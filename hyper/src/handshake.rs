@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use keepalive::{Protocol, Stream, Target};
 
 use crate::conn::{Conn, Payload2, SendBody, Sender, Task};
+use crate::settings::Http2Settings;
 use crate::wire::{SharedIo, Wire};
 
 /// Which HTTP the client speaks on a new connection, and its HTTP/2
@@ -22,9 +23,8 @@ use crate::wire::{SharedIo, Wire};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Version {
     pub(crate) offer: Offer,
-    /// At most this many requests at once on an HTTP/2 connection (and
-    /// never more than the server's `SETTINGS_MAX_CONCURRENT_STREAMS`).
-    pub(crate) max_streams: Option<u32>,
+    /// Each HTTP/2 connection's settings, its stream limit among them.
+    pub(crate) http2: Http2Settings,
 }
 
 /// What a client offers.
@@ -117,7 +117,7 @@ where
 
     async fn handshake(&self, target: &Target, stream: Stream) -> io::Result<Conn<B>> {
         match self.speaks_http2(target, &stream)? {
-            true => handshake2(stream, self.version.max_streams).await,
+            true => handshake2(stream, &self.version.http2).await,
             false => handshake1(stream).await.map_err(io::Error::other),
         }
     }
@@ -129,6 +129,7 @@ where
         match self.may_speak_http2(target) {
             true => self
                 .version
+                .http2
                 .max_streams
                 .map_or(DEFAULT_STREAMS, |n| n.max(1) as usize),
             false => 1,
@@ -164,29 +165,38 @@ async fn handshake1<B: SendBody>(stream: Stream) -> Result<Conn<B>, hyper::Error
 /// 3.4) has been read, so the connection's stream limit is known before
 /// any request is sent; a connection that ends first (a server that does
 /// not speak HTTP/2) fails it.
-async fn handshake2<B: SendBody>(stream: Stream, max_streams: Option<u32>) -> io::Result<Conn<B>> {
+async fn handshake2<B: SendBody>(stream: Stream, settings: &Http2Settings) -> io::Result<Conn<B>> {
     let (io, wire) = SharedIo::new(stream, true);
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder.timer(TokioTimer::new());
-    let (send, connection) = builder
+    let (send, connection) = settings
+        .builder()
         .handshake::<_, Payload2<B>>(TokioIo::new(io))
         .await
         .map_err(io::Error::other)?;
     let mut connection = Box::pin(connection);
     first_settings(&wire, &mut connection).await?;
-    let cap = max_streams.map_or(usize::MAX, |n| n as usize);
+    if connection.current_max_send_streams() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the server allows 0 streams at once (SETTINGS_MAX_CONCURRENT_STREAMS 0)",
+        ));
+    }
+    let cap = settings.max_streams.map_or(usize::MAX, |n| n as usize);
     let task = Arc::new(Task::default());
     task.max_streams
         .store(connection.current_max_send_streams().min(cap), Ordering::Release);
     let shared = task.clone();
     tokio::spawn(async move {
-        let _ = poll_fn(|cx| {
+        let ended = poll_fn(|cx| {
             let progress = connection.as_mut().poll(cx);
             let limit = connection.current_max_send_streams().min(cap);
             shared.max_streams.store(limit, Ordering::Release);
             progress
         })
         .await;
+        // hyper's keep-alive PING went unanswered.
+        if ended.is_err_and(|e| e.is_timeout()) {
+            shared.dead_peer.store(true, Ordering::Release);
+        }
         shared.end();
     });
     Ok(Conn {

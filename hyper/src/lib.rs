@@ -90,6 +90,7 @@ mod handshake;
 mod lock;
 mod origin;
 mod retry;
+mod settings;
 mod wire;
 
 pub use body::Body;

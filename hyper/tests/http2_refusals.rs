@@ -22,7 +22,7 @@ fn post(url: &str) -> http::Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn refused_streams_are_sent_again_whatever_the_method() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::Reset(REFUSED_STREAM); 3]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(REFUSED_STREAM); 3]).await;
     let client = h2c();
     let response = within("the response", client.request(post(&server.url("/"))))
         .await
@@ -36,7 +36,7 @@ async fn refused_streams_are_sent_again_whatever_the_method() {
 
 #[tokio::test]
 async fn refusals_past_ten_attempts_fail_with_the_last() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::Reset(REFUSED_STREAM); 12]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(REFUSED_STREAM); 12]).await;
     let client = h2c();
     let err = within("the error", client.request(post(&server.url("/"))))
         .await
@@ -53,7 +53,7 @@ async fn refusals_past_ten_attempts_fail_with_the_last() {
 
 #[tokio::test]
 async fn a_stream_reset_with_another_code_is_not_sent_again() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::Reset(INTERNAL_ERROR)]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(INTERNAL_ERROR)]).await;
     let client = h2c();
     let err = within("the error", client.request(post(&server.url("/"))))
         .await
@@ -72,7 +72,7 @@ async fn a_stream_reset_with_another_code_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_refused_request_with_a_body_of_unknown_length_is_not_sent_again() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::Reset(REFUSED_STREAM)]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(REFUSED_STREAM)]).await;
     let client: Client<Unsized> = Client::builder().http2_prior_knowledge().build();
     let body = Unsized(Some(Bytes::from_static(b"data")));
     let req = http::Request::post(server.url("/")).body(body).unwrap();
@@ -83,7 +83,7 @@ async fn a_refused_request_with_a_body_of_unknown_length_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_goaway_of_no_error_above_the_stream_sends_it_again_on_another_connection() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::GoAway(NO_ERROR)]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::GoAway(NO_ERROR)]).await;
     let client = h2c();
     let response = within("the response", client.request(post(&server.url("/"))))
         .await
@@ -101,7 +101,7 @@ async fn a_goaway_of_no_error_above_the_stream_sends_it_again_on_another_connect
 
 #[tokio::test]
 async fn a_goaway_with_an_error_code_is_not_sent_again() {
-    let server = RawH2::start(Greeting::Settings(None), [Act::GoAway(ENHANCE_YOUR_CALM)]).await;
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::GoAway(ENHANCE_YOUR_CALM)]).await;
     let client = h2c();
     let err = within("the error", client.request(post(&server.url("/"))))
         .await

@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// SETTINGS identifiers (RFC 9113 section 6.5.2).
+pub const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+pub const INITIAL_WINDOW_SIZE: u16 = 0x4;
+
 /// HTTP/2 error codes (RFC 9113 section 7).
 pub const NO_ERROR: u32 = 0x0;
 pub const PROTOCOL_ERROR: u32 = 0x1;
@@ -44,13 +48,15 @@ pub enum Act {
     PingFlood,
     /// HEADERS without END_HEADERS, then CONTINUATION frames forever.
     ContinuationFlood,
+    /// `:status 200` and a header of this many bytes.
+    BigHeader(usize),
 }
 
 /// What the server says when a connection opens.
 #[derive(Clone, Copy, Debug)]
 pub enum Greeting {
-    /// SETTINGS with SETTINGS_MAX_CONCURRENT_STREAMS, if given.
-    Settings(Option<u32>),
+    /// SETTINGS with these (identifier, value) pairs.
+    Settings(&'static [(u16, u32)]),
     /// Nothing at all (it reads, and never answers).
     Silent,
 }
@@ -63,12 +69,23 @@ pub struct RawH2 {
     pub connections: Arc<AtomicUsize>,
     /// Streams whose HEADERS arrived.
     pub streams: Arc<AtomicUsize>,
+    /// The accepting task, stopped (its listener closed) on drop.
+    accepting: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for RawH2 {
+    fn drop(&mut self) {
+        if let Some(task) = self.accepting.take() {
+            task.abort();
+        }
+    }
 }
 
 impl RawH2 {
     pub async fn start(greeting: Greeting, script: impl IntoIterator<Item = Act>) -> RawH2 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = RawH2 {
+        let mut server = RawH2 {
+            accepting: None,
             port: listener.local_addr().unwrap().port(),
             script: Arc::new(Mutex::new(script.into_iter().collect())),
             connections: Arc::default(),
@@ -79,7 +96,7 @@ impl RawH2 {
             server.connections.clone(),
             server.streams.clone(),
         );
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 connections.fetch_add(1, Ordering::SeqCst);
                 let conn = Conn {
@@ -90,6 +107,7 @@ impl RawH2 {
                 tokio::spawn(conn.serve(greeting));
             }
         });
+        server.accepting = Some(task.abort_handle());
         server
     }
 
@@ -118,10 +136,11 @@ impl Conn {
         if self.socket.read_exact(&mut preface).await.is_err() {
             return;
         }
-        if let Greeting::Settings(max) = greeting {
-            let payload = max
-                .map(|n| [&[0, 3][..], &n.to_be_bytes()].concat())
-                .unwrap_or_default();
+        if let Greeting::Settings(pairs) = greeting {
+            let payload: Vec<u8> = pairs
+                .iter()
+                .flat_map(|(id, value)| [&id.to_be_bytes()[..], &value.to_be_bytes()].concat())
+                .collect();
             self.frame(SETTINGS, 0, 0, &payload).await;
         }
         while let Some((kind, flags, stream, _)) = self.read_frame().await {
@@ -157,6 +176,20 @@ impl Conn {
                 return false;
             }
             Act::Ignore => {}
+            Act::BigHeader(n) => {
+                // A literal header, not indexed, new name "x", value n bytes.
+                let mut block = vec![0x88, 0x00, 0x01, b'x'];
+                block.extend(hpack_length(n));
+                block.extend(std::iter::repeat_n(b'y', n));
+                // In frames of at most 16 KiB, the default SETTINGS_MAX_FRAME_SIZE.
+                let chunks: Vec<&[u8]> = block.chunks(16 << 10).collect();
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let kind = if i == 0 { HEADERS } else { CONTINUATION };
+                    let end = if i + 1 == chunks.len() { END_HEADERS } else { 0 };
+                    let flags = end | if i == 0 { END_STREAM } else { 0 };
+                    self.frame(kind, flags, stream, chunk).await;
+                }
+            }
             Act::PingFlood => {
                 for i in 0..10_000u64 {
                     self.frame(PING, 0, 0, &i.to_be_bytes()).await;
@@ -166,19 +199,17 @@ impl Conn {
             }
             Act::ContinuationFlood => {
                 self.frame(HEADERS, 0, stream, &[0x88]).await;
-                // A header of 100 bytes, over and over, never ending.
+                // A header of 156 bytes, over and over, never ending the
+                // block: at most 100,000 frames (16 MB), or until the
+                // client closes.
                 let block = [&[0x40, 0x01, b'x', 0x7f, 0x1d][..], &[b'y'; 156][..]].concat();
-                loop {
-                    if self
-                        .socket
-                        .write_all(&header(CONTINUATION, 0, stream, block.len()))
-                        .await
-                        .is_err()
-                        || self.socket.write_all(&block).await.is_err()
-                    {
-                        return false;
+                let frame = [&header(CONTINUATION, 0, stream, block.len())[..], &block].concat();
+                for _ in 0..100_000 {
+                    if self.socket.write_all(&frame).await.is_err() {
+                        break;
                     }
                 }
+                return false;
             }
         }
         true
@@ -199,6 +230,22 @@ impl Conn {
         self.socket.read_exact(&mut payload).await.ok()?;
         Some((head[3], head[4], stream, payload))
     }
+}
+
+/// An HPACK string length of `n`, no Huffman (RFC 7541 section 5.1, a
+/// 7-bit prefix).
+fn hpack_length(mut n: usize) -> Vec<u8> {
+    if n < 127 {
+        return vec![n as u8];
+    }
+    let mut out = vec![127];
+    n -= 127;
+    while n >= 128 {
+        out.push((n % 128) as u8 | 0x80);
+        n /= 128;
+    }
+    out.push(n as u8);
+    out
 }
 
 /// A frame header (RFC 9113 section 4.1).
