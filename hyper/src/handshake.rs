@@ -42,6 +42,7 @@ pub(crate) enum Offer {
 
 impl Version {
     /// The protocols ALPN offers to `https` targets.
+    #[cfg(feature = "tls")]
     pub(crate) fn alpn(&self) -> &'static [&'static str] {
         match self.offer {
             Offer::Negotiate => &["h2", "http/1.1"],

@@ -90,6 +90,7 @@ mod handshake;
 mod lock;
 mod origin;
 mod retry;
+mod service;
 mod settings;
 mod wire;
 
