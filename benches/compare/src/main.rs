@@ -6,7 +6,8 @@
 //! cargo build --release && cargo run --release -p keepalive-compare -- [--secs S] [--rounds R] [--c C]
 //! ```
 //!
-//! Other modes: `race` and `race --cold` (the keep-alive race), `proxy`
+//! Other modes: `h2` (the same load over HTTP/2, h2c; see h2.rs),
+//! `race` and `race --cold` (the keep-alive race), `proxy`
 //! (a request through a pooled tunnel against direct, and the cost of a
 //! new tunnel), `fleet` (a new connection and a warm request with the
 //! fleet on and off), `profile` (one client alone, for `perf`).
@@ -39,6 +40,7 @@ use keepalive_http as http1;
 
 mod cold;
 mod fleet;
+mod h2;
 mod proxy;
 mod race;
 
@@ -87,6 +89,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::args().nth(1).as_deref() == Some("proxy") {
         return proxy::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("h2") {
+        return h2::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("h2-serve") {
+        return h2::serve(std::env::args().skip(2));
     }
     if std::env::args().nth(1).as_deref() == Some("profile") {
         return profile(std::env::args().skip(2));
