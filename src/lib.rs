@@ -65,6 +65,9 @@ mod extending_md {}
 #[cfg(doctest)]
 #[doc = include_str!("../docs/proxies.md")]
 mod proxies_md {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/http2.md")]
+mod http2_md {}
 #[cfg(all(doctest, feature = "fleet"))]
 #[doc = include_str!("../docs/fleet.md")]
 mod fleet_md {}

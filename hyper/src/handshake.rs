@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use keepalive::{Protocol, Stream, Target};
 
 use crate::conn::{Conn, Payload2, SendBody, Sender, Task};
-use crate::settings::Http2Settings;
+use crate::settings::{Boxed, Http2Settings};
 use crate::wire::{SharedIo, Wire};
 
 /// Which HTTP the client speaks on a new connection, and its HTTP/2
@@ -208,7 +208,7 @@ async fn handshake2<B: SendBody>(stream: Stream, settings: &Http2Settings) -> io
 }
 
 /// hyper's HTTP/2 connection, before it is spawned.
-type Connection2<B> = Pin<Box<http2::Connection<TokioIo<SharedIo>, Payload2<B>, TokioExecutor>>>;
+type Connection2<B> = Pin<Box<http2::Connection<TokioIo<SharedIo>, Payload2<B>, Boxed>>>;
 
 /// Waits for the server's first frame, which must be SETTINGS. hyper
 /// reads the socket on a task of its own; the wire says when the first

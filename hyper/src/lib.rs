@@ -1,4 +1,4 @@
-//! hyper's HTTP/1.1 client on [`keepalive`]'s pool.
+//! hyper's HTTP/1.1 and HTTP/2 client on [`keepalive`]'s pool.
 //!
 //! hyper does the HTTP; the pool does everything else, with all its
 //! guarantees: per-host and total limits with fair queueing, the checkout
@@ -10,6 +10,12 @@
 //! stats and close reasons. hyper's handshake runs once per connection,
 //! not per request: the pooled object is hyper's `SendRequest` with its
 //! connection task.
+//!
+//! HTTP/2 (ALPN on `https`, or
+//! [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge)) lends
+//! one connection to many requests at once, up to its stream limit, and
+//! opens more within `max_per_host`; refused streams are sent again; the
+//! client is a `tower_service::Service` for tonic's clients.
 //!
 //! ```
 //! use bytes::Bytes;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use hyper::client::conn::http2;
-use hyper_util::rt::TokioExecutor;
 
 /// The HTTP/2 settings a [`ClientBuilder`](crate::ClientBuilder) was given;
 /// `None` leaves hyper's default.
@@ -25,8 +24,8 @@ pub(crate) struct Http2Settings {
 
 impl Http2Settings {
     /// hyper's builder for a new connection, with these settings.
-    pub(crate) fn builder(&self) -> http2::Builder<TokioExecutor> {
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+    pub(crate) fn builder(&self) -> http2::Builder<Boxed> {
+        let mut builder = http2::Builder::new(Boxed);
         builder.timer(hyper_util::rt::TokioTimer::new());
         builder
             .initial_stream_window_size(self.initial_stream_window_size)
@@ -43,5 +42,21 @@ impl Http2Settings {
                 .keep_alive_while_idle(true);
         }
         builder
+    }
+}
+
+/// hyper's HTTP/2 executor: each future hyper spawns (one a request) goes
+/// to Tokio boxed. hyper's future type holds its whole connection task,
+/// kilobytes, so spawning it by value copies all of that four times a
+/// request; a box is one allocation of it (hyper-util's `Exec` boxes too).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Boxed;
+
+impl<F> hyper::rt::Executor<F> for Boxed
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(Box::pin(fut));
     }
 }

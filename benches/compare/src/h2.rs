@@ -40,7 +40,8 @@ struct Flags {
 }
 
 fn flags(mut args: impl Iterator<Item = String>) -> Result<Flags, Box<dyn std::error::Error>> {
-    let usage = "usage: keepalive-compare h2 [--secs S] [--rounds R] [--c C] [--streams N] [--max-per-host K]";
+    let usage =
+        "usage: keepalive-compare h2 [--secs S] [--rounds R] [--c C] [--streams N] [--max-per-host K]";
     let mut f = Flags {
         secs: Duration::from_secs(3),
         rounds: 3,
@@ -184,16 +185,28 @@ enum Load {
         url: String,
     },
     /// hyper's bare HTTP/2 connections, shared round-robin by the workers.
-    H2Conn { sends: Vec<H2Send>, uri: http::Uri },
+    H2Conn {
+        sends: Vec<H2Send>,
+        uri: http::Uri,
+    },
 }
 
 impl Load {
-    async fn new(client: &str, url: &str, c: usize, max_per_host: usize) -> Result<Load, Box<dyn std::error::Error>> {
+    async fn new(
+        client: &str,
+        url: &str,
+        c: usize,
+        max_per_host: usize,
+    ) -> Result<Load, Box<dyn std::error::Error>> {
         let uri: http::Uri = url.parse()?;
         Ok(match client {
             "keepalive-hyper" => Load::KeepaliveHyper {
                 client: keepalive_hyper::Client::builder()
-                    .pool(keepalive::Manager::builder().max_per_host(max_per_host).max_open(c.max(128)))
+                    .pool(
+                        keepalive::Manager::builder()
+                            .max_per_host(max_per_host)
+                            .max_open(c.max(128)),
+                    )
                     .http2_prior_knowledge()
                     .build(),
                 uri,
@@ -265,13 +278,25 @@ impl Load {
     async fn once(&self, w: usize) -> Result<(), String> {
         let body = match self {
             Load::KeepaliveHyper { client, uri } => {
-                let req = http::Request::get(uri.clone()).body(Empty::new()).map_err(|e| e.to_string())?;
+                let req = http::Request::get(uri.clone())
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
                 let response = client.request(req).await.map_err(|e| e.to_string())?;
-                response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes()
             }
             Load::HyperUtil { client, uri } => {
                 let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-                response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes()
             }
             Load::Reqwest { client, url } => {
                 let response = client.get(url).send().await.map_err(|e| e.to_string())?;
@@ -280,9 +305,16 @@ impl Load {
             Load::H2Conn { sends, uri } => {
                 let mut send = sends[w % sends.len()].clone();
                 send.ready().await.map_err(|e| e.to_string())?;
-                let req = http::Request::get(uri.clone()).body(Empty::new()).map_err(|e| e.to_string())?;
+                let req = http::Request::get(uri.clone())
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
                 let response = send.send_request(req).await.map_err(|e| e.to_string())?;
-                response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes()
             }
         };
         match &body[..] == BODY.as_bytes() {
@@ -290,6 +322,26 @@ impl Load {
             false => Err(format!("unexpected body {body:?}")),
         }
     }
+}
+
+/// `h2-profile CLIENT C SECS [STREAMS]`: one client alone, for `perf`
+/// and callgrind.
+pub(crate) fn profile(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
+    let usage = "usage: keepalive-compare h2-profile CLIENT C SECS [STREAMS]";
+    let client = args.next().ok_or(usage)?;
+    let c: usize = args.next().ok_or(usage)?.parse()?;
+    let secs: f64 = args.next().ok_or(usage)?.parse()?;
+    let streams = args.next().unwrap_or_else(|| "100".to_owned());
+    crate::runtime()?.block_on(async {
+        let (mut server, url) = start_server(&streams).await?;
+        let (m, extra) = run(&client, &url, c, Duration::from_secs_f64(secs), 4).await?;
+        println!(
+            "{client} c={c}: {:.0} requests/s, {:.2} µs CPU/request, {} errors, {} connections",
+            m.rps, m.cpu_us, extra.errors, extra.connections
+        );
+        server.kill().await?;
+        Ok(())
+    })
 }
 
 /// hyper's HTTP/2 handshake on a new connection, with its task.
@@ -328,7 +380,10 @@ async fn start_server(streams: &str) -> Result<(tokio::process::Child, String), 
 /// `h2-serve STREAMS`: hyper's h2c server on loopback, answering every
 /// request with [`BODY`], `STREAMS` streams a connection; prints its URL.
 pub(crate) fn serve(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
-    let streams: u32 = args.next().ok_or("usage: keepalive-compare h2-serve STREAMS")?.parse()?;
+    let streams: u32 = args
+        .next()
+        .ok_or("usage: keepalive-compare h2-serve STREAMS")?
+        .parse()?;
     crate::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening on http://{}/", listener.local_addr()?);
@@ -336,7 +391,9 @@ pub(crate) fn serve(mut args: impl Iterator<Item = String>) -> Result<(), Box<dy
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);
             let service = hyper::service::service_fn(|_: http::Request<hyper::body::Incoming>| async {
-                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(BODY.as_bytes()))))
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                    BODY.as_bytes(),
+                ))))
             });
             tokio::spawn(
                 hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())

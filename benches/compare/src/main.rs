@@ -93,6 +93,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().nth(1).as_deref() == Some("h2") {
         return h2::main(std::env::args().skip(2));
     }
+    if std::env::args().nth(1).as_deref() == Some("h2-profile") {
+        return h2::profile(std::env::args().skip(2));
+    }
     if std::env::args().nth(1).as_deref() == Some("h2-serve") {
         return h2::serve(std::env::args().skip(2));
     }
