@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)] // Each test binary uses part of this module.
 
 pub mod raw_h2;
+pub mod real;
 
 use std::time::Duration;
 

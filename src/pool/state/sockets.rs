@@ -360,8 +360,9 @@ impl<P: Handles> State<P> {
     }
 
     /// An idle socket became readable: the peer closed it, reset it, sent
-    /// bytes, or stopped answering. A close teaches the key its server's
-    /// idle limit. Reports for sockets no longer idle are ignored.
+    /// bytes, said it takes no more (HTTP/2's GOAWAY), or stopped
+    /// answering. A close or a GOAWAY teaches the key its server's idle
+    /// limit. Reports for sockets no longer idle are ignored.
     pub(crate) fn idle_event(&mut self, token: u64, now: Instant, out: &mut Actions<P>) {
         let sid = SocketId::from_token(token);
         let Some(key) = self.live_socket(sid) else {
@@ -375,7 +376,7 @@ impl<P: Handles> State<P> {
         let health = socket.watch(token);
         if health != Health::Usable {
             let (socket, since) = self.unidle(idx);
-            if health == Health::Closed {
+            if matches!(health, Health::Closed | Health::GoingAway) {
                 self.observe_idle_close(key, now.saturating_duration_since(since), now, out);
             }
             self.close_stale(idx, socket, health, Found::Idle, out);
