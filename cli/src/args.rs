@@ -22,6 +22,12 @@ pub(crate) fn count_u64(text: &str) -> Result<u64, String> {
     }
 }
 
+/// A count from 1 to `u32::MAX` (an HTTP/2 setting).
+pub(crate) fn count_u32(text: &str) -> Result<u32, String> {
+    let n = count_u64(text)?;
+    u32::try_from(n).map_err(|_| format!("{text} is more than {}", u32::MAX))
+}
+
 /// Seconds, fractions allowed. Anything up to `Duration::MAX`, or larger
 /// (`1e30`, `inf`), means "never"; zero, a negative number, or less than
 /// the clock's 1 ns is an error.

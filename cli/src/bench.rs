@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use keepalive::Manager;
 use tokio::net::TcpListener;
+
+use crate::engine::{Choice, Engine};
 use tokio::time::Instant;
 
 use crate::proxy::Proxies;
 use crate::report::{self, Summary};
 use crate::serve;
 use crate::url::Url;
-use keepalive_http::{self as http, Outcome};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -41,6 +42,8 @@ pub(crate) struct Plan {
     /// `--connect-timeout`: getting a connection (the pool's timeout).
     pub(crate) connect_timeout: Duration,
     pub(crate) progress: bool,
+    /// `--http1`, `--http2`, or ALPN's choice on `https`.
+    pub(crate) http: Choice,
 }
 
 impl Plan {
@@ -94,7 +97,11 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
                 .await
                 .map_err(|e| format!("loopback listener: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            tokio::spawn(serve::serve(listener, serve::Options::default()));
+            let options = serve::Options {
+                http2: plan.http == Choice::Http2,
+                ..serve::Options::default()
+            };
+            tokio::spawn(serve::serve(listener, options));
             format!("http://{addr}/")
         }
     };
@@ -104,7 +111,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         None => url,
     });
     let c = plan.workers();
-    let manager = plan.pool().build();
+    let engine = Engine::new(plan.http, &[&url], plan.pool(), plan.timeout)?;
 
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -122,7 +129,7 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
     let workers: Vec<_> = (0..c)
         .map(|_| {
             let worker = Worker {
-                manager: manager.clone(),
+                engine: engine.clone(),
                 url: url.clone(),
                 issued: issued.clone(),
                 done: done.clone(),
@@ -177,13 +184,14 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
         concurrency: c,
         ok: total.ok,
         errors: total.errors,
-        retries: total.retries,
+        retries: total.retries + engine.retries(),
         elapsed,
         latency: std::mem::replace(&mut *lock(&latency), report::histogram()),
-        stats: manager.stats(),
-        hosts: report::HostLimit::all(&manager),
+        stats: engine.stats(),
+        hosts: report::HostLimit::all(&engine.per_key()),
+        protocols: total.protocols,
     };
-    manager.shutdown().await;
+    engine.shutdown().await;
     Ok(summary)
 }
 
@@ -218,6 +226,8 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     /// Requests sent a second time under the retry rule.
     retries: u64,
+    /// Responses by the HTTP version they came over.
+    protocols: BTreeMap<&'static str, u64>,
 }
 
 impl Tally {
@@ -226,6 +236,9 @@ impl Tally {
         self.retries += other.retries;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
+        }
+        for (version, n) in other.protocols {
+            *self.protocols.entry(version).or_default() += n;
         }
     }
 }
@@ -249,7 +262,7 @@ fn record(latency: &Mutex<hdrhistogram::Histogram<u64>>, batch: &mut Vec<u64>) {
 
 /// A loop of requests on one task.
 struct Worker {
-    manager: Manager,
+    engine: Engine,
     url: Arc<Url>,
     issued: Arc<AtomicU64>,
     done: Arc<AtomicU64>,
@@ -265,23 +278,33 @@ impl Worker {
         let mut tally = Tally::default();
         // Grown by the first read: a worker waiting for a connection holds
         // no buffer.
-        let mut buf = Vec::new();
+        let (mut buf, mut body) = (Vec::new(), Vec::new());
         let mut batch = Vec::new();
         while self.issued.fetch_add(1, Ordering::Relaxed) < self.limit
             && self.deadline.is_none_or(|d| Instant::now() < d)
         {
             let start = Instant::now();
-            let (result, retried) = get(&self.manager, &self.url, &mut buf, self.timeout).await;
+            let result = self
+                .engine
+                .get(&self.url, &mut buf, &mut body, false, self.timeout)
+                .await;
+            let retried = match &result {
+                Ok(answer) => answer.retried,
+                Err(failure) => failure.retried,
+            };
             tally.retries += u64::from(retried);
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             batch.push(micros.max(1));
             if batch.len() == LATENCY_BATCH {
                 record(&self.latency, &mut batch);
             }
+            if let Ok(answer) = &result {
+                *tally.protocols.entry(answer.version).or_default() += 1;
+            }
             let kind = match result {
-                Ok(outcome) if outcome.status < 400 => None,
-                Ok(outcome) => Some(format!("status {}", outcome.status)),
-                Err(kind) => Some(kind),
+                Ok(answer) if answer.status < 400 => None,
+                Ok(answer) => Some(format!("status {}", answer.status)),
+                Err(failure) => Some(failure.kind),
             };
             match kind {
                 None => tally.ok += 1,
@@ -294,43 +317,6 @@ impl Worker {
         }
         record(&self.latency, &mut batch);
         tally
-    }
-}
-
-/// One GET through the pool, with `keepalive_http::send`'s retry rule: a
-/// request that fails before any response byte on a reused connection (the
-/// server closed it as the request went out) is sent again once.
-///
-/// Returns the outcome or the kind of failure (for counting), and whether
-/// the request was sent twice.
-pub(crate) async fn get(
-    manager: &Manager,
-    url: &Url,
-    buf: &mut Vec<u8>,
-    timeout: Duration,
-) -> (Result<Outcome, String>, bool) {
-    match http::send_timeout(
-        manager,
-        &url.target,
-        "GET",
-        &url.request,
-        buf,
-        &mut |_| {},
-        timeout,
-    )
-    .await
-    {
-        Ok(outcome) => (Ok(outcome), outcome.retried),
-        Err(e) => {
-            let kind = match &e {
-                http::SendError::Pool { error, .. } if error.is_timeout() => "timeout".to_owned(),
-                http::SendError::Pool { error, .. } => error.function().to_owned(),
-                http::SendError::Http { error, .. } => error.kind().to_owned(),
-                http::SendError::Timeout { .. } => "timeout".to_owned(),
-                _ => "other".to_owned(),
-            };
-            (Err(kind), e.retried())
-        }
     }
 }
 

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keepalive::{FromCache, Manager};
+
+use crate::engine::{Choice, Engine};
 use tokio::time::Instant;
 
-use crate::report::{self, closes_text, format_latency, HostLimit};
+use crate::report::{closes_text, format_latency, HostLimit};
 use crate::url::Url;
-use keepalive_http::{self as http, Outcome};
 
 /// What to fetch.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub(crate) struct Plan {
     /// `--cacert`, `--insecure` and the environment's trust; `None`: the
     /// pool's default.
     pub(crate) tls: Option<Arc<keepalive::rustls::ClientConfig>>,
+    /// `--http1`, `--http2`, or ALPN's choice on `https`.
+    pub(crate) http: Choice,
 }
 
 /// Fetches every URL `repeat` times; prints a line per request. Returns
@@ -53,7 +56,8 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
     if let Some(tls) = plan.tls.clone() {
         builder = builder.tls_config(tls);
     }
-    let manager = builder.build();
+    let all: Vec<&Url> = urls.iter().collect();
+    let manager = Engine::new(plan.http, &all, builder, plan.timeout)?;
     let timeout = plan.timeout;
     let workers = usize::try_from(total)
         .unwrap_or(usize::MAX)
@@ -83,7 +87,7 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
     }
     // What the pool learned of each host, on stderr: stdout has one line
     // per request.
-    for (target, stats) in report::per_key(&manager) {
+    for (target, stats) in manager.per_key() {
         eprintln!(
             "server  {}  (closes: {})",
             HostLimit::from_stats(&target, &stats).text(),
@@ -96,7 +100,7 @@ pub(crate) async fn run(plan: Plan) -> Result<bool, String> {
 
 /// One request; prints its line. Returns whether it succeeded.
 async fn fetch(
-    manager: &Manager,
+    engine: &Engine,
     url: &Url,
     buf: &mut Vec<u8>,
     output: Option<&Mutex<std::fs::File>>,
@@ -104,58 +108,30 @@ async fn fetch(
 ) -> bool {
     let start = Instant::now();
     let mut body = Vec::new();
-    let sink = &mut |bytes: &[u8]| {
-        if output.is_some() {
-            body.extend_from_slice(bytes);
-        }
-    };
-    let result = http::send_timeout(manager, &url.target, "GET", &url.request, buf, sink, timeout)
-        .await
-        .map(|outcome| (outcome, outcome.from.unwrap_or(FromCache::Fresh)))
-        .map_err(|e| match &e {
-            // TLS failures in this project's words; rustls's own are a Debug
-            // text (`UnknownIssuer`).
-            http::SendError::Pool { error, .. } if error.function() == "tls" => format!("tls: {error}"),
-            http::SendError::Pool { error, .. } => format!("{}: {}", error.function(), chain(error)),
-            http::SendError::Timeout { .. } => format!("timeout: {}", chain(&e)),
-            _ => format!("http: {}", chain(&e)),
-        });
+    let result = engine.get(url, buf, &mut body, output.is_some(), timeout).await;
     let took = format_latency(start.elapsed());
     match result {
-        Ok((
-            Outcome {
-                status, body_bytes, ..
-            },
-            from,
-        )) => {
-            let from = match from {
-                FromCache::Fresh => "fresh",
-                FromCache::Immediate => "immediate",
-                FromCache::Deferred => "deferred",
+        Ok(answer) => {
+            let how = match answer.from {
+                Some(FromCache::Fresh) => "fresh",
+                Some(FromCache::Immediate) => "immediate",
+                Some(FromCache::Deferred) => "deferred",
+                None => answer.version,
             };
-            println!("{status}  {body_bytes} B  {from}  {took}  {}", url.text);
+            println!(
+                "{}  {} B  {how}  {took}  {}",
+                answer.status, answer.body_bytes, url.text
+            );
             if let Some(file) = output {
                 if let Ok(mut file) = file.lock() {
                     let _ = file.write_all(&body);
                 }
             }
-            status < 400
+            answer.status < 400
         }
-        Err(message) => {
-            println!("error  {message}  {took}  {}", url.text);
+        Err(failure) => {
+            println!("error  {}  {took}  {}", failure.line, url.text);
             false
         }
     }
-}
-
-/// An error and its sources, joined with ": ".
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -1,19 +1,23 @@
-//! The `keepalive` command: HTTP/1.1 benchmarking and fetching through the
-//! `keepalive` connection pool, and the built-in server they run against.
+//! The `keepalive` command: HTTP/1.1 and HTTP/2 benchmarking and fetching
+//! through the `keepalive` connection pool, and the built-in server they
+//! run against.
 //!
 //! ```text
 //! keepalive bench [URL] [-n N] [-c C] [-d SECS] [--max-per-host K] [--max-open M] [--keep-alive SECS] [--proxy URL]
-//!                 [--fleet redis://HOST:PORT [--fleet-max-per-host N] [--fleet-name NAME]] [--json]
-//! keepalive get URL... [-c C] [--repeat N] [-o FILE] [--proxy URL]
+//!                 [--http1 | --http2] [--fleet redis://HOST:PORT [--fleet-max-per-host N] [--fleet-name NAME]] [--json]
+//! keepalive get URL... [-c C] [--repeat N] [-o FILE] [--proxy URL] [--http1 | --http2]
 //! keepalive serve [--addr 127.0.0.1:PORT] [--close-after K] [--idle-close SECS [--announce]] [--report-peak]
+//!                 [--http2 [--max-streams N]]
 //! ```
 
 mod args;
 mod bench;
+mod engine;
 mod get;
 mod proxy;
 mod report;
 mod serve;
+mod serve2;
 mod trust;
 mod url;
 
@@ -28,7 +32,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "keepalive",
     version,
-    about = "HTTP/1.1 load and fetches through the keepalive connection pool"
+    about = "HTTP/1.1 and HTTP/2 load and fetches through the keepalive connection pool"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +71,13 @@ enum Command {
         /// Do not verify servers' certificates (as curl's -k); a warning says so on every run.
         #[arg(short = 'k', long)]
         insecure: bool,
+        /// HTTP/1.1 only (https URLs then offer http/1.1 alone by ALPN).
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// HTTP/2 by prior knowledge: h2c on http URLs; https URLs offer h2 alone.
+        /// Without --http1 or --http2, https URLs negotiate HTTP/2 or HTTP/1.1 by ALPN.
+        #[arg(long)]
+        http2: bool,
 
         /// Seconds a whole request may take: getting a connection, sending, and reading the response to its end
         /// (a number too large for the clock: no limit).
@@ -76,7 +87,7 @@ enum Command {
         #[arg(long, value_parser = args::seconds, default_value = "120", value_name = "SECS")]
         connect_timeout: Duration,
     },
-    /// Run the built-in HTTP/1.1 server until interrupted.
+    /// Run the built-in HTTP/1.1 (or, with --http2, h2c) server until interrupted.
     Serve {
         /// Address to listen on (port 0 picks one).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -94,6 +105,12 @@ enum Command {
         /// (counted by the kernel: ESTABLISHED sockets on the port, from /proc/net/tcp).
         #[arg(long)]
         report_peak: bool,
+        /// Serve HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1; --close-after and --idle-close do not apply.
+        #[arg(long, conflicts_with_all = ["close_after", "idle_close"])]
+        http2: bool,
+        /// With --http2: requests at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS) [default: 100].
+        #[arg(long, requires = "http2", value_parser = args::count_u32)]
+        max_streams: Option<u32>,
     },
 }
 
@@ -154,6 +171,13 @@ struct BenchArgs {
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     json: bool,
+    /// HTTP/1.1 only (https URLs then offer http/1.1 alone by ALPN).
+    #[arg(long, conflicts_with = "http2")]
+    http1: bool,
+    /// HTTP/2 by prior knowledge: h2c on http URLs (and the built-in server serves h2c); https URLs
+    /// offer h2 alone. Without --http1 or --http2, https URLs negotiate HTTP/2 or HTTP/1.1 by ALPN.
+    #[arg(long)]
+    http2: bool,
 }
 
 impl BenchArgs {
@@ -185,6 +209,7 @@ impl BenchArgs {
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             progress: bench::wants_progress(self.json),
+            http: engine::Choice::from_flags(self.http1, self.http2),
         })
     }
 }
@@ -246,6 +271,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             connect_timeout,
             cacert,
             insecure,
+            http1,
+            http2,
         } => {
             let tls = tls(cacert.as_deref(), insecure)?;
             let proxies = proxy::Proxies::new(proxy.as_deref())?;
@@ -265,6 +292,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 timeout,
                 connect_timeout,
                 tls,
+                http: engine::Choice::from_flags(http1, http2),
             };
             let all_ok = get::run(plan).await?;
             Ok(if all_ok {
@@ -279,6 +307,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             idle_close,
             announce,
             report_peak,
+            http2,
+            max_streams,
         } => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -290,6 +320,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 idle_close,
                 announce,
                 report_peak,
+                http2,
+                max_streams,
             };
             serve::serve(listener, options)
                 .await

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use keepalive::{Manager, Stats, Target};
+use keepalive::{Stats, Target};
 
 /// Latencies are recorded in microseconds, up to a minute, to three
 /// significant figures.
@@ -29,6 +29,8 @@ pub(crate) struct Summary {
     pub(crate) stats: Stats,
     /// What the pool knows of each host's idle limit.
     pub(crate) hosts: Vec<HostLimit>,
+    /// Requests answered, by the HTTP version they came over.
+    pub(crate) protocols: BTreeMap<&'static str, u64>,
 }
 
 /// A host's server idle limit as the pool knows it, and how many of its
@@ -40,17 +42,10 @@ pub(crate) struct HostLimit {
     pub(crate) retired: u64,
 }
 
-/// Every key the pool knows, with its stats, in the order of their text.
-pub(crate) fn per_key(manager: &Manager) -> Vec<(Target, Stats)> {
-    let mut per_key = manager.stats_per_key();
-    per_key.sort_by_cached_key(|(target, _)| target.to_string());
-    per_key
-}
-
 impl HostLimit {
-    /// Every key's, from `Manager::stats_per_key`.
-    pub(crate) fn all(manager: &Manager) -> Vec<HostLimit> {
-        per_key(manager)
+    /// Every key's, from `stats_per_key`.
+    pub(crate) fn all(per_key: &[(Target, Stats)]) -> Vec<HostLimit> {
+        per_key
             .iter()
             .map(|(target, stats)| HostLimit::from_stats(target, stats))
             .collect()
@@ -114,6 +109,19 @@ impl Summary {
         self.latency.value_at_quantile(q)
     }
 
+    /// `HTTP/2 (1000 requests)`, the versions that answered.
+    fn protocols_text(&self) -> String {
+        let each: Vec<String> = self
+            .protocols
+            .iter()
+            .map(|(v, n)| format!("{v} ({n} requests)"))
+            .collect();
+        match each.is_empty() {
+            true => "none answered".to_owned(),
+            false => each.join(", "),
+        }
+    }
+
     /// The text summary; failures come first when there are any.
     pub(crate) fn text(&self) -> String {
         let us = |v: u64| format_latency(Duration::from_micros(v));
@@ -131,6 +139,7 @@ impl Summary {
             "requests     {ok} completed in {elapsed:.2?} with {c} workers: {rate:.0} requests/s\n\
              latency      p50 {p50}  p90 {p90}  p99 {p99}  max {max}\n\
              retries      {retries} requests sent again after a reused connection's close\n\
+             protocol     {protocols} over {connects} connections\n\
              connections  {connects} opened, {reuse:.2}% of allocations reused, {stale} stale discarded\n\
              closes       {closes}\n\
              dns lookups  {dns}\n",
@@ -144,6 +153,7 @@ impl Summary {
             max = us(self.latency.max()),
             retries = self.retries,
             connects = self.stats.connects,
+            protocols = self.protocols_text(),
             reuse = self.reuse_ratio() * 100.0,
             stale = self.stats.stale_discarded,
             closes = closes_text(&self.stats),
@@ -183,6 +193,7 @@ impl Summary {
                 "max": self.latency.max(),
                 "mean": self.latency.mean(),
             },
+            "protocols": self.protocols,
             "connections_opened": self.stats.connects,
             "reuse_ratio": self.reuse_ratio(),
             "stale_discarded": self.stats.stale_discarded,
@@ -252,6 +263,7 @@ mod tests {
                 idle_timeout: Some(Duration::from_millis(1500)),
                 retired: 3,
             }],
+            protocols: [("HTTP/1.1", 98)].into(),
         };
         assert_eq!(summary.requests(), 100);
         assert_eq!(summary.per_second(), 49.0, "completed requests only");
@@ -261,7 +273,12 @@ mod tests {
         assert_eq!(json["latency_us"]["p50"], 500);
         assert_eq!(json["server_limits"][0]["idle_timeout_secs"], 1.5);
         assert_eq!(json["server_limits"][0]["retired_before_limit"], 3);
+        assert_eq!(json["protocols"]["HTTP/1.1"], 98);
         let text = summary.text();
+        assert!(
+            text.contains("protocol     HTTP/1.1 (98 requests) over 4 connections"),
+            "{text}"
+        );
         assert!(
             text.contains("49 requests/s") && text.contains("FAILED       2 of 100 requests (2 connect)"),
             "{text}"

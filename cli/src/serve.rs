@@ -1,4 +1,4 @@
-//! The built-in HTTP/1.1 server: a small fixed body for every request, and
+//! The built-in HTTP/1.1 server (HTTP/2 in serve2.rs): a small fixed body for every request, and
 //! options to drop connections the way real servers do.
 
 use std::io;
@@ -25,6 +25,10 @@ pub(crate) struct Options {
     /// Print `peak N connections` whenever the kernel's count of
     /// established connections on the port, taken at each accept, rises.
     pub(crate) report_peak: bool,
+    /// Serve HTTP/2 by prior knowledge (h2c, hyper's server) instead.
+    pub(crate) http2: bool,
+    /// With `http2`: SETTINGS_MAX_CONCURRENT_STREAMS (default 100).
+    pub(crate) max_streams: Option<u32>,
 }
 
 /// Serves connections from `listener` until the process ends.
@@ -43,7 +47,14 @@ pub(crate) async fn serve(listener: TcpListener, options: Options) -> io::Result
             Err(e) => return Err(e),
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, options));
+        match options.http2 {
+            true => {
+                tokio::spawn(crate::serve2::connection(stream, options));
+            }
+            false => {
+                tokio::spawn(connection(stream, options));
+            }
+        }
         if options.report_peak {
             // The lower of two readings: a walk of the kernel's table is not
             // atomic, and one that meets a close and a connect can count

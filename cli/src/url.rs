@@ -13,6 +13,12 @@ pub(crate) struct Url {
     pub(crate) target: Target,
     /// The request head for a GET of this URL.
     pub(crate) request: Vec<u8>,
+    /// The path and query, and the Basic authentication the URL's user
+    /// information asks for: the same request for hyper.
+    pub(crate) path: String,
+    pub(crate) authorization: Option<String>,
+    /// Forwarded by an HTTP proxy (absolute form), not tunnelled.
+    pub(crate) forwarded: bool,
 }
 
 impl Url {
@@ -46,6 +52,7 @@ impl Url {
                 None => None,
             };
         let direct = keepalive_http::authorized_request("GET", host, path, authorization.as_deref());
+        let mut forwarded = false;
         let (target, request) = match proxies.for_url(target.scheme(), target.host()) {
             None => (target, direct),
             Some(proxy) if target.scheme() == "http" && matches!(proxy.scheme(), "http" | "https") => {
@@ -53,12 +60,13 @@ impl Url {
                 let credentials = proxy.proxy_authorization();
                 let request = keepalive_http::forward_request("GET", &absolute, host, credentials.as_deref());
                 let request = with_authorization(request, authorization.as_deref());
-                let forwarded = Target::new(proxy.scheme(), proxy.host(), proxy.port()).for_target(
+                let via = Target::new(proxy.scheme(), proxy.host(), proxy.port()).for_target(
                     "http",
                     target.host(),
                     target.port(),
                 );
-                (forwarded, request)
+                forwarded = true;
+                (via, request)
             }
             Some(proxy) => (target.via(proxy.clone()), direct),
         };
@@ -66,6 +74,9 @@ impl Url {
             text: shown,
             target,
             request,
+            path: path.to_owned(),
+            authorization,
+            forwarded,
         })
     }
 }
@@ -88,7 +99,8 @@ impl Url {
         Url {
             text: format!("{} (via {})", self.text, path.display()),
             target: Target::unix(path),
-            request: self.request,
+            forwarded: false,
+            ..self
         }
     }
 }
