@@ -174,12 +174,15 @@ where
 {
     fn check(&mut self) -> Health {
         let seen = self.seen();
-        if seen != Health::Usable || self.send.is_http2() {
-            // Bytes waiting on an idle HTTP/2 connection may be harmless
-            // frames (PING, WINDOW_UPDATE): hyper's task reads them.
+        if seen != Health::Usable {
             return seen;
         }
-        on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock(stream).check())
+        match self.send.is_http2() {
+            // Bytes waiting on an idle HTTP/2 connection may be harmless
+            // frames (PING, WINDOW_UPDATE), which hyper's task answers.
+            true => self.wire.check_http2(),
+            false => on_socket!(&self.wire.socket, s => Health::peek(s), stream => lock(stream).check()),
+        }
     }
 
     /// The task's end is the event: hyper reads while the connection is

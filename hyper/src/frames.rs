@@ -22,7 +22,7 @@ pub(crate) const SETTINGS: u8 = 0x4;
 pub(crate) const GOAWAY: u8 = 0x7;
 
 /// Where the scan is in the stream of frames.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct FrameScan {
     /// The header being read, and how much of it has arrived.
     header: [u8; 9],
@@ -52,6 +52,15 @@ impl FrameScan {
                 seen(self.complete());
             }
         }
+    }
+
+    /// Whether `bytes`, the next ones after those fed, hold a GOAWAY
+    /// frame's header; the scan itself does not move.
+    pub(crate) fn sees_goaway_in(&self, bytes: &[u8]) -> bool {
+        let mut ahead = self.clone();
+        let mut goaway = false;
+        ahead.feed(bytes, |head| goaway |= head.kind == GOAWAY);
+        goaway
     }
 
     /// The header just completed; the scan moves on to its payload.
@@ -98,6 +107,28 @@ mod tests {
                 "reads of {size}"
             );
         }
+    }
+
+    #[test]
+    fn a_goaway_ahead_is_seen_from_wherever_the_scan_stands() {
+        let mut bytes = frame(0x6, 0, &[1; 8]);
+        bytes.extend(frame(GOAWAY, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
+        for split in 0..bytes.len() {
+            let mut scan = FrameScan::default();
+            scan.feed(&bytes[..split], |_| {});
+            let goaway_ahead = split < 17 + 9; // its header not yet all fed
+            assert_eq!(
+                scan.sees_goaway_in(&bytes[split..]),
+                goaway_ahead,
+                "split at {split}"
+            );
+        }
+        let mut scan = FrameScan::default();
+        scan.feed(&frame(0x6, 0, &[1; 8]), |_| {});
+        assert!(
+            !scan.sees_goaway_in(&frame(0x8, 0, &[0, 0, 0, 1])),
+            "a WINDOW_UPDATE"
+        );
     }
 
     #[test]

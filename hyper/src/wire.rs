@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use keepalive::Stream;
+use keepalive::{Health, Pooled, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{tcp, unix};
 
@@ -60,6 +60,10 @@ pub(crate) struct Wire {
     first_settings: AtomicBool,
     /// HTTP/2: the server sent GOAWAY.
     goaway: AtomicBool,
+    /// HTTP/2: the frames in what hyper's task reads, followed as it
+    /// reads (its lock is taken once a read); the checkout check reads on
+    /// from there.
+    scan: Option<Mutex<FrameScan>>,
 }
 
 /// The socket, as both sides reach it.
@@ -78,8 +82,6 @@ pub(crate) enum Socket {
 pub(crate) struct SharedIo {
     read: Reader,
     wire: Arc<Wire>,
-    /// HTTP/2: the frames in what hyper reads.
-    scan: Option<FrameScan>,
 }
 
 /// What hyper's task reads from: its own read half, or the locked stream.
@@ -106,6 +108,50 @@ impl Wire {
     /// RFC 9113 section 3.4 requires of a server's preface.
     pub(crate) fn starts_with_settings(&self) -> bool {
         self.first_settings.load(Ordering::Acquire)
+    }
+
+    /// HTTP/2's checkout check of an idle connection, by what arrived that
+    /// hyper's task has not read: a FIN or a reset is its close; a GOAWAY
+    /// among the frames, its end (no new stream); other frames (PING,
+    /// SETTINGS, WINDOW_UPDATE) are hyper's to answer, and it is usable.
+    /// One `MSG_PEEK` of a byte, as for HTTP/1.1, unless bytes are
+    /// waiting. Over TLS, the pending records are read into rustls (as for
+    /// HTTP/1.1), which sees a close; the frames inside are left to hyper.
+    pub(crate) fn check_http2(&self) -> Health {
+        on_socket!(
+            &self.socket,
+            s => match Health::peek(s) {
+                Health::Unread => self.pending_goaway(std::os::fd::AsFd::as_fd(s)),
+                health => health,
+            },
+            stream => match lock(stream).check() {
+                Health::Unread => Health::Usable,
+                health => health,
+            }
+        )
+    }
+
+    /// Whether the frames waiting in the socket (up to 16 KiB of them)
+    /// hold a GOAWAY. `recv(2)` with `MSG_PEEK` is the same call for any
+    /// stream socket, TCP or Unix: std's `TcpStream::peek` makes it, on a
+    /// duplicate of the descriptor (this path is rare: bytes that arrived
+    /// on an idle connection before hyper's task read them).
+    fn pending_goaway(&self, fd: std::os::fd::BorrowedFd<'_>) -> Health {
+        let Some(scan) = &self.scan else {
+            return Health::Unread;
+        };
+        let mut buf = vec![0u8; 16 << 10];
+        let peeked = fd
+            .try_clone_to_owned()
+            .map(std::net::TcpStream::from)
+            .and_then(|s| s.peek(&mut buf));
+        match peeked {
+            Ok(0) => Health::Closed,
+            Ok(n) if lock(scan).sees_goaway_in(&buf[..n]) => Health::GoingAway,
+            Ok(_) => Health::Usable,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
+            Err(_) => Health::Closed,
+        }
     }
 
     /// Whether the server sent GOAWAY: the connection takes no new stream.
@@ -140,12 +186,12 @@ impl SharedIo {
             first_frame: tokio::sync::Notify::new(),
             first_settings: AtomicBool::new(false),
             goaway: AtomicBool::new(false),
+            scan: http2.then(Mutex::default),
         });
         (
             SharedIo {
                 read,
                 wire: wire.clone(),
-                scan: http2.then(FrameScan::default),
             },
             wire,
         )
@@ -172,7 +218,7 @@ impl SharedIo {
 
 impl AsyncRead for SharedIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let SharedIo { read, wire, scan } = self.get_mut();
+        let SharedIo { read, wire } = self.get_mut();
         let before = buf.filled().len();
         let result = match read {
             Reader::Tcp(half) => Pin::new(half).poll_read(cx, buf),
@@ -184,8 +230,8 @@ impl AsyncRead for SharedIo {
             // One writer: no read-modify-write needed.
             wire.read
                 .store(wire.read.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-            if let Some(scan) = scan {
-                scan.feed(&buf.filled()[before..], |head| wire.frame(head));
+            if let Some(scan) = &wire.scan {
+                lock(scan).feed(&buf.filled()[before..], |head| wire.frame(head));
             }
         }
         result

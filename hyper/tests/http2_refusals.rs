@@ -130,3 +130,52 @@ impl hyper::body::Body for Unsized {
         std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
     }
 }
+
+/// On a current-thread runtime hyper's task runs only when the test
+/// yields; the test blocks instead while the server (on a thread of its
+/// own) sends its GOAWAY or FIN, so the pool's checkout check alone sees
+/// them: the idle connection is not lent, and no request is sent into it.
+#[tokio::test(flavor = "current_thread")]
+async fn an_idle_connection_whose_goaway_or_fin_arrived_is_never_lent_before_hypers_task_runs() {
+    use support::raw_h2::Elsewhere;
+    for (goaway, close) in [(true, false), (false, true), (true, true)] {
+        let server = Elsewhere::start(
+            Greeting::Settings(&[]),
+            vec![Act::AnswerThenLeave { goaway, close }],
+        );
+        let client = h2c();
+        let first = within("the answer", client.request(post(&server.url("/"))))
+            .await
+            .unwrap();
+        http_body_util::BodyExt::collect(first.into_body()).await.unwrap();
+        assert_eq!(client.stats().idle, 1);
+        server.go.notify_one();
+        // Blocking: the runtime, hyper's task with it, stands still.
+        server.done.recv_timeout(support::DEADLINE).unwrap();
+        let second = within("the answer", client.request(post(&server.url("/"))))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 200);
+        let case = format!("goaway {goaway}, close {close}");
+        assert_eq!(
+            client.retries(),
+            0,
+            "{case}: a request was sent into the leaving connection"
+        );
+        let stats = client.stats();
+        assert_eq!(
+            (
+                stats.connects,
+                server.connections.load(std::sync::atomic::Ordering::SeqCst)
+            ),
+            (2, 2),
+            "{case}"
+        );
+        let reason = if goaway {
+            stats.closes.goaway
+        } else {
+            stats.closes.found_dead
+        };
+        assert_eq!(reason, 1, "{case}: {:?}", stats.closes);
+    }
+}

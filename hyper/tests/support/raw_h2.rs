@@ -42,6 +42,10 @@ pub enum Act {
     /// GOAWAY whose last stream id is the one before this stream, with this
     /// code; the connection then closes once the client has read it.
     GoAway(u32),
+    /// `:status 200`; then, once `go` is notified, with `goaway` a GOAWAY
+    /// (last stream: this one, NO_ERROR) and with `close` the
+    /// connection's end (FIN); then a word on `done`.
+    AnswerThenLeave { goaway: bool, close: bool },
     /// Nothing, ever.
     Ignore,
     /// 10,000 PINGs, then the answer.
@@ -69,6 +73,12 @@ pub struct RawH2 {
     pub connections: Arc<AtomicUsize>,
     /// Streams whose HEADERS arrived.
     pub streams: Arc<AtomicUsize>,
+    /// A word for each `AnswerThenLeave` done: its bytes are in the
+    /// client's socket (a blocking receive, for a test that must not let
+    /// its runtime run meanwhile).
+    pub done: Option<std::sync::mpsc::Receiver<()>>,
+    /// What `AnswerThenLeave` waits for before it leaves.
+    pub go: Arc<tokio::sync::Notify>,
     /// The accepting task, stopped (its listener closed) on drop.
     accepting: Option<tokio::task::AbortHandle>,
 }
@@ -84,7 +94,11 @@ impl Drop for RawH2 {
 impl RawH2 {
     pub async fn start(greeting: Greeting, script: impl IntoIterator<Item = Act>) -> RawH2 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (left, done) = std::sync::mpsc::channel();
+        let go = Arc::new(tokio::sync::Notify::new());
         let mut server = RawH2 {
+            done: Some(done),
+            go: go.clone(),
             accepting: None,
             port: listener.local_addr().unwrap().port(),
             script: Arc::new(Mutex::new(script.into_iter().collect())),
@@ -103,6 +117,8 @@ impl RawH2 {
                     socket,
                     script: script.clone(),
                     streams: streams.clone(),
+                    left: left.clone(),
+                    go: go.clone(),
                 };
                 tokio::spawn(conn.serve(greeting));
             }
@@ -124,7 +140,61 @@ impl RawH2 {
     }
 }
 
+/// A [`RawH2`] on a thread and runtime of its own, for a test whose own
+/// runtime must not run while the server acts; stopped on drop.
+pub struct Elsewhere {
+    pub port: u16,
+    pub go: Arc<tokio::sync::Notify>,
+    pub done: std::sync::mpsc::Receiver<()>,
+    pub connections: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Elsewhere {
+    pub fn start(greeting: Greeting, script: Vec<Act>) -> Elsewhere {
+        let (started, on_start) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut server = RawH2::start(greeting, script).await;
+                let done = server.done.take().unwrap();
+                let _ = started.send((server.port, server.go.clone(), done, server.connections.clone()));
+                let _ = stopped.await;
+            });
+        });
+        let (port, go, done, connections) = on_start.recv().unwrap();
+        Elsewhere {
+            port,
+            go,
+            done,
+            connections,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Elsewhere {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 struct Conn {
+    left: std::sync::mpsc::Sender<()>,
+    go: Arc<tokio::sync::Notify>,
     socket: TcpStream,
     script: Arc<Mutex<VecDeque<Act>>>,
     streams: Arc<AtomicUsize>,
@@ -175,6 +245,23 @@ impl Conn {
                 while self.read_frame().await.is_some() {}
                 return false;
             }
+            Act::AnswerThenLeave { goaway, close } => {
+                self.frame(HEADERS, END_HEADERS | END_STREAM, stream, &[0x88])
+                    .await;
+                self.go.notified().await;
+                if goaway {
+                    let payload = [stream.to_be_bytes(), NO_ERROR.to_be_bytes()].concat();
+                    self.frame(GOAWAY, 0, 0, &payload).await;
+                }
+                if close {
+                    let _ = self.socket.shutdown().await;
+                }
+                self.delivered(close).await;
+                let _ = self.left.send(());
+                if close {
+                    return false;
+                }
+            }
             Act::Ignore => {}
             Act::BigHeader(n) => {
                 // A literal header, not indexed, new name "x", value n bytes.
@@ -213,6 +300,37 @@ impl Conn {
             }
         }
         true
+    }
+
+    /// Until the client's kernel has everything written (and, after a
+    /// shutdown, the FIN): no unacknowledged bytes, and FIN_WAIT2. The
+    /// kernel's state has no event to await; it is polled, bounded.
+    async fn delivered(&self, fin: bool) {
+        use std::os::fd::AsRawFd;
+        let fd = self.socket.as_raw_fd();
+        let settled = || {
+            let mut unacked: libc::c_int = 0;
+            let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+            // SAFETY: both calls write into values of our own of the
+            // sizes they are given, on a socket this connection owns.
+            let ok = unsafe {
+                libc::ioctl(fd, libc::TIOCOUTQ, &mut unacked) == 0
+                    && libc::getsockopt(
+                        fd,
+                        libc::IPPROTO_TCP,
+                        libc::TCP_INFO,
+                        (&mut info as *mut libc::tcp_info).cast(),
+                        &mut len,
+                    ) == 0
+            };
+            const FIN_WAIT2: u8 = 5;
+            ok && unacked == 0 && (!fin || info.tcpi_state == FIN_WAIT2)
+        };
+        let deadline = tokio::time::Instant::now() + super::DEADLINE;
+        while !settled() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await; // the kernel's state has no event
+        }
     }
 
     async fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
