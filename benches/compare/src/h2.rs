@@ -69,7 +69,7 @@ pub(crate) fn main(args: impl Iterator<Item = String>) -> Result<(), Box<dyn std
 
 async fn compare(f: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let streams = f.streams.to_string();
-    let (mut server, url) = start_server(&streams).await?;
+    let (mut server, url) = start_server(&[&streams]).await?;
     println!(
         "server: {url} (hyper h2c, own process, {} streams a connection); keepalive-hyper max_per_host {}; {} rounds of {:?}",
         f.streams, f.max_per_host, f.rounds, f.secs
@@ -166,12 +166,12 @@ async fn run(
     Ok((measure, extra))
 }
 
-type LegacyClient =
+pub(crate) type LegacyClient =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 type H2Send = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
 
 /// One client, set up for a load.
-enum Load {
+pub(crate) enum Load {
     KeepaliveHyper {
         client: keepalive_hyper::Client<Empty<Bytes>>,
         uri: http::Uri,
@@ -192,7 +192,7 @@ enum Load {
 }
 
 impl Load {
-    async fn new(
+    pub(crate) async fn new(
         client: &str,
         url: &str,
         c: usize,
@@ -236,6 +236,15 @@ impl Load {
         })
     }
 
+    /// Requests keepalive-hyper sent again (its retry rule); 0 for the
+    /// others, which do not say.
+    pub(crate) fn retries(&self) -> u64 {
+        match self {
+            Load::KeepaliveHyper { client, .. } => client.retries(),
+            _ => 0,
+        }
+    }
+
     /// The connections the client holds now, where it says.
     fn connections(&self) -> usize {
         match self {
@@ -275,7 +284,7 @@ impl Load {
     }
 
     /// One GET with this client, for worker `w`.
-    async fn once(&self, w: usize) -> Result<(), String> {
+    pub(crate) async fn once(&self, w: usize) -> Result<(), String> {
         let body = match self {
             Load::KeepaliveHyper { client, uri } => {
                 let req = http::Request::get(uri.clone())
@@ -333,7 +342,7 @@ pub(crate) fn profile(mut args: impl Iterator<Item = String>) -> Result<(), Box<
     let secs: f64 = args.next().ok_or(usage)?.parse()?;
     let streams = args.next().unwrap_or_else(|| "100".to_owned());
     crate::runtime()?.block_on(async {
-        let (mut server, url) = start_server(&streams).await?;
+        let (mut server, url) = start_server(&[&streams]).await?;
         let (m, extra) = run(&client, &url, c, Duration::from_secs_f64(secs), 4).await?;
         println!(
             "{client} c={c}: {:.0} requests/s, {:.2} µs CPU/request, {} errors, {} connections",
@@ -359,10 +368,13 @@ async fn h2_conn(addr: std::net::SocketAddr) -> Result<H2Send, Box<dyn std::erro
 
 /// Starts this binary's `h2-serve` mode with `streams`, in its own
 /// process; its child and URL.
-async fn start_server(streams: &str) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
+pub(crate) async fn start_server(
+    args: &[&str],
+) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["h2-serve", streams])
+        .arg("h2-serve")
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -377,29 +389,71 @@ async fn start_server(streams: &str) -> Result<(tokio::process::Child, String), 
     Ok((child, url))
 }
 
-/// `h2-serve STREAMS`: hyper's h2c server on loopback, answering every
-/// request with [`BODY`], `STREAMS` streams a connection; prints its URL.
+/// `h2-serve STREAMS [IDLE_MS [fin]]`: hyper's h2c server on loopback,
+/// answering every request with [`BODY`], `STREAMS` streams a connection;
+/// with `IDLE_MS`, a connection with no request in flight for that long is
+/// shut down gracefully (hyper's: GOAWAY, PING, the final GOAWAY, then its
+/// close), or with `fin` closed with no GOAWAY at all, as a load balancer
+/// or a server that drops idle sockets does. Prints its URL.
 pub(crate) fn serve(mut args: impl Iterator<Item = String>) -> Result<(), Box<dyn std::error::Error>> {
-    let streams: u32 = args
+    let usage = "usage: keepalive-compare h2-serve STREAMS [IDLE_MS]";
+    let streams: u32 = args.next().ok_or(usage)?.parse()?;
+    let idle = args
         .next()
-        .ok_or("usage: keepalive-compare h2-serve STREAMS")?
-        .parse()?;
+        .map(|ms| ms.parse().map(Duration::from_millis))
+        .transpose()?;
+    let fin = args.next().as_deref() == Some("fin");
     crate::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening on http://{}/", listener.local_addr()?);
         loop {
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);
-            let service = hyper::service::service_fn(|_: http::Request<hyper::body::Incoming>| async {
-                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                    BODY.as_bytes(),
-                ))))
-            });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .max_concurrent_streams(streams)
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
-            );
+            tokio::spawn(serve_connection(tcp, streams, idle, fin));
         }
     })
+}
+
+/// One h2c connection; with `idle`, shut down gracefully (or, with `fin`,
+/// closed) once no request has been in flight for that long.
+async fn serve_connection(tcp: tokio::net::TcpStream, streams: u32, idle: Option<Duration>, fin: bool) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    let last = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let (in_flight, seen) = (busy.clone(), last.clone());
+    let service = hyper::service::service_fn(move |_: http::Request<hyper::body::Incoming>| {
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let (in_flight, seen) = (in_flight.clone(), seen.clone());
+        async move {
+            *seen.lock().unwrap() = Instant::now();
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                BODY.as_bytes(),
+            ))))
+        }
+    });
+    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .max_concurrent_streams(streams)
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    tokio::pin!(conn);
+    let Some(idle) = idle else {
+        let _ = conn.await;
+        return;
+    };
+    let mut shutting = false;
+    loop {
+        let at = *last.lock().unwrap() + idle;
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = tokio::time::sleep_until(at), if !shutting => {
+                let quiet = busy.load(Ordering::SeqCst) == 0 && last.lock().unwrap().elapsed() >= idle;
+                if quiet && fin {
+                    return;
+                }
+                if quiet {
+                    conn.as_mut().graceful_shutdown();
+                    shutting = true;
+                }
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! ```
 //!
 //! Other modes: `h2` (the same load over HTTP/2, h2c; see h2.rs),
+//! `h2-race` (the keep-alive race over HTTP/2, h2race.rs),
 //! `race` and `race --cold` (the keep-alive race), `proxy`
 //! (a request through a pooled tunnel against direct, and the cost of a
 //! new tunnel), `fleet` (a new connection and a warm request with the
@@ -41,6 +42,7 @@ use keepalive_http as http1;
 mod cold;
 mod fleet;
 mod h2;
+mod h2race;
 mod proxy;
 mod race;
 
@@ -92,6 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if std::env::args().nth(1).as_deref() == Some("h2") {
         return h2::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("h2-race") {
+        return h2race::main(std::env::args().skip(2));
     }
     if std::env::args().nth(1).as_deref() == Some("h2-profile") {
         return h2::profile(std::env::args().skip(2));

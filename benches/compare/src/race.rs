@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::Load;
 
 /// Workers per client.
-const WORKERS: usize = 8;
+pub(crate) const WORKERS: usize = 8;
 
 /// One line of the table.
 struct Row {
@@ -207,7 +207,7 @@ async fn run(
 /// Worker `w`'s `n` gaps: the `WORKERS × n` points evenly spread over
 /// `(lo, hi)`, dealt out in a scrambled order so that each worker's gaps
 /// cover the range.
-fn gaps(lo: Duration, hi: Duration, n: usize, w: usize) -> Vec<Duration> {
+pub(crate) fn gaps(lo: Duration, hi: Duration, n: usize, w: usize) -> Vec<Duration> {
     let total = WORKERS * n;
     (0..n)
         .map(|i| {
