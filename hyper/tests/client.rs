@@ -13,7 +13,7 @@ use keepalive::Target;
 use keepalive_hyper::Client;
 use support::{body_of, get, until, within, Origin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn one_handshake_per_connection() {
@@ -285,42 +285,10 @@ async fn an_idle_close_ends_hypers_task_and_teaches_the_servers_limit() {
     assert!(learned >= Duration::from_millis(100), "{learned:?}");
 }
 
-/// A `CONNECT` proxy: reads the request head, connects to the origin it
-/// names, and relays. Counts the tunnels it opened.
-async fn connect_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::Ordering;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = tunnels.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let Ok(byte) = client.read_u8().await else { return };
-                    head.push(byte);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let authority = text.split(' ').nth(1).unwrap_or_default().to_owned();
-                let Ok(mut origin) = TcpStream::connect(authority).await else {
-                    return;
-                };
-                let _ = client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
-            });
-        }
-    });
-    (port, tunnels)
-}
-
 #[tokio::test]
 async fn send_through_a_proxy_uses_one_pooled_tunnel_in_origin_form() {
     let origin = Origin::start().await;
-    let (proxy_port, tunnels) = connect_proxy().await;
+    let (proxy_port, tunnels) = support::connect_proxy().await;
     let target = origin
         .target()
         .via(keepalive::Proxy::http("127.0.0.1", proxy_port));

@@ -261,3 +261,33 @@ async fn a_connection_the_server_sent_goaway_on_is_never_lent_again_and_counted(
     assert_eq!(response.status(), 200);
     assert_eq!((client.stats().connects, accepted.load(Ordering::SeqCst)), (2, 2));
 }
+
+#[tokio::test]
+async fn a_connection_past_its_lifetime_takes_no_new_stream_and_closes_when_its_streams_end() {
+    let (url, accepted) = h2c(100, None).await;
+    let client: Client = Client::builder()
+        .pool(keepalive::Manager::builder().max_lifetime(std::time::Duration::from_millis(500)))
+        .http2_prior_knowledge()
+        .build();
+    // A stream held open on the first connection.
+    let held = {
+        let (client, url) = (client.clone(), format!("{url}never"));
+        tokio::spawn(async move { client.request(get(&url)).await })
+    };
+    support::until("the held stream", || client.stats().loans == 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(550)).await; // the lifetime is what is tested
+    let response = client.request(get(&url)).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "the old connection took no new stream"
+    );
+    assert_eq!(client.stats().closes.lifetime, 0, "its stream still runs");
+    held.abort();
+    support::until("the old connection's close", || {
+        client.stats().closes.lifetime == 1
+    })
+    .await;
+    assert_eq!(client.stats().open, 1);
+}

@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 
+mod support;
+
 const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
@@ -289,4 +291,23 @@ async fn prior_knowledge_over_tls_fails_where_the_server_does_not_agree_to_h2() 
         );
         assert_eq!(client.stats().open, 0);
     }
+}
+
+#[tokio::test]
+async fn alpn_inside_a_proxy_tunnel_chooses_http2_and_the_tunnel_is_pooled() {
+    let (port, tls, accepted) = alpn_origin(&[b"h2", b"http/1.1"], None).await;
+    let (proxy_port, tunnels) = support::connect_proxy().await;
+    let target = keepalive::Target::new("https", "localhost", port)
+        .via(keepalive::Proxy::http("127.0.0.1", proxy_port));
+    let client = negotiating(tls);
+    for _ in 0..3 {
+        let req = http::Request::get("/").body(Empty::new()).unwrap();
+        let response = within("a response", client.send(target.clone(), req))
+            .await
+            .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        within("the body", response.into_body().collect()).await.unwrap();
+    }
+    assert_eq!(tunnels.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }

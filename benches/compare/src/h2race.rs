@@ -64,7 +64,9 @@ async fn race(t: Duration, d: Duration, n: usize) -> Result<(), Box<dyn std::err
                 let row = run(client, &url, t, d, n, (*lo, *hi)).await?;
                 let (sent, failed, retried, opened, elapsed, first) = row;
                 let rate = sent as f64 / elapsed.as_secs_f64();
-                println!("| {close} | {name} | {client} | {sent} | {failed} | {retried} | {opened} | {rate:.1} |");
+                println!(
+                    "| {close} | {name} | {client} | {sent} | {failed} | {retried} | {opened} | {rate:.1} |"
+                );
                 if let Some(why) = first {
                     eprintln!("  {client}: first failure: {why}");
                 }

@@ -138,3 +138,35 @@ pub async fn body_of(response: http::Response<keepalive_hyper::Body>) -> Bytes {
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
 }
+
+/// A `CONNECT` proxy: reads the request head, connects to the origin it
+/// names, and relays. Counts the tunnels it opened.
+pub async fn connect_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let Ok(byte) = client.read_u8().await else { return };
+                    head.push(byte);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let authority = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                let Ok(mut origin) = TcpStream::connect(authority).await else {
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
+            });
+        }
+    });
+    (port, tunnels)
+}
