@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use keepalive::FromCache;
 
 use crate::body::Held;
-use crate::conn::{release_when_idle, Loan, Payload, SendBody, Unsent};
+use crate::conn::{release_when_idle, Loan, Outgoing, SendBody, Unsent};
 use crate::retry::Failure;
 
 /// A response, and for HTTP/2 the loan its body holds until its end (an
@@ -18,8 +18,8 @@ pub(crate) type Answer = (Response<Incoming>, Option<Held>);
 /// handed back when the response body has been read.
 pub(crate) async fn attempt<B>(
     mut conn: Loan<B>,
-    req: Request<Payload<B>>,
-) -> Result<Answer, Failure<Request<Payload<B>>>>
+    req: Request<Outgoing<B>>,
+) -> Result<Answer, Failure<Request<Outgoing<B>>>>
 where
     B: SendBody,
 {
@@ -29,7 +29,7 @@ where
         // hyper's task saw the server's close before the request went out.
         conn.lost_race();
         return Err(Failure {
-            error,
+            error: crate::Error::from_hyper(error),
             unsent: Some(req),
             reused,
             responded: false,
@@ -84,7 +84,7 @@ impl<B: SendBody> Drop for InFlight<B> {
 /// the pool cannot see in hyper's reads) or the connection is done for.
 /// An HTTP/2 stream's failure ends its loan alone: the connection's own
 /// end (a close, a GOAWAY) reaches the pool through its health.
-fn failed<B>(conn: Loan<B>, e: Unsent<B>, reused: bool, read_before: u64) -> Failure<Request<Payload<B>>>
+fn failed<B>(conn: Loan<B>, e: Unsent<B>, reused: bool, read_before: u64) -> Failure<Request<Outgoing<B>>>
 where
     B: SendBody,
 {
@@ -92,11 +92,11 @@ where
     let http2 = conn.send.is_http2();
     match () {
         _ if http2 => drop(conn),
-        _ if !responded && is_close(&e.error) => conn.lost_race(),
+        _ if !responded && e.error.hyper().is_some_and(is_close) => conn.lost_race(),
         _ => conn.discard(),
     }
     Failure {
-        refused: http2 && crate::retry::is_refused(&e.error),
+        refused: http2 && e.error.hyper().is_some_and(crate::retry::is_refused),
         error: e.error,
         unsent: e.request,
         reused,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Request, Response};
-use http_body_util::{Either, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Body as SendBody;
 use keepalive::{Allocation, FromCache, Manager, Stats, Target};
 use tokio::time::Instant;
@@ -16,10 +16,11 @@ use tokio::time::Instant;
 use crate::attempt::attempt;
 use crate::body::Body;
 use crate::builder::ClientBuilder;
-use crate::conn::{BoxError, Conn, Payload};
+use crate::conn::{BoxError, Conn, Outgoing};
 use crate::error::Error;
 use crate::handshake::{Http, Version};
 use crate::origin::{self, to_form, Origin, Origins};
+use crate::replay::{self, Replay};
 use crate::retry::{self, Failure, Resend};
 
 /// An HTTP/1.1 client: hyper on keepalive's pool.
@@ -259,18 +260,25 @@ where
         deadline: Option<(Instant, Duration)>,
     ) -> Result<Response<Body>, Error> {
         let (target, host, mut parts, body) = prepare(known, req)?;
-        let (body, empty) = payload(body);
         let idempotent = retry::is_idempotent(&parts.method);
         let conn = self
             .allocate(target.clone(), deadline)
             .await
             .map_err(Error::from_pool)?;
         let http2 = conn.send.is_http2();
-        // A copy only where a rule may use it (no body, and HTTP/2 or an
-        // idempotent request on a reused connection), taken before our
-        // `Host` header goes in: the user's parts are cheaper to copy.
+        let (body, replay) = match replay::outgoing(body, http2) {
+            Ok(outgoing) => outgoing,
+            // Rare, and boxed, so that the common future stays small.
+            Err(body) => Box::pin(replay::read_whole(body)).await.map_err(Error::body)?,
+        };
+        let lost_race_rule = idempotent && replay.as_ref().is_some_and(Replay::is_empty);
+        // A copy only where a rule may use it (HTTP/2's refusals, or
+        // HTTP/1.1's on a reused connection), taken before our `Host`
+        // header goes in: the user's parts are cheaper to copy.
         let reused = conn.from_cache() != FromCache::Fresh;
-        let copy = (empty && (http2 || idempotent && reused)).then(|| parts.clone());
+        let copy = replay
+            .filter(|_| http2 || lost_race_rule && reused)
+            .map(|replay| (parts.clone(), replay));
         to_form(&mut parts, &target, host.clone(), http2);
         let exchange = attempt(conn, Request::from_parts(parts, body));
         // With a deadline, the timed exchange is a future of its own on
@@ -285,7 +293,7 @@ where
                 let resend = Resend {
                     target,
                     host,
-                    idempotent,
+                    lost_race_rule,
                     copy,
                 };
                 Box::pin(self.again(resend, failure, deadline)).await
@@ -312,18 +320,15 @@ where
     async fn again(
         &self,
         resend: Resend,
-        mut failure: Failure<Request<Payload<B>>>,
+        mut failure: Failure<Request<Outgoing<B>>>,
         deadline: Option<(Instant, Duration)>,
     ) -> Result<Response<Body>, Error> {
         for _ in 1..retry::MAX_ATTEMPTS {
             let copy = || {
-                let parts = resend.copy.clone()?;
-                Some(Request::from_parts(parts, Either::Right(Empty::new())))
+                let (parts, replay) = resend.copy.clone()?;
+                Some(Request::from_parts(parts, Outgoing::Replay(replay)))
             };
-            let (mut parts, body) = failure
-                .retry(resend.idempotent, copy)
-                .map_err(Error::from_hyper)?
-                .into_parts();
+            let (mut parts, body) = failure.retry(resend.lost_race_rule, copy)?.into_parts();
             self.shared.retries.fetch_add(1, Ordering::Relaxed);
             let target = resend.target.clone();
             let conn = self.allocate(target, deadline).await.map_err(Error::from_pool)?;
@@ -339,7 +344,7 @@ where
                 Err(again) => failure = again,
             }
         }
-        Err(Error::from_hyper(failure.error))
+        Err(failure.error)
     }
 
     /// The pool's counts: sockets, requests, connects, reuses, closes by
@@ -462,15 +467,6 @@ where
     #[track_caller]
     fn default() -> Client<B> {
         Client::new()
-    }
-}
-
-/// The body hyper sends, and whether the request can be replayed: one
-/// without a body is sent with none of ours, so that it can be.
-fn payload<B: SendBody>(body: B) -> (Payload<B>, bool) {
-    match body.is_end_stream() {
-        true => (Either::Right(Empty::new()), true),
-        false => (Either::Left(body), false),
     }
 }
 

@@ -11,13 +11,11 @@
 //! body was read finds the connection idle, and no task is spawned per
 //! request. An HTTP/2 stream's loan is held by its response body instead.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use http_body_util::{Either, Empty};
 use hyper::body::Body;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
@@ -38,13 +36,7 @@ impl<B> SendBody for B where B: Body<Data: Send, Error: Into<BoxError>> + Send +
 /// A connection on loan.
 pub(crate) type Loan<B> = keepalive::Connection<Conn<B>>;
 
-/// The body hyper sends: the user's, or none (for a request the client
-/// may replay, whose body it keeps no copy of because there is none).
-pub(crate) type Payload<B> = Either<B, Empty<<B as Body>::Data>>;
-
-/// The body hyper's HTTP/2 sends: boxed and pinned, as its connection
-/// needs an `Unpin` body and the user's may not be.
-pub(crate) type Payload2<B> = Pin<Box<Payload<B>>>;
+pub(crate) use crate::replay::{Body2, Outgoing, Payload};
 
 /// hyper's sending half, of either version.
 pub(crate) enum Sender<B>
@@ -52,7 +44,7 @@ where
     B: SendBody,
 {
     Http1(http1::SendRequest<Payload<B>>),
-    Http2(http2::SendRequest<Payload2<B>>),
+    Http2(http2::SendRequest<Body2<B>>),
 }
 
 impl<B> Sender<B>
@@ -82,23 +74,35 @@ where
     }
 
     /// Sends `req`. Over HTTP/1.1 a request hyper did not send comes back
-    /// with the error; over HTTP/2 its body is pinned in hyper's box, so
-    /// only a replayable request's copy can be sent again.
+    /// with the error; over HTTP/2 the user's body is pinned in hyper's
+    /// box, so only a request held in whole can be sent again.
     pub(crate) async fn send(
         &mut self,
-        req: http::Request<Payload<B>>,
+        req: http::Request<Outgoing<B>>,
     ) -> Result<http::Response<Incoming>, Unsent<B>> {
+        let (parts, body) = req.into_parts();
         match self {
-            Sender::Http1(s) => s.try_send_request(req).await.map_err(|mut e| Unsent {
-                request: e.take_message(),
-                error: e.into_error(),
-            }),
+            Sender::Http1(s) => {
+                let Some(body) = body.into_http1() else {
+                    // A key's connections keep their protocol; if its
+                    // server changed its mind, the copy is not sent.
+                    let why = "a copy held for HTTP/2 met an HTTP/1.1 connection";
+                    return Err(Unsent {
+                        error: crate::Error::body(why.into()),
+                        request: None,
+                    });
+                };
+                let sending = s.try_send_request(http::Request::from_parts(parts, body));
+                sending.await.map_err(|mut e| Unsent {
+                    request: e.take_message().map(|r| r.map(Outgoing::Payload)),
+                    error: crate::Error::from_hyper(e.into_error()),
+                })
+            }
             Sender::Http2(s) => {
-                let (parts, body) = req.into_parts();
-                let sending = s.try_send_request(http::Request::from_parts(parts, Box::pin(body)));
+                let sending = s.try_send_request(http::Request::from_parts(parts, body.into_http2()));
                 sending.await.map_err(|e: TrySendError<_>| Unsent {
                     request: None,
-                    error: e.into_error(),
+                    error: crate::Error::from_hyper(e.into_error()),
                 })
             }
         }
@@ -113,8 +117,8 @@ where
 /// Why hyper did not complete an exchange, and the request when hyper
 /// handed it back unsent.
 pub(crate) struct Unsent<B: SendBody> {
-    pub(crate) error: hyper::Error,
-    pub(crate) request: Option<http::Request<Payload<B>>>,
+    pub(crate) error: crate::Error,
+    pub(crate) request: Option<http::Request<Outgoing<B>>>,
 }
 
 /// A pooled HTTP connection: HTTP/1.1, lent whole, or HTTP/2, lent to up

@@ -33,6 +33,10 @@ enum Kind {
     /// over: waiting for the response (`body` false), or for its body's
     /// end.
     Timeout { after: std::time::Duration, body: bool },
+    /// The request's body could not be sent: the user's body failed as
+    /// the client read it (to keep a copy), or the copy met a connection
+    /// that cannot carry it.
+    Body(crate::conn::BoxError),
 }
 
 impl Error {
@@ -42,6 +46,10 @@ impl Error {
 
     pub(crate) fn from_hyper(e: hyper::Error) -> Error {
         Error { kind: Kind::Hyper(e) }
+    }
+
+    pub(crate) fn body(e: crate::conn::BoxError) -> Error {
+        Error { kind: Kind::Body(e) }
     }
 
     pub(crate) fn timed_out(after: std::time::Duration, body: bool) -> Error {
@@ -60,7 +68,7 @@ impl Error {
     pub fn pool(&self) -> Option<&keepalive::Error> {
         match &self.kind {
             Kind::Pool(e) => Some(e),
-            Kind::Hyper(_) | Kind::Timeout { .. } => None,
+            Kind::Hyper(_) | Kind::Timeout { .. } | Kind::Body(_) => None,
         }
     }
 
@@ -79,7 +87,7 @@ impl Error {
     pub fn hyper(&self) -> Option<&hyper::Error> {
         match &self.kind {
             Kind::Hyper(e) => Some(e),
-            Kind::Pool(_) | Kind::Timeout { .. } => None,
+            Kind::Pool(_) | Kind::Timeout { .. } | Kind::Body(_) => None,
         }
     }
 
@@ -101,6 +109,7 @@ impl Error {
             Kind::Pool(e) => e.is_timeout(),
             Kind::Hyper(e) => e.is_timeout(),
             Kind::Timeout { .. } => true,
+            Kind::Body(_) => false,
         }
     }
 }
@@ -122,6 +131,7 @@ impl fmt::Display for Error {
             Kind::Timeout { after, body: true } => {
                 write!(f, "timed out after {after:?} before the response body ended")
             }
+            Kind::Body(_) => f.write_str("the request body could not be sent"),
         }
     }
 }
@@ -177,6 +187,7 @@ impl std::error::Error for Error {
             Kind::Pool(e) => Some(e),
             Kind::Hyper(e) => Some(e),
             Kind::Timeout { .. } => None,
+            Kind::Body(e) => Some(&**e),
         }
     }
 }

@@ -14,7 +14,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use keepalive::{Protocol, Stream, Target};
 
-use crate::conn::{Conn, Payload2, SendBody, Sender, Task};
+use crate::conn::{Body2, Conn, SendBody, Sender, Task};
 use crate::settings::{Boxed, Http2Settings};
 use crate::wire::{SharedIo, Wire};
 
@@ -170,7 +170,7 @@ async fn handshake2<B: SendBody>(stream: Stream, settings: &Http2Settings) -> io
     let (io, wire) = SharedIo::new(stream, true);
     let (send, connection) = settings
         .builder()
-        .handshake::<_, Payload2<B>>(TokioIo::new(io))
+        .handshake::<_, Body2<B>>(TokioIo::new(io))
         .await
         .map_err(io::Error::other)?;
     let mut connection = Box::pin(connection);
@@ -208,7 +208,7 @@ async fn handshake2<B: SendBody>(stream: Stream, settings: &Http2Settings) -> io
 }
 
 /// hyper's HTTP/2 connection, before it is spawned.
-type Connection2<B> = Pin<Box<http2::Connection<TokioIo<SharedIo>, Payload2<B>, Boxed>>>;
+type Connection2<B> = Pin<Box<http2::Connection<TokioIo<SharedIo>, Body2<B>, Boxed>>>;
 
 /// Waits for the server's first frame, which must be SETTINGS. hyper
 /// reads the socket on a task of its own; the wire says when the first

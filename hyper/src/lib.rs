@@ -95,6 +95,7 @@ mod frames;
 mod handshake;
 mod lock;
 mod origin;
+mod replay;
 mod retry;
 mod service;
 mod settings;

@@ -4,8 +4,9 @@
 //!
 //! * hyper handed it back unsent (the connection closed before it was
 //!   written), or
-//! * over HTTP/2, whatever its method, when it has no body: the server
-//!   refused its stream (`REFUSED_STREAM`, RFC 9113 section 8.7) or ended
+//! * over HTTP/2, whatever its method, when the client holds its body in
+//!   whole (none, or one of known size up to 64 KiB, read first and kept):
+//!   the server refused its stream (`REFUSED_STREAM`, RFC 9113 section 8.7) or ended
 //!   it with a GOAWAY of code `NO_ERROR` (it was above the GOAWAY's last
 //!   stream id), or
 //! * its method is idempotent (RFC 9110 9.2.2: `GET`, `HEAD`, `OPTIONS`,
@@ -15,8 +16,8 @@
 //!   connection lost without GOAWAY).
 //!
 //! Nothing else is retried: not a request on a fresh connection that
-//! failed otherwise (the server saw it fail, not a race), not one with a
-//! body hyper did not hand back, not one whose response had begun, not a
+//! failed otherwise (the server saw it fail, not a race), not one whose
+//! body the client does not hold and hyper did not hand back, not one whose response had begun, not a
 //! stream a GOAWAY with an error code ended or reset with another code
 //! (it may have been processed). At most [`MAX_ATTEMPTS`] sends in all.
 
@@ -48,17 +49,18 @@ pub(crate) fn is_refused(error: &hyper::Error) -> bool {
 }
 
 /// What a request's retries need: where it goes, and a copy of it when
-/// it has no body.
+/// the client holds its body in whole.
 pub(crate) struct Resend {
     pub(crate) target: keepalive::Target,
     pub(crate) host: Option<http::HeaderValue>,
-    pub(crate) idempotent: bool,
-    pub(crate) copy: Option<http::request::Parts>,
+    /// Idempotent and without a body: HTTP/1.1's rule applies.
+    pub(crate) lost_race_rule: bool,
+    pub(crate) copy: Option<(http::request::Parts, crate::replay::Replay)>,
 }
 
 /// How an attempt failed, for the rule.
 pub(crate) struct Failure<R> {
-    pub(crate) error: hyper::Error,
+    pub(crate) error: crate::Error,
     /// The request, when hyper handed it back unsent.
     pub(crate) unsent: Option<R>,
     /// It ran on a connection from the pool, not a fresh one.
@@ -73,12 +75,17 @@ impl<R> Failure<R> {
     /// The request to send again, if the rule allows: the one hyper handed
     /// back, or else the copy `copy` makes (kept only for replayable
     /// requests), asked for only when the rule takes it.
-    /// `idempotent` is the request's method's.
-    pub(crate) fn retry(self, idempotent: bool, copy: impl FnOnce() -> Option<R>) -> Result<R, hyper::Error> {
+    /// `lost_race_rule`: the request is idempotent and has no body, so
+    /// HTTP/1.1's rule may send it again.
+    pub(crate) fn retry(
+        self,
+        lost_race_rule: bool,
+        copy: impl FnOnce() -> Option<R>,
+    ) -> Result<R, crate::Error> {
         if let Some(req) = self.unsent {
             return Ok(req);
         }
-        let lost_race = idempotent && self.reused && !self.responded;
+        let lost_race = lost_race_rule && self.reused && !self.responded;
         match self.refused || lost_race {
             true => copy().ok_or(self.error),
             false => Err(self.error),

@@ -179,3 +179,29 @@ async fn an_idle_connection_whose_goaway_or_fin_arrived_is_never_lent_before_hyp
         assert_eq!(reason, 1, "{case}: {:?}", stats.closes);
     }
 }
+
+#[tokio::test]
+async fn a_refused_request_with_a_small_body_of_known_size_is_sent_again() {
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(REFUSED_STREAM); 2]).await;
+    let client = h2c();
+    let req = http::Request::post(server.url("/"))
+        .body(Full::new(Bytes::from_static(
+            b"a body the client keeps a copy of",
+        )))
+        .unwrap();
+    let response = within("the response", client.request(req)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!((client.retries(), server.streams()), (2, 3));
+}
+
+#[tokio::test]
+async fn a_refused_request_with_a_body_past_64_kib_is_not_sent_again() {
+    let server = RawH2::start(Greeting::Settings(&[]), [Act::Reset(REFUSED_STREAM)]).await;
+    let client = h2c();
+    let req = http::Request::post(server.url("/"))
+        .body(Full::new(Bytes::from(vec![b'x'; 64 * 1024 + 1])))
+        .unwrap();
+    let err = within("the error", client.request(req)).await.unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!((client.retries(), server.streams()), (0, 1));
+}
