@@ -325,8 +325,8 @@ where
     ) -> Result<Response<Body>, Error> {
         for _ in 1..retry::MAX_ATTEMPTS {
             let copy = || {
-                let (parts, replay) = resend.copy.clone()?;
-                Some(Request::from_parts(parts, Outgoing::Replay(replay)))
+                let (parts, replay) = resend.copy.as_ref()?;
+                Some(Request::from_parts(parts.clone(), Outgoing::from_replay(replay)))
             };
             let (mut parts, body) = failure.retry(resend.lost_race_rule, copy)?.into_parts();
             self.shared.retries.fetch_add(1, Ordering::Relaxed);

@@ -22,7 +22,8 @@ pub(crate) const MAX_REPLAY: u64 = 64 * 1024;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Replay {
     data: Option<Bytes>,
-    trailers: Option<HeaderMap>,
+    /// Boxed: rare, and the copy travels in every request's future.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl Replay {
@@ -42,7 +43,7 @@ impl Body for Replay {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let frame = match self.data.take() {
             Some(data) => Some(Frame::data(data)),
-            None => self.trailers.take().map(Frame::trailers),
+            None => self.trailers.take().map(|t| Frame::trailers(*t)),
         };
         Poll::Ready(frame.map(Ok))
     }
@@ -56,17 +57,25 @@ impl Body for Replay {
     }
 }
 
-/// What the client sends: the user's body (or none, for HTTP/1.1), or a
-/// body it holds in whole.
+/// What the client sends: the user's body or none, or (over HTTP/2) a
+/// body it holds in whole, boxed so that the common request stays small.
 pub(crate) enum Outgoing<B: SendBody> {
     Payload(Payload<B>),
-    Replay(Replay),
+    Replay(Box<Replay>),
 }
 
 /// HTTP/1.1's body: the user's, or none.
 pub(crate) type Payload<B> = Either<B, Empty<<B as Body>::Data>>;
 
 impl<B: SendBody> Outgoing<B> {
+    /// The request body for `replay`: none, or the copy.
+    pub(crate) fn from_replay(replay: &Replay) -> Outgoing<B> {
+        match replay.is_empty() {
+            true => Outgoing::Payload(Either::Right(Empty::new())),
+            false => Outgoing::Replay(Box::new(replay.clone())),
+        }
+    }
+
     /// HTTP/1.1's form; `None` for a body held in whole (only HTTP/2
     /// connections are given one, and a key's protocol does not change).
     pub(crate) fn into_http1(self) -> Option<Payload<B>> {
@@ -81,7 +90,7 @@ impl<B: SendBody> Outgoing<B> {
     pub(crate) fn into_http2(self) -> Body2<B> {
         match self {
             Outgoing::Payload(payload) => Body2::User(Box::pin(payload)),
-            Outgoing::Replay(replay) => Body2::Replay(replay),
+            Outgoing::Replay(replay) => Body2::Replay(*replay),
         }
     }
 }
@@ -92,7 +101,7 @@ impl<B: SendBody> Outgoing<B> {
 /// HTTP/2, a body of known size up to [`MAX_REPLAY`].
 pub(crate) fn outgoing<B: SendBody>(body: B, http2: bool) -> Result<(Outgoing<B>, Option<Replay>), B> {
     if body.is_end_stream() {
-        return Ok((Outgoing::Replay(Replay::default()), Some(Replay::default())));
+        return Ok((Outgoing::Payload(Either::Right(Empty::new())), Some(Replay::default())));
     }
     let small = body.size_hint().exact().is_some_and(|n| n <= MAX_REPLAY);
     match http2 && small {
@@ -108,13 +117,13 @@ pub(crate) fn outgoing<B: SendBody>(body: B, http2: bool) -> Result<(Outgoing<B>
 /// The user's body failed.
 pub(crate) async fn read_whole<B: SendBody>(body: B) -> Result<(Outgoing<B>, Option<Replay>), BoxError> {
     let collected = body.collect().await.map_err(Into::into)?;
-    let trailers = collected.trailers().cloned();
+    let trailers = collected.trailers().cloned().map(Box::new);
     let data = collected.to_bytes();
     let replay = Replay {
         data: (!data.is_empty()).then_some(data),
         trailers,
     };
-    Ok((Outgoing::Replay(replay.clone()), Some(replay)))
+    Ok((Outgoing::from_replay(&replay), Some(replay)))
 }
 
 /// HTTP/2's body: the user's (boxed and pinned, as hyper's HTTP/2 needs an

@@ -99,7 +99,7 @@ impl Stream {
 
     /// The application protocol the server chose by ALPN during TLS (such
     /// as `b"h2"`), for a TLS stream whose handshake offered some
-    /// ([`Builder::alpn_protocols`](crate::Builder::alpn_protocols));
+    /// (`Builder::alpn_protocols`, feature `tls`);
     /// through an `https` proxy, the target's choice. `None` otherwise.
     ///
     /// # Examples
