@@ -101,7 +101,10 @@ impl<B: SendBody> Outgoing<B> {
 /// HTTP/2, a body of known size up to [`MAX_REPLAY`].
 pub(crate) fn outgoing<B: SendBody>(body: B, http2: bool) -> Result<(Outgoing<B>, Option<Replay>), B> {
     if body.is_end_stream() {
-        return Ok((Outgoing::Payload(Either::Right(Empty::new())), Some(Replay::default())));
+        return Ok((
+            Outgoing::Payload(Either::Right(Empty::new())),
+            Some(Replay::default()),
+        ));
     }
     let small = body.size_hint().exact().is_some_and(|n| n <= MAX_REPLAY);
     match http2 && small {
