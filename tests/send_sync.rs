@@ -43,6 +43,26 @@ fn a_zero_limit_panics_naming_the_setting() {
 }
 
 #[test]
+fn a_lifetime_jitter_outside_zero_to_one_panics_naming_the_setting() {
+    for bad in [-0.1, 1.5, f64::NAN] {
+        let panicked = std::panic::catch_unwind(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let _guard = rt.enter();
+            let _ = Manager::builder().max_lifetime_jitter(bad).build();
+        });
+        let message = panicked.expect_err("build() panics");
+        let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            text.contains("max_lifetime_jitter must be within 0.0..=1.0"),
+            "{bad}: {text}"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let _guard = rt.enter();
+    let _ = Manager::builder().max_lifetime_jitter(1.0).build();
+}
+
+#[test]
 #[should_panic(expected = "inside a Tokio runtime")]
 fn a_manager_outside_a_runtime_panics_with_a_clear_message() {
     let _ = Manager::new();

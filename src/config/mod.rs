@@ -75,6 +75,9 @@ pub(crate) struct Config {
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) dns_ttl: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
+    /// The largest part of `max_lifetime` a connection's own lifetime is
+    /// shortened by, as a fraction (`Builder::max_lifetime_jitter`).
+    pub(crate) max_lifetime_jitter: f64,
     pub(crate) learn_idle_timeouts: bool,
     /// The settings of the pool's own dialing ([`Dialer`]).
     pub(crate) dial: DialOptions,
@@ -94,6 +97,7 @@ impl Default for Config {
             resolver: Arc::new(SystemResolver),
             dns_ttl: None,
             max_lifetime: None,
+            max_lifetime_jitter: 0.0,
             learn_idle_timeouts: true,
             dial: DialOptions {
                 bind: None,
@@ -155,6 +159,10 @@ impl Config {
         if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             panic!("keepalive::Builder: {name} must not be zero");
         }
+        let jitter = self.max_lifetime_jitter;
+        if !(0.0..=1.0).contains(&jitter) {
+            panic!("keepalive::Builder: max_lifetime_jitter must be within 0.0..=1.0, not {jitter}");
+        }
         #[cfg(feature = "fleet")]
         if self
             .fleet
@@ -176,6 +184,7 @@ impl fmt::Debug for Config {
             .field("max_queued", &self.max_queued)
             .field("dns_ttl", &self.dns_ttl)
             .field("max_lifetime", &self.max_lifetime)
+            .field("max_lifetime_jitter", &self.max_lifetime_jitter)
             .field("learn_idle_timeouts", &self.learn_idle_timeouts)
             .field("bind_address", &self.dial.bind)
             .field("happy_eyeballs_delay", &self.dial.happy_eyeballs_delay)
@@ -304,6 +313,33 @@ impl<P, T> Builder<P, T> {
     /// ```
     pub fn max_lifetime(mut self, d: impl Into<Option<Duration>>) -> Self {
         self.config.max_lifetime = d.into();
+        self
+    }
+
+    /// Shortens each connection's [`max_lifetime`](Builder::max_lifetime)
+    /// by a part drawn uniformly, per connection, from 0 to this fraction
+    /// of it, so that connections opened together (at start, after a
+    /// deploy) do not all expire and reconnect at the same instant (Go
+    /// asks for this in golang/go #54429). Defaults to 0.0; no effect
+    /// without `max_lifetime`.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Builder::build) panics, naming the setting, for a value
+    /// outside `0.0..=1.0` or NaN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // Lifetimes spread over 4 to 5 minutes.
+    /// let builder = keepalive::Manager::builder()
+    ///     .max_lifetime(Duration::from_secs(300))
+    ///     .max_lifetime_jitter(0.2);
+    /// # drop(builder);
+    /// ```
+    pub fn max_lifetime_jitter(mut self, fraction: f64) -> Self {
+        self.config.max_lifetime_jitter = fraction;
         self
     }
 

@@ -277,6 +277,15 @@ fn limits(config: &Config) -> Limits {
         max_queued: config.max_queued,
         dns_ttl: config.dns_ttl,
         max_lifetime: config.max_lifetime,
+        max_lifetime_jitter: config.max_lifetime_jitter,
+        // A seed per manager, so that its draws are its own; the state's
+        // decisions stay a function of their inputs.
+        jitter_seed: {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        },
         learn_idle_timeouts: config.learn_idle_timeouts,
     }
 }

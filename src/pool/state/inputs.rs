@@ -77,8 +77,31 @@ pub(crate) struct Limits {
     pub(crate) dns_ttl: Option<Duration>,
     /// A socket older than this (from its connect) is not handed out again.
     pub(crate) max_lifetime: Option<Duration>,
+    /// Each socket's lifetime is shortened by up to this fraction of
+    /// `max_lifetime`, drawn from `jitter_seed` and its generation.
+    pub(crate) max_lifetime_jitter: f64,
+    pub(crate) jitter_seed: u64,
     /// Learn each key's server idle limit from the closes it makes.
     pub(crate) learn_idle_timeouts: bool,
+}
+
+impl Limits {
+    /// The lifetime of the socket of `generation`: `max_lifetime`
+    /// shortened by a part drawn uniformly from 0 to `max_lifetime_jitter`
+    /// of it, from the manager's seed and the generation (splitmix64), so
+    /// that the decision is still a function of the state.
+    pub(crate) fn lifetime(&self, generation: u32) -> Option<Duration> {
+        let max = self.max_lifetime?;
+        if self.max_lifetime_jitter <= 0.0 {
+            return Some(max);
+        }
+        let mut z = self.jitter_seed ^ u64::from(generation).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        Some(max.mul_f64(1.0 - self.max_lifetime_jitter * unit))
+    }
 }
 
 /// A new request, as `allocate` hands it over.
@@ -93,4 +116,46 @@ pub(crate) struct NewRequest<P: Handles> {
     /// How many loans a connection of this key is expected to serve at
     /// once, until one has connected (`Protocol::expected_capacity`).
     pub(crate) expect: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_lifetime: Option<Duration>, jitter: f64) -> Limits {
+        Limits {
+            max_per_host: 4,
+            max_open: 128,
+            keep_alive: Duration::from_secs(15),
+            max_queued: usize::MAX,
+            dns_ttl: None,
+            max_lifetime,
+            max_lifetime_jitter: jitter,
+            jitter_seed: 42,
+            learn_idle_timeouts: true,
+        }
+    }
+
+    #[test]
+    fn lifetimes_spread_over_the_jitter_and_no_further() {
+        let max = Duration::from_secs(100);
+        let l = limits(Some(max), 0.25);
+        let lives: Vec<Duration> = (0..2000).map(|g| l.lifetime(g).unwrap()).collect();
+        let (lo, hi) = (Duration::from_secs(75), max);
+        assert!(lives.iter().all(|d| (lo..=hi).contains(d)));
+        assert!(lives.iter().min().unwrap() < &Duration::from_secs(76));
+        assert!(lives.iter().max().unwrap() > &Duration::from_secs(99));
+        let mean = lives.iter().map(Duration::as_secs_f64).sum::<f64>() / lives.len() as f64;
+        assert!((mean - 87.5).abs() < 1.0, "uniform: mean {mean}");
+        // Each socket its own draw, the same one every time it is asked.
+        assert_ne!(l.lifetime(1), l.lifetime(2));
+        assert_eq!(l.lifetime(7), l.lifetime(7));
+    }
+
+    #[test]
+    fn no_jitter_or_no_lifetime_is_as_before() {
+        let max = Duration::from_secs(100);
+        assert_eq!(limits(Some(max), 0.0).lifetime(3), Some(max));
+        assert_eq!(limits(None, 0.5).lifetime(3), None);
+    }
 }

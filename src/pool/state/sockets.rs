@@ -360,9 +360,8 @@ impl<P: Handles> State<P> {
     }
 
     /// An idle socket became readable: the peer closed it, reset it, sent
-    /// bytes, said it takes no more (HTTP/2's GOAWAY), or stopped
-    /// answering. A close or a GOAWAY teaches the key its server's idle
-    /// limit. Reports for sockets no longer idle are ignored.
+    /// bytes, went away (GOAWAY) or stopped answering. A close or GOAWAY
+    /// teaches its idle limit. Reports for sockets no longer idle are ignored.
     pub(crate) fn idle_event(&mut self, token: u64, now: Instant, out: &mut Actions<P>) {
         let sid = SocketId::from_token(token);
         let Some(key) = self.live_socket(sid) else {
@@ -401,7 +400,7 @@ impl<P: Handles> State<P> {
     pub(super) fn new_socket(&mut self, key: usize, now: Instant) -> SocketId {
         self.next_generation = self.next_generation.wrapping_add(1);
         self.count_connect(key);
-        let expires = match self.limits.max_lifetime {
+        let expires = match self.limits.lifetime(self.next_generation) {
             Some(d) => Deadline::after(now, d),
             None => Deadline::Never,
         };

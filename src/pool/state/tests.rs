@@ -172,6 +172,8 @@ impl Sim {
                 max_queued: usize::MAX,
                 dns_ttl: None,
                 max_lifetime,
+                max_lifetime_jitter: 0.0,
+                jitter_seed: 0,
                 learn_idle_timeouts: true,
             }),
             now: Instant::now(),
