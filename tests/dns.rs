@@ -306,3 +306,49 @@ async fn a_thousand_allocations_to_ten_cold_names_make_ten_lookups() {
     );
     assert_eq!((table.calls(), manager.stats().dns_lookups), (10, 10));
 }
+
+/// Listeners on 127.0.0.1, .2 and .3 with one port (a name's three
+/// servers); the kernel completes connections into their backlogs.
+async fn three_servers() -> (u16, Vec<tokio::net::TcpListener>) {
+    for _ in 0..20 {
+        let first = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        let (Ok(second), Ok(third)) = (
+            tokio::net::TcpListener::bind(("127.0.0.2", port)).await,
+            tokio::net::TcpListener::bind(("127.0.0.3", port)).await,
+        ) else {
+            continue;
+        };
+        return (port, vec![first, second, third]);
+    }
+    panic!("no port free on 127.0.0.1, .2 and .3 at once");
+}
+
+#[tokio::test]
+async fn spread_addresses_gives_each_new_connection_the_next_address_in_turn() {
+    for (spread, expected) in [(true, [2, 1, 1]), (false, [4, 0, 0])] {
+        let (port, _listeners) = three_servers().await;
+        let table = Table::default();
+        let addrs: Vec<std::net::SocketAddr> = (1..=3).map(|i| ([127, 0, 0, i], port).into()).collect();
+        table.set("pods.example", &addrs);
+        let manager = Manager::builder()
+            .resolver(table)
+            .spread_addresses(spread)
+            .max_per_host(4)
+            .build();
+        let target = Target::new("tcp", "pods.example", port);
+        let mut held = Vec::new();
+        let mut landed = [0; 3];
+        for _ in 0..4 {
+            let conn = within("a connection", manager.allocate(target.clone()))
+                .await
+                .unwrap();
+            let std::net::IpAddr::V4(ip) = conn.peer_addr().unwrap().ip() else {
+                panic!("an IPv4 peer");
+            };
+            landed[usize::from(ip.octets()[3]) - 1] += 1;
+            held.push(conn);
+        }
+        assert_eq!(landed, expected, "spread_addresses({spread})");
+    }
+}

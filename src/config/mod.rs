@@ -78,6 +78,8 @@ pub(crate) struct Config {
     /// The largest part of `max_lifetime` a connection's own lifetime is
     /// shortened by, as a fraction (`Builder::max_lifetime_jitter`).
     pub(crate) max_lifetime_jitter: f64,
+    /// `Builder::spread_addresses`.
+    pub(crate) spread_addresses: bool,
     pub(crate) learn_idle_timeouts: bool,
     /// The settings of the pool's own dialing ([`Dialer`]).
     pub(crate) dial: DialOptions,
@@ -98,6 +100,7 @@ impl Default for Config {
             dns_ttl: None,
             max_lifetime: None,
             max_lifetime_jitter: 0.0,
+            spread_addresses: false,
             learn_idle_timeouts: true,
             dial: DialOptions {
                 bind: None,
@@ -185,6 +188,7 @@ impl fmt::Debug for Config {
             .field("dns_ttl", &self.dns_ttl)
             .field("max_lifetime", &self.max_lifetime)
             .field("max_lifetime_jitter", &self.max_lifetime_jitter)
+            .field("spread_addresses", &self.spread_addresses)
             .field("learn_idle_timeouts", &self.learn_idle_timeouts)
             .field("bind_address", &self.dial.bind)
             .field("happy_eyeballs_delay", &self.dial.happy_eyeballs_delay)
@@ -340,6 +344,25 @@ impl<P, T> Builder<P, T> {
     /// ```
     pub fn max_lifetime_jitter(mut self, fraction: f64) -> Self {
         self.config.max_lifetime_jitter = fraction;
+        self
+    }
+
+    /// New connections of a key take its resolved addresses in turn: the
+    /// key's k-th new connection (counted from 0) starts at place k (modulo
+    /// their number) in each family's addresses, and Happy Eyeballs' fallback
+    /// goes on in that order, instead of every connection starting at the
+    /// first address. For a name that resolves to several servers (a
+    /// Kubernetes headless service, DNS round robin), so that the first
+    /// server to answer does not get every connection. Defaults to false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = keepalive::Manager::builder().spread_addresses(true);
+    /// # drop(builder);
+    /// ```
+    pub fn spread_addresses(mut self, on: bool) -> Self {
+        self.config.spread_addresses = on;
         self
     }
 

@@ -287,6 +287,7 @@ fn limits(config: &Config) -> Limits {
                 .finish()
         },
         learn_idle_timeouts: config.learn_idle_timeouts,
+        spread_addresses: config.spread_addresses,
     }
 }
 

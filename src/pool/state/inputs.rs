@@ -83,6 +83,8 @@ pub(crate) struct Limits {
     pub(crate) jitter_seed: u64,
     /// Learn each key's server idle limit from the closes it makes.
     pub(crate) learn_idle_timeouts: bool,
+    /// New connections of a key take the resolved addresses in turn.
+    pub(crate) spread_addresses: bool,
 }
 
 impl Limits {
@@ -102,6 +104,26 @@ impl Limits {
         let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
         Some(max.mul_f64(1.0 - self.max_lifetime_jitter * unit))
     }
+}
+
+/// `addrs` with each family's addresses rotated left by `k` modulo their
+/// number, each family keeping its places in the order, so that Happy
+/// Eyeballs' interleaving and fallback go on in the rotated order.
+pub(crate) fn rotated(addrs: &Addrs, k: usize) -> Addrs {
+    let family =
+        |v6: bool| -> Vec<SocketAddr> { addrs.iter().filter(|a| a.is_ipv6() == v6).copied().collect() };
+    let (v6, v4) = (family(true), family(false));
+    let (mut i6, mut i4) = (0, 0);
+    let mut next = |a: &SocketAddr| {
+        let (list, i) = match a.is_ipv6() {
+            true => (&v6, &mut i6),
+            false => (&v4, &mut i4),
+        };
+        let picked = list[(*i + k) % list.len()];
+        *i += 1;
+        picked
+    };
+    addrs.iter().map(&mut next).collect()
 }
 
 /// A new request, as `allocate` hands it over.
@@ -133,7 +155,43 @@ mod tests {
             max_lifetime_jitter: jitter,
             jitter_seed: 42,
             learn_idle_timeouts: true,
+            spread_addresses: false,
         }
+    }
+
+    #[test]
+    fn each_family_is_rotated_in_its_own_places() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let addrs: Addrs = [
+            a("[::1]:80"),
+            a("127.0.0.1:80"),
+            a("[::2]:80"),
+            a("127.0.0.2:80"),
+            a("127.0.0.3:80"),
+        ]
+        .into();
+        let at = |k| rotated(&addrs, k).to_vec();
+        assert_eq!(at(0), addrs.to_vec());
+        assert_eq!(
+            at(1),
+            [
+                a("[::2]:80"),
+                a("127.0.0.2:80"),
+                a("[::1]:80"),
+                a("127.0.0.3:80"),
+                a("127.0.0.1:80")
+            ]
+        );
+        assert_eq!(
+            at(3),
+            [
+                a("[::2]:80"),
+                a("127.0.0.1:80"),
+                a("[::1]:80"),
+                a("127.0.0.2:80"),
+                a("127.0.0.3:80")
+            ]
+        );
     }
 
     #[test]

@@ -101,6 +101,9 @@ const MAX_DORMANT_KEYS: usize = 1024;
 /// Per connection key bookkeeping.
 struct Key {
     target: Target,
+    /// Connects started for this key: with `spread_addresses`, the next
+    /// one starts at this place in each family's addresses.
+    dialed: usize,
     /// This key's sockets: idle + in use + connecting. Never above
     /// `max_per_host`.
     open: usize,
@@ -391,6 +394,7 @@ impl<P: Handles> State<P> {
         }
         let key = self.keys.insert(Key {
             target: target.clone(),
+            dialed: 0,
             open: 0,
             idle: Ends::default(),
             waiters: VecDeque::new(),

@@ -139,8 +139,14 @@ impl<P: Handles> State<P> {
             unreachable!("only a request with addresses is connected");
         };
         let (key, deadline) = (req.key, req.deadline);
-        self.keys[key].open += 1;
-        self.keys[key].connecting += 1;
+        let k = &mut self.keys[key];
+        let addrs = match self.limits.spread_addresses {
+            true => super::inputs::rotated(&addrs, k.dialed),
+            false => addrs,
+        };
+        k.dialed = k.dialed.wrapping_add(1);
+        k.open += 1;
+        k.connecting += 1;
         self.connecting += 1;
         out.push(Action::Connect {
             request: id,

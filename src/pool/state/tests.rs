@@ -175,6 +175,7 @@ impl Sim {
                 max_lifetime_jitter: 0.0,
                 jitter_seed: 0,
                 learn_idle_timeouts: true,
+                spread_addresses: false,
             }),
             now: Instant::now(),
             next_name: 0,
