@@ -52,7 +52,7 @@ pub use redact::redact_url;
 pub use resolver::{Resolve, ResolveFuture, SystemResolver};
 /// The rustls crate, re-exported so that a configuration given to
 /// [`Builder::tls_config`] matches the version keepalive uses.
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 pub use rustls;
 pub use target::Target;
 pub use transport::{Dial, Dialer, Stream, Transport};

@@ -413,7 +413,7 @@ fn reachable(target: &Target) -> Result<(), Error> {
     let https_proxy = target
         .proxy()
         .is_some_and(|p| p.kind() == crate::proxy::Kind::Https);
-    if (target.is_tls() || https_proxy) && cfg!(not(feature = "tls")) {
+    if (target.is_tls() || https_proxy) && cfg!(not(keepalive_tls)) {
         return Err(Error::Tls {
             target: target.to_string(),
             reason: "this build of keepalive has no TLS (the \"tls\" feature is off)".into(),

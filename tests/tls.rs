@@ -288,3 +288,31 @@ async fn alpn_offers_the_builders_protocols_and_the_stream_says_the_servers_choi
         assert_eq!(conn.alpn_protocol(), chosen, "server offers {offered:?}");
     }
 }
+
+#[tokio::test]
+async fn the_default_provider_offers_x25519mlkem768_first_and_installs_no_process_default() {
+    use keepalive::rustls::crypto::{aws_lc_rs, CryptoProvider};
+    // A server that accepts the post-quantum hybrid and nothing else.
+    let pq_only = CryptoProvider {
+        kx_groups: vec![aws_lc_rs::kx_group::X25519MLKEM768],
+        ..aws_lc_rs::default_provider()
+    };
+    let server = TlsServer::start_with(Cert::Good, std::sync::Arc::new(pq_only)).await;
+    let target = Target::new("https", "127.0.0.1", server.port());
+    // The default configuration, trusting the test's CA as well.
+    let manager = Manager::builder().add_root_certificate(server.ca.clone()).build();
+    let conn = within("a post-quantum handshake", manager.allocate(target.clone()))
+        .await
+        .unwrap();
+    drop(conn);
+    // ring (linked into this test too) has no such group: the server
+    // really refuses the classical exchanges.
+    let classical = Manager::builder().tls_config(server.client.clone()).build();
+    let err = within("the refusal", classical.allocate(target))
+        .await
+        .unwrap_err();
+    assert_eq!(err.function(), "tls", "{err}");
+    // Both providers are in this binary, and keepalive named its own
+    // rather than installing rustls's process default.
+    assert!(CryptoProvider::get_default().is_none());
+}

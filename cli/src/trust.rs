@@ -24,7 +24,7 @@ pub(crate) fn config(
     insecure: bool,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Option<Arc<ClientConfig>>, String> {
-    let provider = Arc::new(crypto::ring::default_provider());
+    let provider = Arc::new(crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;

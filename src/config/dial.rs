@@ -3,7 +3,7 @@
 //! They do not apply to another [`Transport`](crate::Transport).
 
 use std::net::IpAddr;
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,7 +139,7 @@ impl<P, T> Builder<P, T> {
     /// use std::sync::Arc;
     /// use keepalive::rustls::{ClientConfig, RootCertStore};
     ///
-    /// let provider = Arc::new(keepalive::rustls::crypto::ring::default_provider());
+    /// let provider = Arc::new(keepalive::rustls::crypto::aws_lc_rs::default_provider());
     /// let config = ClientConfig::builder_with_provider(provider)
     ///     .with_safe_default_protocol_versions()?
     ///     .with_root_certificates(RootCertStore::empty()) // add your own CA here
@@ -148,7 +148,7 @@ impl<P, T> Builder<P, T> {
     /// # drop(builder);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub fn tls_config(mut self, c: Arc<rustls::ClientConfig>) -> Self {
         self.config.dial.tls = Some(c);
         self
@@ -170,7 +170,7 @@ impl<P, T> Builder<P, T> {
     /// let builder = keepalive::Manager::builder().add_root_certificate(der);
     /// # drop(builder);
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub fn add_root_certificate(mut self, der: rustls::pki_types::CertificateDer<'static>) -> Self {
         self.config.dial.extra_roots.push(der);
         self
@@ -189,7 +189,7 @@ impl<P, T> Builder<P, T> {
     /// let builder = keepalive::Manager::builder().alpn_protocols(["h2", "http/1.1"]);
     /// # drop(builder);
     /// ```
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub fn alpn_protocols<A: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = A>) -> Self {
         self.config.dial.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
         self

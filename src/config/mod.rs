@@ -111,15 +111,15 @@ impl Default for Config {
                     keepalive_retries: Some(DEFAULT_TCP_KEEPALIVE_RETRIES),
                     user_timeout: Some(DEFAULT_TCP_USER_TIMEOUT),
                 },
-                #[cfg(feature = "tls")]
+                #[cfg(keepalive_tls)]
                 tls: None,
-                #[cfg(feature = "tls")]
+                #[cfg(keepalive_tls)]
                 extra_roots: Vec::new(),
-                #[cfg(feature = "tls")]
+                #[cfg(keepalive_tls)]
                 tls_failure: None,
-                #[cfg(feature = "tls")]
+                #[cfg(keepalive_tls)]
                 alpn: Vec::new(),
-                #[cfg(feature = "tls")]
+                #[cfg(keepalive_tls)]
                 tls_target: None,
                 resolver: Arc::new(SystemResolver),
             },

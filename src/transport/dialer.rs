@@ -43,23 +43,23 @@ pub(crate) struct DialOptions {
     pub(crate) happy_eyeballs_delay: Duration,
     pub(crate) tcp: TcpOptions,
     /// `None`: [`crate::transport::tls`]'s default, built on first use.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// Roots trusted as well as the default ones
     /// (`Builder::add_root_certificate`), folded into `tls` as the manager
     /// is built unless a configuration of the user's is there.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Why `extra_roots` could not be used: every TLS handshake fails with it.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) tls_failure: Option<String>,
     /// ALPN protocols offered to `https` targets (`Builder::alpn_protocols`),
     /// unless the configuration names its own.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) alpn: Vec<Vec<u8>>,
     /// The target's configuration when it differs from `tls` (it offers
     /// `alpn`; `tls`, for proxies, then offers `http/1.1`).
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) tls_target: Option<Arc<rustls::ClientConfig>>,
     /// The builder's resolver, for a `socks5://` proxy's destination.
     pub(crate) resolver: Arc<dyn Resolve>,
@@ -75,7 +75,7 @@ impl std::fmt::Debug for DialOptions {
     }
 }
 
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 impl DialOptions {
     /// Folds the added roots and the ALPN offer into the configurations,
     /// once, as the manager is built; a configuration of the user's wins
@@ -127,7 +127,7 @@ impl DialOptions {
     }
 }
 
-#[cfg(not(feature = "tls"))]
+#[cfg(not(keepalive_tls))]
 impl DialOptions {
     /// Without TLS there are no roots to fold in.
     pub(crate) fn settle_tls(&mut self) {}
@@ -160,13 +160,13 @@ impl Transport for Dialer {
         };
         match super::tunnel::open(&dial, proxy, tcp).await.map_err(in_io)? {
             Tunnel::Tcp(tcp) => secure(dial.options, target, tcp).await.map_err(in_io),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Tunnel::Tls(outer) if target.is_tls() => {
                 let tls = dial.options.tls_for(target).map_err(in_io)?;
                 let inner = super::tls::handshake(tls, target, *outer).await.map_err(in_io)?;
                 Ok(Stream::tls_in_tls(inner))
             }
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Tunnel::Tls(outer) => Ok(Stream::tls(*outer)),
         }
     }
@@ -179,7 +179,7 @@ fn in_io(error: Error) -> io::Error {
 }
 
 /// TLS over the socket for `https` targets; plain TCP for the others.
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     if !target.is_tls() {
         return Ok(Stream::tcp(tcp));
@@ -190,7 +190,7 @@ async fn secure(options: &DialOptions, target: &Target, tcp: TcpStream) -> Resul
 }
 
 /// Plain TCP: `allocate` refuses `https` targets without the `tls` feature.
-#[cfg(not(feature = "tls"))]
+#[cfg(not(keepalive_tls))]
 async fn secure(_: &DialOptions, _: &Target, tcp: TcpStream) -> Result<Stream, Error> {
     Ok(Stream::tcp(tcp))
 }

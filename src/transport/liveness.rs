@@ -153,7 +153,7 @@ fn poll_peek_once(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usiz
 /// close_notify or protocol error means the stream cannot be reused. For
 /// TLS inside TLS (an `https` target through an HTTPS proxy), the inner
 /// records are the outer stream's plaintext, read the same way.
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 pub(super) mod tls {
     use super::*;
     use crate::transport::TlsInTls;

@@ -17,7 +17,7 @@ mod happy_eyeballs;
 mod liveness;
 mod stream;
 mod tcp;
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 pub(crate) mod tls;
 mod tunnel;
 
@@ -36,7 +36,7 @@ pub(crate) use tcp::TcpOptions;
 
 /// TLS to an `https` target inside the tunnel, which is TLS to an HTTPS
 /// proxy: what [`Stream`] holds then, and what the liveness checks read.
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 pub(crate) type TlsInTls =
     tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 use super::TlsInTls;
 use crate::pooled::{Health, Pooled};
 
@@ -48,10 +48,10 @@ pub struct Stream {
 enum Inner {
     Tcp(TcpStream),
     /// Boxed: rustls's state is large.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// TLS to an `https` target inside TLS to an HTTPS proxy.
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     TlsInTls(Box<TlsInTls>),
     Unix(UnixStream),
 }
@@ -61,9 +61,9 @@ macro_rules! each {
     ($inner:expr, $s:ident => $f:expr) => {
         match $inner {
             Inner::Tcp($s) => $f,
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls($s) => $f,
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls($s) => $f,
             Inner::Unix($s) => $f,
         }
@@ -77,14 +77,14 @@ impl Stream {
         }
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) fn tls(tls: tokio_rustls::client::TlsStream<TcpStream>) -> Stream {
         Stream {
             inner: Inner::Tls(Box::new(tls)),
         }
     }
 
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     pub(crate) fn tls_in_tls(tls: TlsInTls) -> Stream {
         Stream {
             inner: Inner::TlsInTls(Box::new(tls)),
@@ -116,9 +116,9 @@ impl Stream {
     /// ```
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match &self.inner {
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(s) => s.get_ref().1.alpn_protocol(),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(s) => s.get_ref().1.alpn_protocol(),
             _ => None,
         }
@@ -142,9 +142,9 @@ impl Stream {
     pub fn as_tcp(&self) -> Option<&TcpStream> {
         match &self.inner {
             Inner::Tcp(s) => Some(s),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(s) => Some(s.get_ref().0),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(s) => Some(s.get_ref().0.get_ref().0),
             Inner::Unix(_) => None,
         }
@@ -271,9 +271,9 @@ impl Pooled for Stream {
     fn check(&mut self) -> Health {
         match &mut self.inner {
             Inner::Tcp(s) => s.check(),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(s) => super::liveness::tls::check(s),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(s) => super::liveness::tls::check_nested(s),
             Inner::Unix(s) => s.check(),
         }
@@ -282,9 +282,9 @@ impl Pooled for Stream {
     fn watch(&mut self, cx: &mut Context<'_>) -> Health {
         match &mut self.inner {
             Inner::Tcp(s) => s.watch(cx),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(s) => super::liveness::tls::watch(s, cx),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(s) => super::liveness::tls::watch_nested(s, cx),
             Inner::Unix(s) => s.watch(cx),
         }
@@ -293,9 +293,9 @@ impl Pooled for Stream {
     fn abort(&mut self) {
         match &mut self.inner {
             Inner::Tcp(s) => s.abort(),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(s) => super::liveness::reset_on_close(socket2::SockRef::from(s.get_ref().0)),
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(s) => {
                 super::liveness::reset_on_close(socket2::SockRef::from(s.get_ref().0.get_ref().0))
             }
@@ -308,9 +308,9 @@ impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.inner {
             Inner::Tcp(_) => "tcp",
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::Tls(_) => "tls",
-            #[cfg(feature = "tls")]
+            #[cfg(keepalive_tls)]
             Inner::TlsInTls(_) => "tls-in-tls",
             Inner::Unix(_) => "unix",
         };

@@ -47,14 +47,23 @@ fn mozilla_roots() -> RootCertStore {
     }
 }
 
-/// The pool's client configuration over `roots`: the ring provider, named
-/// (never rustls's process default), safe protocol versions, no client
-/// certificate.
+/// The provider the pool names (never rustls's process default, so a
+/// program that links another provider as well does not panic): aws-lc-rs
+/// with feature `tls` (the default), which offers the post-quantum hybrid
+/// X25519MLKEM768 first; ring with feature `ring` alone.
+pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
+    #[cfg(feature = "tls")]
+    return rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "tls"))]
+    rustls::crypto::ring::default_provider()
+}
+
+/// The pool's client configuration over `roots`: [`provider`], safe
+/// protocol versions, no client certificate.
 fn config_with(roots: RootCertStore) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
+        .expect("the provider supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
     Arc::new(config)

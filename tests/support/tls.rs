@@ -99,6 +99,11 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn start(kind: Cert) -> TlsServer {
+        TlsServer::start_with(kind, provider()).await
+    }
+
+    /// With the server's side on `server_provider` (its key exchanges, say).
+    pub async fn start_with(kind: Cert, server_provider: Arc<rustls::crypto::CryptoProvider>) -> TlsServer {
         let pki = pki(kind);
         let ca = pki.ca.clone();
         let mut roots = RootCertStore::empty();
@@ -108,7 +113,7 @@ impl TlsServer {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let server = ServerConfig::builder_with_provider(provider())
+        let server = ServerConfig::builder_with_provider(server_provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()

@@ -7,7 +7,7 @@
 //! time from rustls's plaintext (no system call per byte); what follows
 //! stays in rustls for the tunnel.
 
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 use tokio::io::AsyncRead;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,7 +29,7 @@ pub(super) async fn over_tcp(tcp: &mut TcpStream, proxy: &Proxy, target: &Target
 }
 
 /// `CONNECT` inside a stream (TLS to an HTTPS proxy).
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 pub(super) async fn over_stream<S>(stream: &mut S, proxy: &Proxy, target: &Target) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -165,7 +165,7 @@ async fn peek_head(tcp: &mut TcpStream) -> Result<Vec<u8>, Failure> {
 }
 
 /// The reply head from a stream, a byte at a time.
-#[cfg(feature = "tls")]
+#[cfg(keepalive_tls)]
 async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, Failure> {
     let mut head = Vec::with_capacity(256);
     loop {

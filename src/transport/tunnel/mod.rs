@@ -52,7 +52,7 @@ pub(super) async fn open(dial: &Dial<'_>, proxy: &Proxy, tcp: TcpStream) -> Resu
 /// An open tunnel: plain TCP to the proxy, or TLS to it.
 pub(super) enum Tunnel {
     Tcp(TcpStream),
-    #[cfg(feature = "tls")]
+    #[cfg(keepalive_tls)]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
@@ -64,7 +64,7 @@ async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<T
             connect::over_tcp(&mut tcp, proxy, target).await?;
             Ok(Tunnel::Tcp(tcp))
         }
-        #[cfg(feature = "tls")]
+        #[cfg(keepalive_tls)]
         Kind::Https => {
             let tls = dial.options.tls_for_proxy(target)?;
             let endpoint = proxy.endpoint();
@@ -82,7 +82,7 @@ async fn through(dial: &Dial<'_>, proxy: &Proxy, mut tcp: TcpStream) -> Result<T
             connect::over_stream(&mut outer, proxy, target).await?;
             Ok(Tunnel::Tls(Box::new(outer)))
         }
-        #[cfg(not(feature = "tls"))]
+        #[cfg(not(keepalive_tls))]
         Kind::Https => {
             Err(Failure::new("this build has no TLS for an HTTPS proxy").into_error(target, proxy))
         }
