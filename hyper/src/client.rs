@@ -10,7 +10,7 @@ use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Body as SendBody;
-use keepalive::{Allocation, FromCache, Manager, Stats, Target};
+use keepalive::{Allocation, FromCache, Manager, Target};
 use tokio::time::Instant;
 
 use crate::attempt::attempt;
@@ -61,20 +61,20 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    shared: Arc<Shared<B>>,
+    pub(crate) shared: Arc<Shared<B>>,
 }
 
-struct Shared<B>
+pub(crate) struct Shared<B>
 where
     B: SendBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    manager: Manager<Http<B>>,
+    pub(crate) manager: Manager<Http<B>>,
     /// The origins of the URIs requested, so that a request to a known one
     /// builds no `Target` and no `Host` header.
     origins: Origins,
-    retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// [`ClientBuilder::timeout`]: a whole request's time.
     timeout: Option<Duration>,
 }
@@ -260,7 +260,6 @@ where
         deadline: Option<(Instant, Duration)>,
     ) -> Result<Response<Body>, Error> {
         let (target, host, mut parts, body) = prepare(known, req)?;
-        let idempotent = retry::is_idempotent(&parts.method);
         let conn = self
             .allocate(target.clone(), deadline)
             .await
@@ -271,18 +270,11 @@ where
             // Rare, and boxed, so that the common future stays small.
             Err(body) => Box::pin(replay::read_whole(body)).await.map_err(Error::body)?,
         };
-        let lost_race_rule = idempotent && replay.as_ref().is_some_and(Replay::is_empty);
-        // A copy only where a rule may use it (HTTP/2's refusals, or
-        // HTTP/1.1's on a reused connection), taken before our `Host`
-        // header goes in: the user's parts are cheaper to copy.
         let reused = conn.from_cache() != FromCache::Fresh;
-        let copy = replay
-            .filter(|_| http2 || lost_race_rule && reused)
-            .map(|replay| (parts.clone(), replay));
+        let (lost_race_rule, copy) = copy_if_needed(&parts, replay, http2, reused);
         to_form(&mut parts, &target, host.clone(), http2);
         let exchange = attempt(conn, Request::from_parts(parts, body));
-        // With a deadline, the timed exchange is a future of its own on
-        // the heap, so that the common untimed one stays as small as it was.
+        // A timed exchange is boxed, so that the common untimed one is small.
         let outcome = match deadline {
             None => exchange.await,
             Some(deadline) => Box::pin(within(deadline, exchange)).await?,
@@ -346,71 +338,6 @@ where
         }
         Err(failure.error)
     }
-
-    /// The pool's counts: sockets, requests, connects, reuses, closes by
-    /// reason.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
-    /// assert_eq!(client.stats().open, 0);
-    /// # }
-    /// ```
-    pub fn stats(&self) -> Stats {
-        self.shared.manager.stats()
-    }
-
-    /// The same counts for one target, with its server's idle limit as
-    /// the pool knows it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
-    /// let target = keepalive::Target::new("http", "127.0.0.1", 8080);
-    /// assert_eq!(client.stats_for(&target).connects, 0);
-    /// # }
-    /// ```
-    pub fn stats_for(&self, target: &Target) -> Stats {
-        self.shared.manager.stats_for(target)
-    }
-
-    /// The same counts for every target with an open connection or a
-    /// pending request, and every target whose server's idle limit the
-    /// pool learned; in no particular order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
-    /// assert!(client.stats_per_key().is_empty());
-    /// # }
-    /// ```
-    pub fn stats_per_key(&self) -> Vec<(Target, Stats)> {
-        self.shared.manager.stats_per_key()
-    }
-
-    /// How many requests were sent a second time under the retry rule.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
-    /// assert_eq!(client.retries(), 0);
-    /// # }
-    /// ```
-    pub fn retries(&self) -> u64 {
-        self.shared.retries.load(Ordering::Relaxed)
-    }
 }
 
 impl Client {
@@ -468,6 +395,23 @@ where
     fn default() -> Client<B> {
         Client::new()
     }
+}
+
+/// Whether HTTP/1.1's lost-race rule applies (an idempotent request
+/// without a body), and a copy of the request where a rule may send it
+/// again (HTTP/2's refusals, or that rule on a reused connection), taken
+/// before our `Host` header goes in: the user's parts are cheaper to copy.
+#[allow(clippy::type_complexity)]
+fn copy_if_needed(
+    parts: &http::request::Parts,
+    replay: Option<Replay>,
+    http2: bool,
+    reused: bool,
+) -> (bool, Option<(http::request::Parts, Replay)>) {
+    let lost_race_rule = retry::is_idempotent(&parts.method) && replay.as_ref().is_some_and(Replay::is_empty);
+    let needed = http2 || lost_race_rule && reused;
+    let copy = replay.filter(|_| needed).map(|replay| (parts.clone(), replay));
+    (lost_race_rule, copy)
 }
 
 /// The request's target, its `Host` header if known, and its parts with

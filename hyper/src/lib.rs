@@ -90,6 +90,7 @@ mod body;
 mod builder;
 mod client;
 mod conn;
+mod control;
 mod error;
 mod frames;
 mod handshake;

@@ -291,3 +291,17 @@ async fn a_connection_past_its_lifetime_takes_no_new_stream_and_closes_when_its_
     .await;
     assert_eq!(client.stats().open, 1);
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_open_stream_finish_then_closes_and_refuses_new_requests() {
+    let (url, _) = h2c(100, None).await;
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    let response = client.request(get(&url)).await.unwrap();
+    client.shutdown().await;
+    // The response on loan still reads to its end.
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"/ HTTP/2.0");
+    support::until("the connection's close", || client.stats().open == 0).await;
+    let err = client.request(get(&url)).await.unwrap_err();
+    assert!(err.pool().is_some_and(keepalive::Error::is_shutdown), "{err}");
+}

@@ -130,10 +130,30 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Panics, naming the setting, on a zero limit or duration.
+    /// Panics, naming the setting, on a zero limit or duration, or a
+    /// fraction out of its range.
     #[track_caller]
     fn check(&self) {
-        let zero = [
+        if let Some((name, _)) = self.zeros().iter().find(|(_, is_zero)| *is_zero) {
+            panic!("keepalive::Builder: {name} must not be zero");
+        }
+        let jitter = self.max_lifetime_jitter;
+        if !(0.0..=1.0).contains(&jitter) {
+            panic!("keepalive::Builder: max_lifetime_jitter must be within 0.0..=1.0, not {jitter}");
+        }
+        #[cfg(feature = "fleet")]
+        if self
+            .fleet
+            .as_ref()
+            .is_some_and(|f| f.max_per_host_set && f.max_per_host == 0)
+        {
+            panic!("keepalive::Builder: the fleet's max_per_host must not be zero");
+        }
+    }
+
+    /// Each setting that must not be zero, and whether it is.
+    fn zeros(&self) -> [(&'static str, bool); 12] {
+        [
             ("max_per_host", self.max_per_host == 0),
             ("max_open", self.max_open == 0),
             ("keep_alive", self.keep_alive.is_zero()),
@@ -158,22 +178,7 @@ impl Config {
                 "tcp_user_timeout",
                 self.dial.tcp.user_timeout.is_some_and(|d| d.is_zero()),
             ),
-        ];
-        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
-            panic!("keepalive::Builder: {name} must not be zero");
-        }
-        let jitter = self.max_lifetime_jitter;
-        if !(0.0..=1.0).contains(&jitter) {
-            panic!("keepalive::Builder: max_lifetime_jitter must be within 0.0..=1.0, not {jitter}");
-        }
-        #[cfg(feature = "fleet")]
-        if self
-            .fleet
-            .as_ref()
-            .is_some_and(|f| f.max_per_host_set && f.max_per_host == 0)
-        {
-            panic!("keepalive::Builder: the fleet's max_per_host must not be zero");
-        }
+        ]
     }
 }
 

@@ -1,0 +1,106 @@
+//! What a client tells of its pool, and its controls: counts, retries and
+//! shutdown, for a pool its users cannot reach otherwise.
+
+use std::sync::atomic::Ordering;
+
+use keepalive::{Stats, Target};
+
+use hyper::body::Body as SendBody;
+
+use crate::conn::BoxError;
+use crate::Client;
+
+impl<B> Client<B>
+where
+    B: SendBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// The pool's counts: sockets, requests, connects, reuses, closes by
+    /// reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert_eq!(client.stats().open, 0);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.manager.stats()
+    }
+
+    /// The same counts for one target, with its server's idle limit as
+    /// the pool knows it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// let target = keepalive::Target::new("http", "127.0.0.1", 8080);
+    /// assert_eq!(client.stats_for(&target).connects, 0);
+    /// # }
+    /// ```
+    pub fn stats_for(&self, target: &Target) -> Stats {
+        self.shared.manager.stats_for(target)
+    }
+
+    /// The same counts for every target with an open connection or a
+    /// pending request, and every target whose server's idle limit the
+    /// pool learned; in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert!(client.stats_per_key().is_empty());
+    /// # }
+    /// ```
+    pub fn stats_per_key(&self) -> Vec<(Target, Stats)> {
+        self.shared.manager.stats_per_key()
+    }
+
+    /// How many requests were sent a second time under the retry rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert_eq!(client.retries(), 0);
+    /// # }
+    /// ```
+    pub fn retries(&self) -> u64 {
+        self.shared.retries.load(Ordering::Relaxed)
+    }
+
+    /// Shuts the client's pool down, as [`keepalive::Manager::shutdown`]
+    /// does: queued requests fail, idle connections close, connects in
+    /// progress are aborted, and later requests fail with
+    /// [`Error::pool`] `Some` and `is_shutdown()`. Responses on loan go on
+    /// until their body ends; their connections then close. Every clone of
+    /// the client shares the pool, so it is shut for all of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// client.shutdown().await;
+    /// let req = http::Request::get("http://127.0.0.1:1/").body(Default::default()).unwrap();
+    /// let err = client.request(req).await.unwrap_err();
+    /// assert!(err.pool().is_some_and(|e| e.is_shutdown()));
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        self.shared.manager.shutdown().await;
+    }
+}
