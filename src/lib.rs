@@ -13,6 +13,7 @@
 
 mod config;
 mod deadline;
+mod drain;
 mod error;
 #[cfg(feature = "fleet")]
 mod fleet;

@@ -57,7 +57,7 @@ where
     T: Transport,
     P: Protocol<T::Stream>,
 {
-    shared: Arc<Shared<P::Conn>>,
+    pub(crate) shared: Arc<Shared<P::Conn>>,
     /// The manager is named by what makes its objects; its pool knows
     /// them only as the objects.
     made_by: PhantomData<fn() -> (P, T)>,

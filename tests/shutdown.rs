@@ -84,3 +84,47 @@ async fn the_last_handle_ends_every_task_and_socket() {
     b.client_closed().await;
     until("every task to end", || metrics.num_alive_tasks() == tasks).await;
 }
+
+#[tokio::test]
+async fn drain_refuses_new_work_fails_the_queue_and_waits_for_the_loans() {
+    let server = Server::start("127.0.0.1").await;
+    let manager = Manager::builder().max_per_host(1).build();
+    let target = Target::new("tcp", "127.0.0.1", server.addr.port());
+    let loaned = manager.allocate(target.clone()).await.unwrap();
+    let queued = manager.allocate(target.clone());
+    let draining = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.drain(Duration::from_secs(30)).await }
+    });
+    let err = within("the queued request", queued).await.unwrap_err();
+    assert!(err.is_shutdown(), "{err}");
+    let err = manager.allocate(target).await.unwrap_err();
+    assert!(err.is_shutdown(), "{err}");
+    assert!(!draining.is_finished(), "a loan is out");
+    assert_eq!(manager.stats().loans, 1);
+    // The last loan's end ends the drain, and its connection closes.
+    drop(loaned);
+    assert_eq!(within("the drain", draining).await.unwrap(), 0);
+    assert_eq!(manager.stats().open, 0);
+}
+
+#[tokio::test]
+async fn drain_returns_at_its_deadline_with_the_loans_still_out() {
+    let server = Server::start("127.0.0.1").await;
+    let manager = Manager::new();
+    let target = Target::new("tcp", "127.0.0.1", server.addr.port());
+    let held = [
+        manager.allocate(target.clone()).await.unwrap(),
+        manager.allocate(target.clone()).await.unwrap(),
+    ];
+    drop(manager.allocate(target).await.unwrap()); // idle: closed by the drain
+    assert_eq!(
+        within("the drain", manager.drain(Duration::from_millis(100))).await,
+        2
+    );
+    assert_eq!(manager.stats().open, 2);
+    drop(held);
+    assert_eq!(manager.stats().open, 0);
+    // Nothing out: at once.
+    assert_eq!(within("a second drain", manager.drain(Duration::MAX)).await, 0);
+}

@@ -103,4 +103,23 @@ where
     pub async fn shutdown(&self) {
         self.shared.manager.shutdown().await;
     }
+
+    /// Drains the client's pool, as [`keepalive::Manager::drain`] does:
+    /// no new requests (they fail with [`Error::pool`](crate::Error::pool)
+    /// `Some` and `is_shutdown()`), queued ones failed, idle connections
+    /// closed, and responses on loan (HTTP/2 streams count one each) given
+    /// until `deadline` to end. Returns how many were still out then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// assert_eq!(client.drain(std::time::Duration::from_secs(30)).await, 0);
+    /// # }
+    /// ```
+    pub async fn drain(&self, deadline: std::time::Duration) -> usize {
+        self.shared.manager.drain(deadline).await
+    }
 }

@@ -305,3 +305,33 @@ async fn shutdown_lets_an_open_stream_finish_then_closes_and_refuses_new_request
     let err = client.request(get(&url)).await.unwrap_err();
     assert!(err.pool().is_some_and(keepalive::Error::is_shutdown), "{err}");
 }
+
+#[tokio::test]
+async fn drain_waits_for_the_open_streams_and_refuses_new_requests() {
+    let (url, _) = h2c(100, None).await;
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    let responses = [
+        client.request(get(&url)).await.unwrap(),
+        client.request(get(&url)).await.unwrap(),
+    ];
+    assert_eq!(client.stats().loans, 2);
+    let mut draining = std::pin::pin!(client.drain(std::time::Duration::from_secs(30)));
+    // Its first poll shuts the pool; it then waits for the two streams.
+    assert_eq!(poll_once(draining.as_mut()), None);
+    let err = client.request(get(&url)).await.unwrap_err();
+    assert!(err.pool().is_some_and(keepalive::Error::is_shutdown), "{err}");
+    for response in responses {
+        response.into_body().collect().await.unwrap();
+    }
+    assert_eq!(draining.await, 0);
+    support::until("the connection's close", || client.stats().open == 0).await;
+}
+
+/// `fut`'s output if it is ready at this poll.
+fn poll_once<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}

@@ -66,6 +66,9 @@ pub(crate) struct Shared<C: Pooled> {
     /// How new objects are made: the manager's transport and protocol.
     pub(crate) maker: Arc<dyn Make<C>>,
     pub(crate) signal: Arc<Signal>,
+    /// Notified when, the pool shut down, its last loan has ended
+    /// (`Manager::drain` waits for it).
+    pub(crate) drained: tokio::sync::Notify,
     /// This manager's membership of its fleet, if it has one; the error
     /// fails every connect when the membership could not start.
     #[cfg(feature = "fleet")]
@@ -103,6 +106,7 @@ impl<C: Pooled> Shared<C> {
                 config,
                 maker,
                 signal: Arc::new(Signal::default()),
+                drained: tokio::sync::Notify::new(),
                 runtime,
             }
         });
@@ -253,9 +257,16 @@ impl<C: Pooled> Shared<C> {
         f: impl FnOnce(&mut State<Live<C>>, &mut Actions<Live<C>>) -> R,
     ) -> R {
         let mut actions = Actions::new();
-        let result = f(&mut self.lock(), &mut actions);
+        let (result, drained) = {
+            let mut state = self.lock();
+            let result = f(&mut state, &mut actions);
+            (result, state.is_drained())
+        };
         if actions.rearm || !actions.list.is_empty() {
             self.carry_out(actions);
+        }
+        if drained {
+            self.drained.notify_waiters();
         }
         result
     }

@@ -371,6 +371,11 @@ impl<P: Handles> State<P> {
         }
     }
 
+    /// Shut down, with no loan left out: what `Manager::drain` waits for.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.shut_down && self.in_use + self.extra_loans == 0
+    }
+
     /// A socket or connect attempt of `key` is gone.
     pub(super) fn release_slot(&mut self, key: usize) {
         self.keys[key].open -= 1;
