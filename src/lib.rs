@@ -69,6 +69,9 @@ mod proxies_md {}
 #[cfg(doctest)]
 #[doc = include_str!("../docs/http2.md")]
 mod http2_md {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operating.md")]
+mod operating_md {}
 #[cfg(all(doctest, feature = "fleet"))]
 #[doc = include_str!("../docs/fleet.md")]
 mod fleet_md {}
