@@ -140,16 +140,18 @@ impl Wire {
         let Some(scan) = &self.scan else {
             return Health::Unread;
         };
+        // Out of descriptors: the frames are left to hyper's task.
+        let Ok(fd) = fd.try_clone_to_owned() else {
+            return Health::Usable;
+        };
         let mut buf = vec![0u8; 16 << 10];
-        let peeked = fd
-            .try_clone_to_owned()
-            .map(std::net::TcpStream::from)
-            .and_then(|s| s.peek(&mut buf));
-        match peeked {
+        match std::net::TcpStream::from(fd).peek(&mut buf) {
             Ok(0) => Health::Closed,
             Ok(n) if lock(scan).sees_goaway_in(&buf[..n]) => Health::GoingAway,
             Ok(_) => Health::Usable,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Health::Usable,
+            // The kernel gave up on a peer that stopped answering.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Health::DeadPeer,
             Err(_) => Health::Closed,
         }
     }
