@@ -84,7 +84,7 @@ where
     /// Shuts the client's pool down, as [`keepalive::Manager::shutdown`]
     /// does: queued requests fail, idle connections close, connects in
     /// progress are aborted, and later requests fail with
-    /// [`Error::pool`] `Some` and `is_shutdown()`. Responses on loan go on
+    /// [`Error::pool`](crate::Error::pool) `Some` and `is_shutdown()`. Responses on loan go on
     /// until their body ends; their connections then close. Every clone of
     /// the client shares the pool, so it is shut for all of them.
     ///
