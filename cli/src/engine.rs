@@ -80,10 +80,13 @@ impl Engine {
         timeout: Duration,
     ) -> Result<Engine, String> {
         let https = urls.iter().any(|u| u.target.is_tls());
+        // A URL an HTTP proxy forwards needs the absolute form, which the
+        // command's own exchange writes (and https URLs then tunnel there).
+        let forwarded = urls.iter().any(|u| u.forwarded);
         let hyper = match choice {
             Choice::Http1 => false,
             Choice::Http2 => true,
-            Choice::Auto => https,
+            Choice::Auto => https && !forwarded,
         };
         if !hyper {
             return Ok(Engine::Http1(pool.build()));

@@ -261,3 +261,31 @@ fn bench_takes_a_proxy_and_its_built_in_server_ignores_the_environment() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_http_url_forwarded_beside_an_https_one_keeps_the_absolute_form() {
+    // With an https URL in the list the command would speak through
+    // keepalive-hyper (ALPN); a URL the proxy forwards still needs the
+    // command's own exchange, which writes the absolute form.
+    let server = Serve::start(&[]);
+    let proxy = TestProxy::start();
+    let flag = format!("http://127.0.0.1:{}", proxy.port);
+    let out = run(
+        &[
+            "get",
+            &server.url_with("http"),
+            &server.url_with("https"),
+            "--proxy",
+            &flag,
+        ],
+        &[],
+    );
+    let lines = stdout(&out);
+    assert!(lines.lines().any(|l| l.starts_with("200 ")), "{lines}");
+    assert!(
+        lines.contains("error  tls:"),
+        "the built-in server speaks no TLS: {lines}"
+    );
+    let request_line = format!("GET http://127.0.0.1:{}/ HTTP/1.1\r\n", server.port);
+    assert_eq!(count(&proxy.sent(), &request_line), 1, "{}", proxy.sent());
+}
