@@ -307,8 +307,9 @@ where
     }
 
     /// The retry rule after a first attempt's `failure`: the request hyper
-    /// handed back, or else a copy of one without a body, on another
-    /// connection, while the rule allows, up to `MAX_ATTEMPTS` sends.
+    /// handed back, or else the copy of one whose body the client holds,
+    /// on another connection (or, refused, the same one), while the rule
+    /// allows, up to `MAX_ATTEMPTS` sends.
     async fn again(
         &self,
         resend: Resend,
