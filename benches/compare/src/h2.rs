@@ -291,21 +291,11 @@ impl Load {
                     .body(Empty::new())
                     .map_err(|e| e.to_string())?;
                 let response = client.request(req).await.map_err(|e| e.to_string())?;
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_bytes()
+                bytes_of(response.into_body()).await?
             }
             Load::HyperUtil { client, uri } => {
                 let response = client.get(uri.clone()).await.map_err(|e| e.to_string())?;
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_bytes()
+                bytes_of(response.into_body()).await?
             }
             Load::Reqwest { client, url } => {
                 let response = client.get(url).send().await.map_err(|e| e.to_string())?;
@@ -318,12 +308,7 @@ impl Load {
                     .body(Empty::new())
                     .map_err(|e| e.to_string())?;
                 let response = send.send_request(req).await.map_err(|e| e.to_string())?;
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .to_bytes()
+                bytes_of(response.into_body()).await?
             }
         };
         match &body[..] == BODY.as_bytes() {
@@ -353,6 +338,15 @@ pub(crate) fn profile(mut args: impl Iterator<Item = String>) -> Result<(), Box<
     })
 }
 
+/// A response body read to its end.
+async fn bytes_of<B>(body: B) -> Result<Bytes, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    Ok(body.collect().await.map_err(|e| e.to_string())?.to_bytes())
+}
+
 /// hyper's HTTP/2 handshake on a new connection, with its task.
 async fn h2_conn(addr: std::net::SocketAddr) -> Result<H2Send, Box<dyn std::error::Error>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -371,22 +365,9 @@ async fn h2_conn(addr: std::net::SocketAddr) -> Result<H2Send, Box<dyn std::erro
 pub(crate) async fn start_server(
     args: &[&str],
 ) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("h2-serve")
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    tokio::io::BufReader::new(stdout).read_line(&mut line).await?;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("unexpected server output: {line:?}"))?
-        .to_owned();
-    Ok((child, url))
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command.arg("h2-serve").args(args);
+    crate::spawn_server(command).await
 }
 
 /// `h2-serve STREAMS [IDLE_MS [fin]]`: hyper's h2c server on loopback,

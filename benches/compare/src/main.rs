@@ -259,12 +259,17 @@ async fn start_server(args: &[&str]) -> Result<(tokio::process::Child, String), 
         )
         .into());
     }
-    let mut child = tokio::process::Command::new(&server)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut command = tokio::process::Command::new(&server);
+    command.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+    spawn_server(command).await
+}
+
+/// Spawns a server `command` whose first line on stdout is `listening on
+/// URL`; its child (killed on drop) and URL.
+async fn spawn_server(
+    mut command: tokio::process::Command,
+) -> Result<(tokio::process::Child, String), Box<dyn std::error::Error>> {
+    let mut child = command.stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).await?;
