@@ -3,22 +3,9 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::{Serve, BIN};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("keepalive runs")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
-}
+use support::{json, run, Serve, BIN};
 
 #[test]
 fn bench_without_a_url_loads_its_own_server() {

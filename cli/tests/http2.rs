@@ -4,22 +4,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
-
-use support::{Serve, BIN};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("keepalive runs")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
-}
+use support::{json, run, Serve};
 
 #[test]
 fn bench_spreads_h2c_over_max_per_host_connections_at_the_servers_stream_limit() {

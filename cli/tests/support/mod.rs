@@ -2,9 +2,24 @@
 #![allow(dead_code, unreachable_pub)] // Each test binary uses part of this module.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keepalive");
+
+/// `keepalive ARGS`, to its end.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("keepalive runs")
+}
+
+/// A successful run's one JSON object.
+pub fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
 
 /// `keepalive serve` on a free port, with `args`; killed on drop.
 pub struct Serve {
