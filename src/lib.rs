@@ -30,6 +30,7 @@ mod resolver;
 mod target;
 mod trace;
 mod transport;
+mod warm;
 
 pub use config::{
     Builder, DEFAULT_HAPPY_EYEBALLS_DELAY, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_OPEN, DEFAULT_MAX_PER_HOST,

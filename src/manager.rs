@@ -13,7 +13,7 @@ use crate::config::{Builder, Config};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::loan::{Allocation, Connection, FromCache};
-use crate::pool::state::{Actions, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
+use crate::pool::state::{Actions, Addrs, Health, NewRequest, Poolable, RequestId, SocketId, State, NO_SLOT};
 pub use crate::pool::state::{Closes, Stats};
 use crate::pool::{Live, Make, Pipeline, Shared, Watched};
 use crate::pooled::{Plain, Pooled, Protocol};
@@ -212,13 +212,7 @@ where
         }
         // Only a miss pays for a channel: the warm path allocates nothing.
         let (responder, rx) = oneshot::channel();
-        // A literal needs no lookup, nor a transport that finds its own way.
-        // For a target via a proxy, the socket goes to the proxy.
-        let addrs = match target.dial_literal() {
-            Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.dial_endpoint().port)])),
-            None if !maker.needs_addresses(target) => Some(Arc::from([])),
-            None => None,
-        };
+        let addrs = direct_addrs(maker, target);
         let new = NewRequest {
             responder,
             now: start,
@@ -406,9 +400,20 @@ where
     }
 }
 
+/// The addresses of a target that needs no lookup: a literal, or one whose
+/// transport finds its own way (none). For a target via a proxy, the
+/// socket goes to the proxy.
+pub(crate) fn direct_addrs<C: Pooled>(maker: &dyn Make<C>, target: &Target) -> Option<Addrs> {
+    match target.dial_literal() {
+        Some(ip) => Some(Arc::from([SocketAddr::new(ip, target.dial_endpoint().port)])),
+        None if !maker.needs_addresses(target) => Some(Arc::from([])),
+        None => None,
+    }
+}
+
 /// Whether `target` can be reached by this build at all: a valid target,
 /// and TLS compiled in when it needs TLS.
-fn reachable(target: &Target) -> Result<(), Error> {
+pub(crate) fn reachable(target: &Target) -> Result<(), Error> {
     target.validate()?;
     let https_proxy = target
         .proxy()

@@ -1,5 +1,6 @@
 //! What a client tells of its pool, and its controls: counts, retries and
-//! shutdown, for a pool its users cannot reach otherwise.
+//! shutdown, drain and warm-up, for a pool its users cannot reach
+//! otherwise.
 
 use std::sync::atomic::Ordering;
 
@@ -121,5 +122,34 @@ where
     /// ```
     pub async fn drain(&self, deadline: std::time::Duration) -> usize {
         self.shared.manager.drain(deadline).await
+    }
+
+    /// Keeps `n` connections to `target` open in the client's pool, as
+    /// [`keepalive::Manager::keep_warm`] does: opened now (an `https`
+    /// connection with its TLS and ALPN done, an HTTP/2 one with its
+    /// handshake), replaced when they close, stopped with 0. A request
+    /// takes the first free connection, warm or not, and never waits for
+    /// a warm one to open.
+    ///
+    /// # Errors
+    ///
+    /// The first error of the connects this call started, which also stops
+    /// keeping `target` warm.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let client: keepalive_hyper::Client = keepalive_hyper::Client::new();
+    /// let target = keepalive::Target::new("http", "127.0.0.1", listener.local_addr()?.port());
+    /// client.keep_warm(target.clone(), 2).await?;
+    /// assert_eq!(client.stats_for(&target).idle, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn keep_warm(&self, target: Target, n: usize) -> Result<(), keepalive::Error> {
+        self.shared.manager.keep_warm(target, n).await
     }
 }

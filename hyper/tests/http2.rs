@@ -335,3 +335,30 @@ fn poll_once<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> Option<F::Ou
         std::task::Poll::Pending => None,
     }
 }
+
+#[tokio::test]
+async fn warm_http2_connections_have_their_handshake_done_and_share_the_load() {
+    let barrier = Arc::new(Barrier::new(8));
+    let (url, accepted) = h2c(4, Some(barrier)).await;
+    let builder = keepalive::Manager::builder().max_per_host(2);
+    let client: Client = Client::builder().pool(builder).http2_prior_knowledge().build();
+    let target: keepalive::Target = url.trim_end_matches('/').parse().unwrap();
+    client.keep_warm(target.clone(), 2).await.unwrap();
+    assert_eq!((client.stats().idle, accepted.load(Ordering::SeqCst)), (2, 2));
+    // Eight at once, four streams each: both warm connections, no new one.
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, url) = (client.clone(), url.clone());
+        requests.spawn(async move { client.request(get(&url)).await.map(|r| r.version()) });
+    }
+    while let Some(version) = requests.join_next().await {
+        assert_eq!(version.unwrap().unwrap(), http::Version::HTTP_2);
+    }
+    let stats = client.stats();
+    assert_eq!(
+        (stats.connects, stats.reuses),
+        (2, 8),
+        "every request on a warm connection"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}

@@ -139,6 +139,8 @@ impl<C: Pooled> Shared<C> {
                     from,
                 } => self.deliver(responder, Connection::new(self.clone(), socket, id, target, from)),
                 Action::Fail { responder, error } => fail(responder, error),
+                // Dropped: the one waiting for a warm connect hears it is done.
+                Action::Warmed(responder) => drop(responder),
                 Action::Connect {
                     request,
                     target,

@@ -56,7 +56,7 @@ pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: Request
             let socket = socket.with_slot(slot);
             state.connected(request, target, socket, now, out);
         }
-        Err(error) => state.connect_failed(request, error, out),
+        Err(error) => state.connect_failed(request, error, now, out),
     });
 }
 
@@ -87,7 +87,8 @@ async fn admitted<C: Pooled>(
         Ok(slot) => Some(slot),
         Err(error) => {
             if let Some(shared) = shared.upgrade() {
-                shared.decide(|state, out| state.connect_failed(request, error, out));
+                let now = Instant::now();
+                shared.decide(|state, out| state.connect_failed(request, error, now, out));
             }
             None
         }

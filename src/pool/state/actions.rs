@@ -48,6 +48,10 @@ pub(crate) enum Action<P: Handles> {
     },
     /// Complete a request with an error.
     Fail { responder: P::Responder, error: Error },
+    /// A warm connect is done: its connection is in the pool (or went to
+    /// a waiter), or it found no room, or it was stopped. The caller drops
+    /// the responder, which is how the one waiting for it hears.
+    Warmed(P::Responder),
     /// Start connecting for `request`; report with `connected` or
     /// `connect_failed`, and `attach` the task.
     Connect {

@@ -29,6 +29,13 @@ impl<P: Handles> State<P> {
     /// returned meanwhile, with no other taker, goes to it instead (its
     /// connect is aborted, which takes it out of the fleet's queue).
     pub(crate) fn fleet_waiting(&mut self, request: RequestId) {
+        // A warm connect takes no returned socket: it waits for its own.
+        if self
+            .live_request(request)
+            .is_some_and(|slot| self.requests[slot].warm)
+        {
+            return;
+        }
         if let Some(key) = self.connecting_key(request) {
             self.keys[key].fleet_waiting.push_back(request);
             self.update_eligible(key);
@@ -76,7 +83,7 @@ impl<P: Handles> State<P> {
         };
         out.list.extend(task.map(Action::Abort));
         self.connect_ended(key);
-        self.release_slot(key);
+        self.release_slot(key, out);
         let socket = self.hand_out(sid, socket);
         self.deliver(request, socket, sid, FromCache::Deferred, out);
     }

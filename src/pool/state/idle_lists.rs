@@ -53,6 +53,11 @@ pub(crate) trait Linked {
     fn links(&mut self) -> &mut [Links; 2];
 }
 
+/// The node after `idx` on `chain` (the next newer one).
+pub(crate) fn next<T: Linked>(slab: &mut Slab<T>, idx: usize, chain: Chain) -> Option<usize> {
+    slab[idx].links()[chain as usize].next
+}
+
 /// Appends `idx` at the back of the list `ends`.
 pub(crate) fn push_back<T: Linked>(slab: &mut Slab<T>, ends: &mut Ends, idx: usize, chain: Chain) {
     let c = chain as usize;

@@ -97,13 +97,19 @@ impl Limits {
         if self.max_lifetime_jitter <= 0.0 {
             return Some(max);
         }
-        let mut z = self.jitter_seed ^ u64::from(generation).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = draw(self.jitter_seed, u64::from(generation));
         Some(max.mul_f64(1.0 - self.max_lifetime_jitter * unit))
     }
+}
+
+/// A number in 0..1, uniform, the same for the same `seed` and `n`
+/// (splitmix64): the state's random draws stay functions of its inputs.
+pub(crate) fn draw(seed: u64, n: u64) -> f64 {
+    let mut z = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// `addrs` with each family's addresses rotated left by `k` modulo their

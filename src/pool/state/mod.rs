@@ -73,6 +73,7 @@ pub(crate) use ids::{LookupId, SocketId, NO_SLOT};
 pub(crate) use inputs::{Addrs, Handles, Health, Hints, Limits, NewRequest, Poolable, Staged};
 use room::Room;
 pub(crate) use stats::CloseReason;
+pub(crate) use warm::WarmPlan;
 // Public types the state defines, re-exported by the modules that present
 // them (`loan`, `manager`).
 pub use actions::FromCache;
@@ -92,6 +93,7 @@ mod server_limit;
 mod shares;
 mod sockets;
 mod stats;
+mod warm;
 
 /// How many keys with nothing open or pending are remembered (for
 /// `stats_for` and their learned server limits) before the oldest is
@@ -132,6 +134,11 @@ struct Key {
     shared: Vec<usize>,
     /// This key's share of the counters.
     counts: Counts,
+    /// What `keep_warm` asked of this key, while it keeps connections.
+    warm: Option<warm::Warm>,
+    /// This key's warm connects still waiting for their lookup (the others
+    /// count in `open`).
+    warm_resolving: usize,
     /// Until when another member of the fleet waits for this key: the next
     /// socket returned is closed for it instead of kept.
     #[cfg(feature = "fleet")]
@@ -199,7 +206,11 @@ struct Request<P: Handles> {
     seq: u64,
     deadline: Deadline,
     timeout: Duration,
-    responder: P::Responder,
+    /// Who hears the outcome: `None` for a warm connect nobody awaits.
+    responder: Option<P::Responder>,
+    /// A connect for `keep_warm`: it never takes an idle socket or a share,
+    /// never queues, and its connection goes idle (or to a waiter).
+    warm: bool,
     phase: Phase<P>,
 }
 
@@ -242,6 +253,8 @@ pub(crate) struct State<P: Handles> {
     /// Keys whose first waiter could connect but for `max_open`, by the
     /// arrival order of that waiter.
     eligible: BTreeSet<(u64, usize)>,
+    /// Keys that `keep_warm` keeps connections for.
+    warm_keys: BTreeSet<usize>,
     lookups: Slab<Lookup<P>>,
     lookup_index: HashMap<(Arc<str>, u16), LookupId>,
     /// Positive answers kept for `dns_ttl`.
@@ -275,6 +288,7 @@ impl<P: Handles> State<P> {
             requests: Slab::new(),
             deadlines: BTreeSet::new(),
             eligible: BTreeSet::new(),
+            warm_keys: BTreeSet::new(),
             lookups: Slab::new(),
             lookup_index: HashMap::new(),
             dns_cache: DnsCache::new(limits.dns_ttl),
@@ -301,13 +315,14 @@ impl<P: Handles> State<P> {
         self.expire_idle(now, out);
         self.expire_requests(now, out);
         self.serve_waiters(out);
+        let warm_due = self.keep_keys_warm(now, out);
         let idle_due = self
             .lru
             .head()
             .and_then(|i| self.sockets[i].idle.as_ref())
             .and_then(|(_, since)| Deadline::after(*since, self.limits.keep_alive).instant());
         let request_due = self.deadlines.first().map(|&(d, _)| d);
-        self.armed = idle_due.into_iter().chain(request_due).min();
+        self.armed = [idle_due, request_due, warm_due].into_iter().flatten().min();
         self.armed
     }
 
@@ -341,14 +356,15 @@ impl<P: Handles> State<P> {
                 _ => false,
             };
             let req = self.abandon(id, out);
-            out.push(Action::Fail {
-                responder: req.responder,
-                error: Error::Timeout {
-                    target,
-                    after: req.timeout,
-                    in_proxy,
-                },
-            });
+            if req.warm {
+                self.warm_failed(req.key, now);
+            }
+            let error = Error::Timeout {
+                target,
+                after: req.timeout,
+                in_proxy,
+            };
+            Self::answer(req, error, out);
         }
     }
 
@@ -360,10 +376,10 @@ impl<P: Handles> State<P> {
         let ids: Vec<RequestId> = self.requests.iter().map(|(_, r)| r.id).collect();
         for id in ids {
             let req = self.abandon(id, out);
-            out.push(Action::Fail {
-                responder: req.responder,
-                error: Error::Shutdown,
-            });
+            Self::answer(req, Error::Shutdown, out);
+        }
+        for key in std::mem::take(&mut self.warm_keys) {
+            self.keys[key].warm = None;
         }
         while let Some(idx) = self.lru.head() {
             let (socket, _) = self.unidle(idx);
@@ -376,9 +392,21 @@ impl<P: Handles> State<P> {
         self.shut_down && self.in_use + self.extra_loans == 0
     }
 
-    /// A socket or connect attempt of `key` is gone.
-    pub(super) fn release_slot(&mut self, key: usize) {
+    /// Fails a request with `error`; a warm connect nobody awaits fails
+    /// quietly.
+    fn answer(req: Request<P>, error: Error, out: &mut Actions<P>) {
+        if let Some(responder) = req.responder {
+            out.push(Action::Fail { responder, error });
+        }
+    }
+
+    /// A socket or connect attempt of `key` is gone. A key kept warm is
+    /// refilled by the background task, which this wakes.
+    pub(super) fn release_slot(&mut self, key: usize, out: &mut Actions<P>) {
         self.keys[key].open -= 1;
+        if self.keys[key].warm.is_some() {
+            out.rearm = true;
+        }
         self.update_eligible(key);
         self.forget_key_if_unused(key);
     }
@@ -411,6 +439,8 @@ impl<P: Handles> State<P> {
             expect: 1,
             shared: Vec::new(),
             counts: Counts::default(),
+            warm: None,
+            warm_resolving: 0,
             #[cfg(feature = "fleet")]
             fleet_wanted: None,
             #[cfg(feature = "fleet")]
@@ -425,7 +455,7 @@ impl<P: Handles> State<P> {
     /// a crawler's many hosts do not accumulate.
     pub(super) fn forget_key_if_unused(&mut self, key: usize) {
         let k = &mut self.keys[key];
-        if k.open != 0 || k.pending != 0 || k.dormant.is_some() {
+        if k.open != 0 || k.pending != 0 || k.dormant.is_some() || k.warm.is_some() {
             return;
         }
         k.dormant = Some(self.next_dormant);

@@ -13,6 +13,26 @@ use super::{
     Room, SocketId, State, TaskOwner,
 };
 
+/// What a request is, apart from where it goes: who hears its outcome,
+/// its deadline, and whether it is a warm connect.
+pub(super) struct Asked<P: Handles> {
+    pub(super) responder: Option<P::Responder>,
+    pub(super) deadline: Deadline,
+    pub(super) timeout: Duration,
+    pub(super) warm: bool,
+}
+
+impl<P: Handles> From<NewRequest<P>> for Asked<P> {
+    fn from(new: NewRequest<P>) -> Asked<P> {
+        Asked {
+            responder: Some(new.responder),
+            deadline: new.deadline,
+            timeout: new.timeout,
+            warm: false,
+        }
+    }
+}
+
 use crate::error::Error;
 use crate::target::Target;
 
@@ -53,7 +73,7 @@ impl<P: Handles> State<P> {
                 limit: self.limits.max_queued,
             });
         }
-        let (id, queued) = self.store_request(key, new, addrs, (host, port), out);
+        let (id, queued) = self.store_request(key, Asked::from(new), addrs, (host, port), out);
         if queued {
             self.place(id, now, out);
         }
@@ -64,10 +84,10 @@ impl<P: Handles> State<P> {
     /// Stores a new request of `key`: queued for a socket when its
     /// addresses are known, else waiting for the (shared) lookup of
     /// `name`. Returns its id and whether it is queued.
-    fn store_request(
+    pub(super) fn store_request(
         &mut self,
         key: usize,
-        new: NewRequest<P>,
+        asked: Asked<P>,
         addrs: Option<Addrs>,
         name: (Arc<str>, u16),
         out: &mut Actions<P>,
@@ -76,11 +96,14 @@ impl<P: Handles> State<P> {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.keys[key].pending += 1;
-        self.track_deadline(new.deadline, id, out);
+        self.track_deadline(asked.deadline, id, out);
         let phase = match addrs {
             Some(addrs) => Phase::Queued(addrs),
             None => {
-                self.queued += 1;
+                match asked.warm {
+                    true => self.keys[key].warm_resolving += 1,
+                    false => self.queued += 1,
+                }
                 Phase::Resolving(self.join_lookup(name.0, name.1, id, key, out))
             }
         };
@@ -89,12 +112,23 @@ impl<P: Handles> State<P> {
             id,
             key,
             seq,
-            deadline: new.deadline,
-            timeout: new.timeout,
-            responder: new.responder,
+            deadline: asked.deadline,
+            timeout: asked.timeout,
+            responder: asked.responder,
+            warm: asked.warm,
             phase,
         });
         (id, queued)
+    }
+
+    /// A request of `key` leaves its lookup: counted in `queued` no more
+    /// (a warm connect, in its key's `warm_resolving`).
+    fn left_resolving(&mut self, id: RequestId) {
+        let req = &self.requests[id.slot()];
+        match req.warm {
+            true => self.keys[req.key].warm_resolving -= 1,
+            false => self.queued -= 1,
+        }
     }
 
     /// Whether a request for `key` would get a socket without waiting.
@@ -113,6 +147,9 @@ impl<P: Handles> State<P> {
     /// yet.
     pub(super) fn place(&mut self, id: RequestId, now: Instant, out: &mut Actions<P>) {
         let key = self.requests[id.slot()].key;
+        if self.requests[id.slot()].warm {
+            return self.place_warm(id, out);
+        }
         if self.keys[key].waiters.is_empty() {
             let found = match self.take_share(key, now, out) {
                 Some(share) => Some(share),
@@ -158,15 +195,21 @@ impl<P: Handles> State<P> {
 
     /// A connect task's failure: the request fails with `error`, its slot
     /// goes to the next waiter.
-    pub(crate) fn connect_failed(&mut self, request: RequestId, error: Error, out: &mut Actions<P>) {
+    pub(crate) fn connect_failed(
+        &mut self,
+        request: RequestId,
+        error: Error,
+        now: Instant,
+        out: &mut Actions<P>,
+    ) {
         if let Some(key) = self.connecting_key(request) {
             self.connect_ended(key);
             let req = self.finish(request);
-            out.push(Action::Fail {
-                responder: req.responder,
-                error,
-            });
-            self.release_slot(key);
+            if req.warm {
+                self.warm_failed(key, now);
+            }
+            Self::answer(req, error, out);
+            self.release_slot(key, out);
         }
         self.serve_waiters(out);
     }
@@ -178,7 +221,7 @@ impl<P: Handles> State<P> {
         self.live_request(id)?;
         let req = self.abandon(id, out);
         self.serve_waiters(out);
-        Some(req.responder)
+        req.responder
     }
 
     /// Moves a pending request's deadline to `deadline` if that is
@@ -252,14 +295,14 @@ impl<P: Handles> State<P> {
                     host: l.host.to_string(),
                     detail: String::new(),
                 };
-                self.lookup_failed(l, &error, out);
+                self.lookup_failed(l, &error, now, out);
             }
             Err(e) => {
                 let error = Error::Resolve {
                     host: l.host.to_string(),
                     source: Arc::new(e),
                 };
-                self.lookup_failed(l, &error, out);
+                self.lookup_failed(l, &error, now, out);
             }
         }
         self.serve_waiters(out);
@@ -270,21 +313,21 @@ impl<P: Handles> State<P> {
     fn lookup_answered(&mut self, l: Lookup<P>, addrs: Addrs, now: Instant, out: &mut Actions<P>) {
         self.dns_cache.insert(l.host.clone(), l.port, addrs.clone(), now);
         for id in l.waiting {
-            self.queued -= 1;
+            self.left_resolving(id);
             self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
             self.place(id, now, out);
         }
     }
 
     /// Every request waiting on lookup `l` fails with `error`.
-    fn lookup_failed(&mut self, l: Lookup<P>, error: &Error, out: &mut Actions<P>) {
+    fn lookup_failed(&mut self, l: Lookup<P>, error: &Error, now: Instant, out: &mut Actions<P>) {
         for id in l.waiting {
-            self.queued -= 1;
+            self.left_resolving(id);
             let req = self.finish(id);
-            out.push(Action::Fail {
-                responder: req.responder,
-                error: error.clone(),
-            });
+            if req.warm {
+                self.warm_failed(req.key, now);
+            }
+            Self::answer(req, error.clone(), out);
         }
     }
 
@@ -311,7 +354,7 @@ impl<P: Handles> State<P> {
         let phase = std::mem::replace(&mut self.requests[slot].phase, Phase::Connecting(None));
         let connecting = match phase {
             Phase::Resolving(lookup) => {
-                self.queued -= 1;
+                self.left_resolving(id);
                 self.leave_lookup(lookup, id, out);
                 false
             }
@@ -329,7 +372,7 @@ impl<P: Handles> State<P> {
         };
         let req = self.finish(id);
         if connecting {
-            self.release_slot(key);
+            self.release_slot(key, out);
         }
         req
     }
@@ -371,8 +414,11 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         let req = self.finish(id);
+        let responder = req
+            .responder
+            .expect("only warm connects have no responder, and none is delivered to");
         out.push(Action::Deliver {
-            responder: req.responder,
+            responder,
             socket,
             id: sid,
             target: self.keys[req.key].target.clone(),

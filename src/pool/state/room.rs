@@ -4,7 +4,7 @@
 //! serves: the keys whose first waiter could open a connection, were it
 //! not for `max_open` (`eligible`), served oldest first across keys.
 
-use super::{Actions, Handles, State};
+use super::{Actions, CloseReason, Handles, State};
 
 /// Whether a new socket of a key fits, from [`State::room`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,5 +100,15 @@ impl<P: Handles> State<P> {
                 self.eligible.insert((seq, key));
             }
         }
+    }
+
+    /// Closes the least recently used idle socket, if any, to make room.
+    pub(super) fn evict_lru(&mut self, out: &mut Actions<P>) -> bool {
+        let Some(idx) = self.lru.head() else {
+            return false;
+        };
+        let (socket, _) = self.unidle(idx);
+        self.close(idx, socket, CloseReason::Evicted, out);
+        true
     }
 }

@@ -238,6 +238,17 @@ impl<P: Handles> State<P> {
         }
     }
 
+    /// When the idle socket `idx`, idle since `since` and fit at `now`,
+    /// turns unfit, if it ever does: its lifetime's end, or its server's
+    /// idle limit less the margin.
+    pub(super) fn fit_until(&self, idx: usize, since: Instant, now: Instant) -> Option<Instant> {
+        let entry = &self.sockets[idx];
+        let learned = self.keys[entry.key].server.limit(now);
+        let limit = smaller(entry.server_idle_timeout, learned);
+        let by_server = limit.and_then(|l| since.checked_add(l.saturating_sub(margin(l))));
+        [entry.expires.instant(), by_server].into_iter().flatten().min()
+    }
+
     /// Why the idle socket `idx`, idle since `since`, must not be handed
     /// out at `now`, if it must not: past its lifetime, or too close to
     /// its server's idle limit.

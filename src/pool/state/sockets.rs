@@ -165,6 +165,11 @@ impl<P: Handles> State<P> {
             self.in_use += 1;
             let sid = self.new_socket(key, now);
             self.learn_capacity(key, &socket);
+            if self.requests[request.slot()].warm {
+                self.warm_connected(request, sid, socket, now, out);
+                self.serve_waiters(out);
+                return;
+            }
             let socket = self.lend(sid.index as usize, socket);
             self.deliver(request, socket, sid, FromCache::Fresh, out);
             self.serve_shares(key, now, out);
@@ -340,7 +345,7 @@ impl<P: Handles> State<P> {
         self.in_use -= 1;
         self.count_close(key, reason);
         self.sockets.remove(sid.index as usize);
-        self.release_slot(key);
+        self.release_slot(key, out);
         self.serve_waiters(out);
     }
 
@@ -467,7 +472,7 @@ impl<P: Handles> State<P> {
             reason,
             target: Some(self.keys[key].target.clone()),
         });
-        self.release_slot(key);
+        self.release_slot(key, out);
     }
 
     /// Without the `fleet` feature no other member can want a key.
@@ -487,15 +492,5 @@ impl<P: Handles> State<P> {
     pub(super) fn count_close(&mut self, key: usize, reason: CloseReason) {
         self.counts.closes.count(reason);
         self.keys[key].counts.closes.count(reason);
-    }
-
-    /// Closes the least recently used idle socket, if any, to make room.
-    pub(super) fn evict_lru(&mut self, out: &mut Actions<P>) -> bool {
-        let Some(idx) = self.lru.head() else {
-            return false;
-        };
-        let (socket, _) = self.unidle(idx);
-        self.close(idx, socket, CloseReason::Evicted, out);
-        true
     }
 }

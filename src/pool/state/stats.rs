@@ -332,7 +332,7 @@ impl<P: Handles> State<P> {
             tally.socket(s);
         }
         for (_, req) in self.requests.iter().filter(|(_, r)| r.key == key) {
-            tally.count(&req.phase);
+            tally.count(req);
         }
         self.key_stats(key, tally, now)
     }
@@ -346,7 +346,7 @@ impl<P: Handles> State<P> {
             tallies.entry(s.key).or_default().socket(s);
         }
         for (_, req) in self.requests.iter() {
-            tallies.entry(req.key).or_default().count(&req.phase);
+            tallies.entry(req.key).or_default().count(req);
         }
         self.keys
             .iter()
@@ -396,9 +396,11 @@ impl Tally {
         self.extra_loans += s.loans.saturating_sub(1);
     }
 
-    fn count<P: Handles>(&mut self, phase: &Phase<P>) {
-        match phase {
+    /// A request, by its phase; a warm connect's lookup is not queued.
+    fn count<P: Handles>(&mut self, req: &super::Request<P>) {
+        match req.phase {
             Phase::Connecting(_) => self.connecting += 1,
+            Phase::Resolving(_) if req.warm => {}
             Phase::Resolving(_) | Phase::Queued(_) => self.queued += 1,
         }
     }

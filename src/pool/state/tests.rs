@@ -145,6 +145,8 @@ struct Sim {
     fleet: (u64, Duration, u64),
     /// Connecting requests that wait for the fleet's room.
     fleet_waiting: std::collections::HashSet<RequestId>,
+    /// What `keep_warm` asked of each key kept warm.
+    warm: HashMap<Target, usize>,
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -198,6 +200,7 @@ impl Sim {
             wanted: HashMap::new(),
             fleet: (0, Duration::ZERO, 0),
             fleet_waiting: Default::default(),
+            warm: HashMap::new(),
         }
     }
 
@@ -221,6 +224,10 @@ impl Sim {
 
     /// A socket closed for `reason`.
     fn closed_for(&mut self, name: u32, reason: CloseReason) {
+        if reason == CloseReason::FleetReleased {
+            // The demand is spent (a warm connection can meet it too).
+            self.wanted.remove(&self.key_of[&name]);
+        }
         self.alive.remove(&name);
         self.closed.push(name);
         *self.closes.entry(reason).or_default() += 1;
@@ -271,6 +278,10 @@ impl Sim {
                 }
                 Action::Close { socket, reason, .. } => self.closed_for(socket.name, reason),
                 Action::Learned { .. } => {}
+                Action::Warmed(responder) => {
+                    let done = Outcome::Failed("warmed");
+                    assert!(self.outcomes.insert(responder, done).is_none(), "answered twice");
+                }
                 Action::Abort(task) => {
                     self.aborted.push(task);
                     match task {
@@ -361,7 +372,7 @@ impl Sim {
                 tried: vec![],
                 source: Arc::new(std::io::ErrorKind::ConnectionRefused.into()),
             };
-            self.state.connect_failed(request, error, &mut out);
+            self.state.connect_failed(request, error, self.now, &mut out);
         }
         self.apply(out);
     }
@@ -507,6 +518,70 @@ impl Sim {
         let mut out = Actions::new();
         self.state.expire(self.now, &mut out);
         self.apply(out);
+        self.check_warm(None);
+    }
+
+    /// `keep_warm(target, n)`: the connects it starts are answered under
+    /// new labels. Returns how many started.
+    fn keep_warm(&mut self, target: &Target, n: usize, next_label: &mut u32) -> usize {
+        let plan = WarmPlan {
+            addrs: target
+                .literal()
+                .map(|ip| Arc::from([SocketAddr::new(ip, target.port())])),
+            timeout: TIMEOUT,
+            expect: expected_of(target),
+        };
+        let mut out = Actions::new();
+        let mut answer = || {
+            *next_label += 1;
+            *next_label
+        };
+        let started = self
+            .state
+            .keep_warm(target, n, plan, self.now, &mut answer, &mut out)
+            .unwrap_or(0);
+        match n {
+            0 => self.warm.remove(target),
+            n => self.warm.insert(target.clone(), n),
+        };
+        self.apply(out);
+        self.check_warm(Some(target));
+        started
+    }
+
+    /// Right after `keep_warm` (for its key) or the background task's pass
+    /// (for all), every key kept warm and not backing off has its connections (open, or on
+    /// their way) unless `max_open` leaves no room, or the fleet none.
+    fn check_warm(&self, only: Option<&Target>) {
+        let s = &self.state;
+        if s.shut_down {
+            return;
+        }
+        for (target, n) in self.warm.iter().filter(|(t, _)| only.is_none_or(|o| o == *t)) {
+            let Some(&key) = s.key_index.get(target) else {
+                panic!("a key kept warm was forgotten");
+            };
+            let k = &s.keys[key];
+            let Some(warm) = &k.warm else {
+                continue; // its first fill failed, which stops it
+            };
+            let backing_off = warm.retry_at().is_some_and(|at| at > self.now);
+            let fleet_full = self
+                .connecting
+                .iter()
+                .any(|(r, t)| self.fleet_waiting.contains(r) && t == target);
+            let have = k.open + k.warm_resolving;
+            assert!(
+                have >= (*n).min(s.limits.max_per_host) || s.open_or_coming() >= s.limits.max_open || backing_off || fleet_full,
+                "key {target} kept warm at {n} has {have}: open {} of {}, retry {:?} now {:?}, waiters {}, pending {}",
+                s.open(),
+                s.limits.max_open,
+                warm.retry_at(),
+                self.now,
+                k.waiters.len(),
+                k.pending
+            );
+        }
     }
 
     /// The server closes idle socket `name`; the reactor reports it.
@@ -671,12 +746,18 @@ impl Sim {
             let pending = s.requests.iter().filter(|(_, r)| r.key == key).count();
             assert_eq!(k.pending, pending);
         }
-        let resolving = s
-            .requests
-            .iter()
-            .filter(|(_, r)| matches!(r.phase, Phase::Resolving(_)))
-            .count();
-        assert_eq!(s.queued, waiting + resolving);
+        let resolving = |warm: bool, key: Option<usize>| {
+            s.requests
+                .iter()
+                .filter(|(_, r)| matches!(r.phase, Phase::Resolving(_)) && r.warm == warm)
+                .filter(|(_, r)| key.is_none_or(|k| r.key == k))
+                .count()
+        };
+        assert_eq!(s.queued, waiting + resolving(false, None));
+        for (key, k) in &s.keys {
+            assert_eq!(k.warm_resolving, resolving(true, Some(key)), "warm lookups");
+            assert_eq!(k.warm.is_some(), s.warm_keys.contains(&key), "warm keys listed");
+        }
         let idle_entries = s.sockets.iter().filter(|(_, e)| e.idle.is_some()).count();
         assert_eq!(s.idle, idle_entries);
         assert_eq!(s.deadlines.len(), s.requests.len());
@@ -684,13 +765,23 @@ impl Sim {
         assert_eq!(s.lookups.len(), self.resolving.len());
         // The stats agree with the model, built from what the actions did.
         let stats = s.stats();
-        let pending = self.ids.keys().filter(|l| !self.outcomes.contains_key(l)).count();
+        let pending: Vec<RequestId> = self
+            .ids
+            .iter()
+            .filter(|(l, _)| !self.outcomes.contains_key(l))
+            .map(|(_, id)| *id)
+            .collect();
+        let asked_connecting = self
+            .connecting
+            .iter()
+            .filter(|(r, _)| pending.contains(r))
+            .count();
         assert_eq!(stats.open, self.alive.len() + self.connecting.len(), "open");
         let on_loan = self.loaned.len() + self.shares.len();
         assert_eq!(stats.idle, self.alive.len() - on_loan, "idle");
         assert_eq!(stats.in_use, on_loan, "in use");
         assert_eq!(stats.connecting, self.connecting.len(), "connecting");
-        assert_eq!(stats.queued, pending - self.connecting.len(), "queued");
+        assert_eq!(stats.queued, pending.len() - asked_connecting, "queued");
         assert_eq!(stats.connects, self.connected, "connects");
         // Every close has a reason, counted once; they add up.
         for (reason, n) in stats.closes.each() {
@@ -939,6 +1030,63 @@ fn stale_idle_sockets_are_closed_on_report_and_at_checkout() {
 }
 
 #[test]
+fn a_warm_key_is_filled_refilled_and_never_makes_a_request_wait() {
+    let mut sim = Sim::new(3, 4);
+    let mut labels = 100;
+    assert_eq!(sim.keep_warm(&target(0), 2, &mut labels), 2);
+    sim.connect(0, true);
+    sim.connect(0, true);
+    assert_eq!(
+        sim.outcome(101),
+        Some(&Outcome::Failed("warmed")),
+        "the fill hears"
+    );
+    assert_eq!(sim.state.idle, 2, "warm connections go idle");
+    sim.allocate(&target(0), 1);
+    let immediate = Outcome::Got {
+        socket: 2,
+        from: FromCache::Immediate,
+    };
+    assert_eq!(sim.outcome(1), Some(&immediate));
+    // The server closes the idle one: the background pass replaces it.
+    sim.server_closes(1);
+    sim.advance(Duration::ZERO);
+    assert_eq!(sim.connecting.len(), 1, "one replacement");
+    // A failed replacement backs off a second or less, then tries again.
+    sim.connect(0, false);
+    sim.advance(Duration::ZERO);
+    assert_eq!(sim.connecting.len(), 0, "backing off");
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.connecting.len(), 1, "tried again");
+    // A request while a warm connect is in flight connects itself.
+    sim.allocate(&target(0), 2);
+    assert_eq!(
+        sim.connecting.len(),
+        2,
+        "the request did not wait for the warm connect"
+    );
+    // Stopped: its connect in flight is cancelled and nothing is replaced.
+    assert_eq!(sim.keep_warm(&target(0), 0, &mut labels), 0);
+    assert_eq!(sim.connecting.len(), 1);
+    sim.give_back(2);
+    sim.server_closes(2);
+    sim.advance(Duration::ZERO);
+    assert_eq!(sim.connecting.len(), 1);
+}
+
+#[test]
+fn a_warm_connect_takes_no_room_it_would_have_to_evict_for() {
+    let mut sim = Sim::new(2, 2);
+    sim.allocate(&target(1), 1);
+    sim.connect(0, true);
+    sim.give_back(1);
+    let mut labels = 100;
+    // Room for one under max_open; the idle socket of key 1 is not evicted.
+    assert_eq!(sim.keep_warm(&target(0), 2, &mut labels), 1);
+    assert_eq!((sim.state.idle, sim.connecting.len()), (1, 1));
+}
+
+#[test]
 fn a_servers_idle_close_teaches_its_key_only_and_not_when_immediate() {
     let mut sim = Sim::new(2, 10);
     for (label, key) in [(1, 0), (2, 1)] {
@@ -1078,6 +1226,11 @@ enum Op {
         wait_ms: u64,
         bypassed: bool,
     },
+    /// `keep_warm` for a key (0 stops).
+    KeepWarm {
+        key: usize,
+        n: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1093,6 +1246,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::FleetWaiting { pick }),
         1 => (any::<usize>(), 0..3u64, any::<bool>())
             .prop_map(|(pick, wait_ms, bypassed)| Op::FleetAdmitted { pick, wait_ms, bypassed }),
+        1 => (0..5usize, 0..4usize).prop_map(|(key, n)| Op::KeepWarm { key, n }),
     ]
 }
 
@@ -1148,12 +1302,18 @@ impl Sim {
                 self.cancel(1 + (pick % *next_label as usize) as u32);
             }
             Op::Advance { secs } => self.advance(Duration::from_secs(secs)),
+            Op::KeepWarm { key, n } => {
+                let t = if key == 4 { named(key) } else { target(key) };
+                self.keep_warm(&t, n, next_label);
+            }
             #[cfg(feature = "fleet")]
             Op::FleetWants { key } => self.fleet_wants(&target(key)),
             #[cfg(feature = "fleet")]
             Op::FleetWaiting { pick } if !self.connecting.is_empty() => {
                 let (request, _) = self.connecting[pick % self.connecting.len()].clone();
-                if self.fleet_waiting.insert(request) {
+                // A warm connect takes no returned socket: not listed.
+                let warm = self.state.requests[request.slot()].warm;
+                if !warm && self.fleet_waiting.insert(request) {
                     self.state.fleet_waiting(request);
                     self.check();
                 }
@@ -1209,6 +1369,10 @@ impl Sim {
     /// Gives everything back (waiters may receive what is returned), fails
     /// what is in flight, and lets every timer run out.
     fn drain(&mut self) {
+        let mut labels = u32::MAX / 2;
+        for target in self.warm.keys().cloned().collect::<Vec<_>>() {
+            self.keep_warm(&target, 0, &mut labels);
+        }
         loop {
             if let Some(&name) = self.loaned.keys().min() {
                 self.give_back(name);
