@@ -352,3 +352,93 @@ async fn spread_addresses_gives_each_new_connection_the_next_address_in_turn() {
         assert_eq!(landed, expected, "spread_addresses({spread})");
     }
 }
+
+/// The last octet of the address `conn` is connected to.
+fn pod(conn: &keepalive::Connection) -> u8 {
+    match conn.peer_addr().unwrap().ip() {
+        std::net::IpAddr::V4(ip) => ip.octets()[3],
+        other => panic!("an IPv4 peer, not {other}"),
+    }
+}
+
+#[tokio::test]
+async fn refresh_dns_follows_servers_that_leave_the_answer() {
+    let (port, _listeners) = three_servers().await;
+    let pods =
+        |last: &[u8]| -> Vec<SocketAddr> { last.iter().map(|&i| ([127, 0, 0, i], port).into()).collect() };
+    let table = Table::default();
+    table.set("pods.example", &pods(&[1, 2, 3]));
+    let manager = Manager::builder()
+        .resolver(table.clone())
+        .spread_addresses(true)
+        .refresh_dns(Duration::from_millis(100))
+        .max_per_host(3)
+        .build();
+    let target = Target::new("tcp", "pods.example", port);
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(
+            within("a connection", manager.allocate(target.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    conns.sort_by_key(pod);
+    assert_eq!(conns.iter().map(pod).collect::<Vec<_>>(), [1, 2, 3]);
+    // .2 stays on loan; .1 and .3 go idle. Then .2 and .3 leave the answer.
+    let on_loan = conns.remove(1);
+    drop(conns);
+    table.set("pods.example", &pods(&[1]));
+    let gone = || manager.stats_for(&target).closes.address_gone;
+    until("the idle connection to .3 to close", || gone() == 1).await;
+    let stats = manager.stats_for(&target);
+    assert_eq!(
+        (stats.idle, stats.in_use),
+        (1, 1),
+        "the one on loan is not closed under its user"
+    );
+    drop(on_loan);
+    assert_eq!(gone(), 2, "closed as it came back");
+    // New connections go where the fresh answer says.
+    let a = manager.allocate(target.clone()).await.unwrap();
+    let b = manager.allocate(target.clone()).await.unwrap();
+    assert_eq!((pod(&a), a.from_cache(), pod(&b)), (1, FromCache::Immediate, 1));
+    // An empty answer closes nothing; lookups go on while connections do.
+    table.set("pods.example", &[]);
+    let calls = table.calls();
+    until("two more refreshes", || table.calls() >= calls + 2).await;
+    assert_eq!((gone(), manager.stats_for(&target).in_use), (2, 2));
+    assert!(manager.stats_for(&target).dns_lookups >= 3);
+}
+
+#[tokio::test]
+async fn refresh_dns_stops_when_a_key_has_no_connection_and_skips_literals() {
+    let server = Server::start("127.0.0.1").await;
+    let table = Table::default();
+    table.set("one.example", &[server.addr]);
+    let manager = Manager::builder()
+        .resolver(table.clone())
+        .refresh_dns(Duration::from_millis(50))
+        .build();
+    let conn = manager
+        .allocate(Target::new("tcp", "one.example", server.port()))
+        .await
+        .unwrap();
+    until("a refresh", || table.calls() >= 2).await;
+    conn.discard();
+    // The next refresh finds no connection and ends the schedule.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let calls = table.calls();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(table.calls(), calls, "no lookups for a key with no connection");
+    let literal = manager
+        .allocate(Target::new("tcp", "127.0.0.1", server.port()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        (table.calls(), manager.stats().dns_lookups as usize),
+        (calls, calls)
+    );
+    drop(literal);
+}

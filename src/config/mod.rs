@@ -2,6 +2,7 @@
 //! settings of the pool's own dialing are in `dial.rs`.
 
 mod dial;
+mod production;
 
 use std::fmt;
 use std::sync::Arc;
@@ -80,6 +81,10 @@ pub(crate) struct Config {
     pub(crate) max_lifetime_jitter: f64,
     /// `Builder::spread_addresses`.
     pub(crate) spread_addresses: bool,
+    /// `Builder::refresh_dns`: how often a key's name is looked up again.
+    pub(crate) refresh_dns: Option<Duration>,
+    /// `Builder::name`: the `pool.name` of the metrics' series.
+    pub(crate) name: Option<Arc<str>>,
     pub(crate) learn_idle_timeouts: bool,
     /// The settings of the pool's own dialing ([`Dialer`]).
     pub(crate) dial: DialOptions,
@@ -101,6 +106,8 @@ impl Default for Config {
             max_lifetime: None,
             max_lifetime_jitter: 0.0,
             spread_addresses: false,
+            refresh_dns: None,
+            name: None,
             learn_idle_timeouts: true,
             dial: DialOptions {
                 bind: None,
@@ -152,7 +159,7 @@ impl Config {
     }
 
     /// Each setting that must not be zero, and whether it is.
-    fn zeros(&self) -> [(&'static str, bool); 12] {
+    fn zeros(&self) -> [(&'static str, bool); 13] {
         [
             ("max_per_host", self.max_per_host == 0),
             ("max_open", self.max_open == 0),
@@ -162,6 +169,7 @@ impl Config {
             ("happy_eyeballs_delay", self.dial.happy_eyeballs_delay.is_zero()),
             ("dns_ttl", self.dns_ttl.is_some_and(|d| d.is_zero())),
             ("max_lifetime", self.max_lifetime.is_some_and(|d| d.is_zero())),
+            ("refresh_dns", self.refresh_dns.is_some_and(|d| d.is_zero())),
             (
                 "tcp_keepalive",
                 self.dial.tcp.keepalive.is_some_and(|d| d.is_zero()),
@@ -194,6 +202,8 @@ impl fmt::Debug for Config {
             .field("max_lifetime", &self.max_lifetime)
             .field("max_lifetime_jitter", &self.max_lifetime_jitter)
             .field("spread_addresses", &self.spread_addresses)
+            .field("refresh_dns", &self.refresh_dns)
+            .field("name", &self.name)
             .field("learn_idle_timeouts", &self.learn_idle_timeouts)
             .field("bind_address", &self.dial.bind)
             .field("happy_eyeballs_delay", &self.dial.happy_eyeballs_delay)
@@ -322,52 +332,6 @@ impl<P, T> Builder<P, T> {
     /// ```
     pub fn max_lifetime(mut self, d: impl Into<Option<Duration>>) -> Self {
         self.config.max_lifetime = d.into();
-        self
-    }
-
-    /// Shortens each connection's [`max_lifetime`](Builder::max_lifetime)
-    /// by a part drawn uniformly, per connection, from 0 to this fraction
-    /// of it, so that connections opened together (at start, after a
-    /// deploy) do not all expire and reconnect at the same instant (Go
-    /// asks for this in golang/go #54429). Defaults to 0.0; no effect
-    /// without `max_lifetime`.
-    ///
-    /// # Panics
-    ///
-    /// [`build`](Builder::build) panics, naming the setting, for a value
-    /// outside `0.0..=1.0` or NaN.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// // Lifetimes spread over 4 to 5 minutes.
-    /// let builder = keepalive::Manager::builder()
-    ///     .max_lifetime(Duration::from_secs(300))
-    ///     .max_lifetime_jitter(0.2);
-    /// # drop(builder);
-    /// ```
-    pub fn max_lifetime_jitter(mut self, fraction: f64) -> Self {
-        self.config.max_lifetime_jitter = fraction;
-        self
-    }
-
-    /// New connections of a key take its resolved addresses in turn: the
-    /// key's k-th new connection (counted from 0) starts at place k (modulo
-    /// their number) in each family's addresses, and Happy Eyeballs' fallback
-    /// goes on in that order, instead of every connection starting at the
-    /// first address. For a name that resolves to several servers (a
-    /// Kubernetes headless service, DNS round robin), so that the first
-    /// server to answer does not get every connection. Defaults to false.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = keepalive::Manager::builder().spread_addresses(true);
-    /// # drop(builder);
-    /// ```
-    pub fn spread_addresses(mut self, on: bool) -> Self {
-        self.config.spread_addresses = on;
         self
     }
 

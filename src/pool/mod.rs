@@ -301,6 +301,7 @@ fn limits(config: &Config) -> Limits {
         },
         learn_idle_timeouts: config.learn_idle_timeouts,
         spread_addresses: config.spread_addresses,
+        refresh_dns: config.refresh_dns,
     }
 }
 

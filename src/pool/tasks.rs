@@ -54,7 +54,7 @@ pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: Request
             let socket = Watched::new(object, shared.signal.clone());
             #[cfg(feature = "fleet")]
             let socket = socket.with_slot(slot);
-            state.connected(request, target, socket, now, out);
+            state.connected(request, target, (socket, dialing.progress.dialed()), now, out);
         }
         Err(error) => state.connect_failed(request, error, now, out),
     });

@@ -155,6 +155,9 @@ impl Transport for Dialer {
         let tcp = happy_eyeballs::connect_first(target, dial.addrs, plan)
             .await
             .map_err(in_io)?;
+        if let Ok(peer) = tcp.peer_addr() {
+            dial.progress.set_dialed(peer);
+        }
         let Some(proxy) = target.proxy() else {
             return secure(dial.options, target, tcp).await.map_err(in_io);
         };

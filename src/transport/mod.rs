@@ -127,6 +127,9 @@ pub struct Dial<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     in_proxy: AtomicBool,
+    /// The address the pool's own dialer connected to (a proxy's, for a
+    /// target via one), for `refresh_dns`.
+    dialed: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Progress {
@@ -138,6 +141,16 @@ impl Progress {
     /// Whether the proxy step is running.
     pub(crate) fn in_proxy(&self) -> bool {
         self.in_proxy.load(Ordering::Relaxed)
+    }
+
+    /// Notes the address the connect reached.
+    pub(crate) fn set_dialed(&self, addr: SocketAddr) {
+        let _ = self.dialed.set(addr);
+    }
+
+    /// The address the connect reached, if the pool's dialer noted it.
+    pub(crate) fn dialed(&self) -> Option<SocketAddr> {
+        self.dialed.get().copied()
     }
 }
 

@@ -85,6 +85,8 @@ pub(crate) struct Limits {
     pub(crate) learn_idle_timeouts: bool,
     /// New connections of a key take the resolved addresses in turn.
     pub(crate) spread_addresses: bool,
+    /// How often a key with connections has its name looked up again.
+    pub(crate) refresh_dns: Option<Duration>,
 }
 
 impl Limits {
@@ -162,6 +164,7 @@ mod tests {
             jitter_seed: 42,
             learn_idle_timeouts: true,
             spread_addresses: false,
+            refresh_dns: None,
         }
     }
 

@@ -18,15 +18,18 @@
 //! an idle socket, makes that check after the lock is dropped
 //! ([`State::checkout`], then [`State::revoke`] if it was stale).
 //!
-//! The decisions live in `sockets.rs` (checkout, return, connect results,
-//! idle events), `shares.rs` (objects lent to several users at once),
-//! `requests.rs` (requests, lookups, cancellation) and `room.rs` (the
-//! rule for room under the limits, and the queue it serves); the
-//! bookkeeping they share is here. At the edge: `inputs.rs` (what the
-//! state is given: limits, the socket trait, new requests), `ids.rs` and
-//! `actions.rs` (what it decides); `stats.rs` is the snapshot,
-//! `server_limit.rs` what it learns of a server's idle limit, and
-//! `idle_lists.rs` and `dns_cache.rs` the structures only it uses.
+//! The decisions live in `sockets.rs` (checkout, return, idle events),
+//! `connects.rs` (a connect's success), `shares.rs` (objects lent to
+//! several users at once), `requests.rs` (requests, placement,
+//! cancellation), `lookups.rs` (shared name lookups), `room.rs` (the rule
+//! for room under the limits, and the queue it serves), `expiry.rs` (the
+//! background task's pass), `warm.rs` (`keep_warm`) and `refresh.rs`
+//! (`refresh_dns`); the bookkeeping they share is here. At the edge:
+//! `inputs.rs` (what the state is given: limits, the socket trait, new
+//! requests), `ids.rs` and `actions.rs` (what it decides); `stats.rs` is
+//! the snapshot, `server_limit.rs` what it learns of a server's idle
+//! limit, and `idle_lists.rs` and `dns_cache.rs` the structures only it
+//! uses.
 //!
 //! # Where each limit is enforced
 //!
@@ -57,6 +60,7 @@
 //!   is idle (otherwise `serve_waiters` would have served them).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,12 +85,16 @@ pub use ids::RequestId;
 pub use stats::{Closes, Stats};
 
 mod actions;
+mod connects;
 mod dns_cache;
+mod expiry;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod idle_lists;
 mod ids;
 mod inputs;
+mod lookups;
+mod refresh;
 mod requests;
 mod room;
 mod server_limit;
@@ -139,6 +147,8 @@ struct Key {
     /// This key's warm connects still waiting for their lookup (the others
     /// count in `open`).
     warm_resolving: usize,
+    /// When this key's name is looked up again (`refresh_dns`).
+    refresh_at: Option<Instant>,
     /// Until when another member of the fleet waits for this key: the next
     /// socket returned is closed for it instead of kept.
     #[cfg(feature = "fleet")]
@@ -191,6 +201,11 @@ struct SocketEntry<S> {
     kept: Option<S>,
     loans: usize,
     retired: Option<CloseReason>,
+    /// The address it connected to, when the pool's own dialer made it.
+    peer: Option<SocketAddr>,
+    /// On loan when its address left its name's answer: closed as it
+    /// comes back (`refresh_dns`).
+    gone: bool,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -230,6 +245,8 @@ struct Lookup<P: Handles> {
     /// Requests waiting for the answer, in arrival order.
     waiting: Vec<RequestId>,
     task: Option<P::Task>,
+    /// Asked by `refresh_dns`: kept when its requests leave.
+    refresh: bool,
 }
 
 /// The pool: sockets, keys, requests and lookups, and the counts that
@@ -255,6 +272,9 @@ pub(crate) struct State<P: Handles> {
     eligible: BTreeSet<(u64, usize)>,
     /// Keys that `keep_warm` keeps connections for.
     warm_keys: BTreeSet<usize>,
+    /// Keys' next `refresh_dns` lookups, earliest first; an entry whose
+    /// key's `refresh_at` differs is stale.
+    refresh_due: BTreeSet<(Instant, usize)>,
     lookups: Slab<Lookup<P>>,
     lookup_index: HashMap<(Arc<str>, u16), LookupId>,
     /// Positive answers kept for `dns_ttl`.
@@ -289,6 +309,7 @@ impl<P: Handles> State<P> {
             deadlines: BTreeSet::new(),
             eligible: BTreeSet::new(),
             warm_keys: BTreeSet::new(),
+            refresh_due: BTreeSet::new(),
             lookups: Slab::new(),
             lookup_index: HashMap::new(),
             dns_cache: DnsCache::new(limits.dns_ttl),
@@ -309,65 +330,6 @@ impl<P: Handles> State<P> {
         self.idle + self.in_use + self.connecting
     }
 
-    /// Closes idle sockets past keep-alive and fails requests past their
-    /// deadline. Returns when to call again.
-    pub(crate) fn expire(&mut self, now: Instant, out: &mut Actions<P>) -> Option<Instant> {
-        self.expire_idle(now, out);
-        self.expire_requests(now, out);
-        self.serve_waiters(out);
-        let warm_due = self.keep_keys_warm(now, out);
-        let idle_due = self
-            .lru
-            .head()
-            .and_then(|i| self.sockets[i].idle.as_ref())
-            .and_then(|(_, since)| Deadline::after(*since, self.limits.keep_alive).instant());
-        let request_due = self.deadlines.first().map(|&(d, _)| d);
-        self.armed = [idle_due, request_due, warm_due].into_iter().flatten().min();
-        self.armed
-    }
-
-    /// Closes the idle sockets past keep-alive, oldest first.
-    fn expire_idle(&mut self, now: Instant, out: &mut Actions<P>) {
-        while let Some(idx) = self.lru.head() {
-            let since = self.sockets[idx]
-                .idle
-                .as_ref()
-                .expect("sockets on the LRU list are idle")
-                .1;
-            if !Deadline::after(since, self.limits.keep_alive).is_reached(now) {
-                break;
-            }
-            let (socket, _) = self.unidle(idx);
-            self.close(idx, socket, CloseReason::IdleTimeout, out);
-        }
-    }
-
-    /// Fails the requests past their deadline, saying what each was doing.
-    fn expire_requests(&mut self, now: Instant, out: &mut Actions<P>) {
-        while let Some(&(deadline, raw)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            let id = RequestId::from_raw(raw);
-            let req = &self.requests[id.slot()];
-            let target = self.keys[req.key].target.to_string();
-            let in_proxy = match &req.phase {
-                Phase::Connecting(Some(task)) => task.in_proxy(),
-                _ => false,
-            };
-            let req = self.abandon(id, out);
-            if req.warm {
-                self.warm_failed(req.key, now);
-            }
-            let error = Error::Timeout {
-                target,
-                after: req.timeout,
-                in_proxy,
-            };
-            Self::answer(req, error, out);
-        }
-    }
-
     /// Fails every pending request with `Error::Shutdown`, aborts their
     /// tasks, and closes every idle socket. Sockets on loan are closed as
     /// they come back.
@@ -381,6 +343,12 @@ impl<P: Handles> State<P> {
         for key in std::mem::take(&mut self.warm_keys) {
             self.keys[key].warm = None;
         }
+        self.refresh_due.clear();
+        // The refreshes' lookups, which no request holds.
+        for l in self.lookups.drain() {
+            out.list.extend(l.task.map(Action::Abort));
+        }
+        self.lookup_index.clear();
         while let Some(idx) = self.lru.head() {
             let (socket, _) = self.unidle(idx);
             self.close(idx, socket, CloseReason::Shutdown, out);
@@ -441,6 +409,7 @@ impl<P: Handles> State<P> {
             counts: Counts::default(),
             warm: None,
             warm_resolving: 0,
+            refresh_at: None,
             #[cfg(feature = "fleet")]
             fleet_wanted: None,
             #[cfg(feature = "fleet")]

@@ -1,6 +1,6 @@
-//! Request decisions: new requests, placement, lookups, cancellation.
+//! Request decisions: new requests, placement, connect failures,
+//! cancellation, deadlines.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use crate::deadline::Deadline;
 
 use super::{
-    Action, Actions, Addrs, FromCache, Handles, Lookup, LookupId, NewRequest, Phase, Request, RequestId,
-    Room, SocketId, State, TaskOwner,
+    Action, Actions, Addrs, FromCache, Handles, NewRequest, Phase, Request, RequestId, Room, SocketId, State,
+    TaskOwner,
 };
 
 /// What a request is, apart from where it goes: who hears its outcome,
@@ -123,7 +123,7 @@ impl<P: Handles> State<P> {
 
     /// A request of `key` leaves its lookup: counted in `queued` no more
     /// (a warm connect, in its key's `warm_resolving`).
-    fn left_resolving(&mut self, id: RequestId) {
+    pub(super) fn left_resolving(&mut self, id: RequestId) {
         let req = &self.requests[id.slot()];
         match req.warm {
             true => self.keys[req.key].warm_resolving -= 1,
@@ -271,66 +271,6 @@ impl<P: Handles> State<P> {
         self.track_deadline(deadline, id, out);
     }
 
-    /// A lookup's answer, for every request waiting on it.
-    pub(crate) fn resolved(
-        &mut self,
-        lookup: LookupId,
-        answer: std::io::Result<Vec<SocketAddr>>,
-        now: Instant,
-        out: &mut Actions<P>,
-    ) {
-        let Some(l) = self
-            .lookups
-            .get(lookup.index)
-            .filter(|l| l.generation == lookup.generation)
-        else {
-            return;
-        };
-        self.lookup_index.remove(&(l.host.clone(), l.port));
-        let l = self.lookups.remove(lookup.index);
-        match answer {
-            Ok(addrs) if !addrs.is_empty() => self.lookup_answered(l, addrs.into(), now, out),
-            Ok(_) => {
-                let error = Error::NoAddress {
-                    host: l.host.to_string(),
-                    detail: String::new(),
-                };
-                self.lookup_failed(l, &error, now, out);
-            }
-            Err(e) => {
-                let error = Error::Resolve {
-                    host: l.host.to_string(),
-                    source: Arc::new(e),
-                };
-                self.lookup_failed(l, &error, now, out);
-            }
-        }
-        self.serve_waiters(out);
-    }
-
-    /// Every request waiting on lookup `l` goes on with its addresses,
-    /// which are kept for `dns_ttl`.
-    fn lookup_answered(&mut self, l: Lookup<P>, addrs: Addrs, now: Instant, out: &mut Actions<P>) {
-        self.dns_cache.insert(l.host.clone(), l.port, addrs.clone(), now);
-        for id in l.waiting {
-            self.left_resolving(id);
-            self.requests[id.slot()].phase = Phase::Queued(addrs.clone());
-            self.place(id, now, out);
-        }
-    }
-
-    /// Every request waiting on lookup `l` fails with `error`.
-    fn lookup_failed(&mut self, l: Lookup<P>, error: &Error, now: Instant, out: &mut Actions<P>) {
-        for id in l.waiting {
-            self.left_resolving(id);
-            let req = self.finish(id);
-            if req.warm {
-                self.warm_failed(req.key, now);
-            }
-            Self::answer(req, error.clone(), out);
-        }
-    }
-
     /// Stores the handle of a task started for `owner`. Returns it when its
     /// owner is already gone, so the caller aborts it.
     pub(crate) fn attach(&mut self, owner: TaskOwner, task: P::Task) -> Option<P::Task> {
@@ -443,52 +383,5 @@ impl<P: Handles> State<P> {
     pub(crate) fn request_id(&mut self, slot: usize) -> RequestId {
         self.next_generation = self.next_generation.wrapping_add(1);
         RequestId::new(slot, self.next_generation)
-    }
-
-    pub(super) fn join_lookup(
-        &mut self,
-        host: Arc<str>,
-        port: u16,
-        id: RequestId,
-        key: usize,
-        out: &mut Actions<P>,
-    ) -> LookupId {
-        let index_key = (host, port);
-        if let Some(&lid) = self.lookup_index.get(&index_key) {
-            self.lookups[lid.index].waiting.push(id);
-            return lid;
-        }
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let (host, port) = index_key;
-        let lid = LookupId {
-            index: self.lookups.insert(Lookup {
-                generation: self.next_generation,
-                host: host.clone(),
-                port,
-                waiting: vec![id],
-                task: None,
-            }),
-            generation: self.next_generation,
-        };
-        self.lookup_index.insert((host.clone(), port), lid);
-        self.counts.dns_lookups += 1;
-        self.keys[key].counts.dns_lookups += 1;
-        out.push(Action::Resolve {
-            lookup: lid,
-            host,
-            port,
-        });
-        lid
-    }
-
-    /// Drops `id`'s interest in a lookup; the last one out aborts it.
-    pub(super) fn leave_lookup(&mut self, lid: LookupId, id: RequestId, out: &mut Actions<P>) {
-        let l = &mut self.lookups[lid.index];
-        l.waiting.retain(|w| *w != id);
-        if l.waiting.is_empty() {
-            let l = self.lookups.remove(lid.index);
-            self.lookup_index.remove(&(l.host, l.port));
-            out.list.extend(l.task.map(Action::Abort));
-        }
     }
 }

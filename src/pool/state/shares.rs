@@ -199,7 +199,7 @@ impl<P: Handles> State<P> {
 
     /// Shared object `idx` takes no more loans; it closes, for the first
     /// reason given, with its last loan.
-    fn retire(&mut self, idx: usize, reason: CloseReason) {
+    pub(super) fn retire(&mut self, idx: usize, reason: CloseReason) {
         let entry = &mut self.sockets[idx];
         entry.retired.get_or_insert(reason);
         let key = entry.key;

@@ -1,10 +1,12 @@
-//! Socket decisions: checkout, return, connect results, idle events.
+//! Socket decisions: checkout, return, idle events.
+
+use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
 use super::idle_lists::{self as lists, Chain};
 use super::{
-    Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, Room, SocketEntry,
+    Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, SocketEntry,
     SocketId, State,
 };
 use crate::deadline::Deadline;
@@ -151,71 +153,6 @@ impl<P: Handles> State<P> {
         None
     }
 
-    /// A connect task's success.
-    pub(crate) fn connected(
-        &mut self,
-        request: RequestId,
-        target: &Target,
-        socket: P::Socket,
-        now: Instant,
-        out: &mut Actions<P>,
-    ) {
-        if let Some(key) = self.connecting_key(request) {
-            self.connect_ended(key);
-            self.in_use += 1;
-            let sid = self.new_socket(key, now);
-            self.learn_capacity(key, &socket);
-            if self.requests[request.slot()].warm {
-                self.warm_connected(request, sid, socket, now, out);
-                self.serve_waiters(out);
-                return;
-            }
-            let socket = self.lend(sid.index as usize, socket);
-            self.deliver(request, socket, sid, FromCache::Fresh, out);
-            self.serve_shares(key, now, out);
-        } else {
-            self.connected_unasked(target, socket, now, out);
-        }
-        self.serve_waiters(out);
-    }
-
-    /// A connect finished for a request that left (cancelled or timed
-    /// out) before this report, whose slot was released then. The socket
-    /// is kept if there is still room for it; no eviction for a socket
-    /// nobody asked for.
-    fn connected_unasked(
-        &mut self,
-        target: &Target,
-        mut socket: P::Socket,
-        now: Instant,
-        out: &mut Actions<P>,
-    ) {
-        let key = self.intern(target);
-        self.learn_capacity(key, &socket);
-        if !self.shut_down && self.room(key) == Room::Free {
-            self.keys[key].open += 1;
-            self.in_use += 1;
-            let sid = self.new_socket(key, now);
-            let health = socket.watch(sid.token());
-            self.put_back(sid, socket, health, Hints::default(), now, out);
-            return;
-        }
-        let reason = if self.shut_down {
-            CloseReason::Shutdown
-        } else {
-            CloseReason::Unneeded
-        };
-        self.count_connect(key);
-        self.count_close(key, reason);
-        out.push(Action::Close {
-            socket,
-            reset: false,
-            reason,
-            target: Some(target.clone()),
-        });
-        self.forget_key_if_unused(key);
-    }
-
     /// A `Connection` came back with a socket worth keeping, and what it
     /// learned on loan. `health` is what [`Poolable::watch`] said, called
     /// by the caller before taking the lock; a waiter gets the socket only
@@ -300,6 +237,8 @@ impl<P: Handles> State<P> {
             Err(CloseReason::UsesSpent)
         } else if let Some(reason) = self.unfit(idx, now, now) {
             Err(reason)
+        } else if self.sockets[idx].gone {
+            Err(CloseReason::AddressGone)
         } else if self.wanted_elsewhere(key, now) {
             Err(CloseReason::FleetReleased)
         } else {
@@ -401,8 +340,8 @@ impl<P: Handles> State<P> {
         }
     }
 
-    /// Accounts for a socket of `key` connected at `now`.
-    pub(super) fn new_socket(&mut self, key: usize, now: Instant) -> SocketId {
+    /// Accounts for a socket of `key` connected to `peer` at `now`.
+    pub(super) fn new_socket(&mut self, key: usize, peer: Option<SocketAddr>, now: Instant) -> SocketId {
         self.next_generation = self.next_generation.wrapping_add(1);
         self.count_connect(key);
         let expires = match self.limits.lifetime(self.next_generation) {
@@ -422,6 +361,8 @@ impl<P: Handles> State<P> {
             kept: None,
             loans: 0,
             retired: None,
+            peer,
+            gone: false,
         });
         self.socket_id(idx)
     }
@@ -483,7 +424,7 @@ impl<P: Handles> State<P> {
     }
 
     /// Counts a connect, for the manager and for its key.
-    fn count_connect(&mut self, key: usize) {
+    pub(super) fn count_connect(&mut self, key: usize) {
         self.counts.connects += 1;
         self.keys[key].counts.connects += 1;
     }

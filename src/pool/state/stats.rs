@@ -157,6 +157,10 @@ pub struct Closes {
     /// HTTP/2 GOAWAY): closed when its last loan ended, or at once if it
     /// had none ([`Health::GoingAway`](crate::Health::GoingAway)).
     pub goaway: u64,
+    /// Its server's address left the answer when the name was looked up
+    /// again ([`Builder::refresh_dns`](crate::Builder::refresh_dns)):
+    /// closed idle, or as it came back from a loan.
+    pub address_gone: u64,
 }
 
 impl Closes {
@@ -179,7 +183,7 @@ impl Closes {
     /// ```
     /// let closes = keepalive::Closes::default();
     /// assert!(closes.iter().any(|(name, n)| name == "evicted" && n == 0));
-    /// assert_eq!(closes.iter().count(), 18);
+    /// assert_eq!(closes.iter().count(), 19);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
         self.each().into_iter().map(|(reason, n)| (reason.name(), n))
@@ -196,7 +200,7 @@ impl Closes {
     }
 
     /// Each reason with its count, named as [`CloseReason::name`] names it.
-    pub(crate) fn each(&self) -> [(CloseReason, u64); 18] {
+    pub(crate) fn each(&self) -> [(CloseReason, u64); 19] {
         use CloseReason::*;
         [
             (IdleTimeout, self.idle_timeout),
@@ -217,6 +221,7 @@ impl Closes {
             (FleetReleased, self.fleet_released),
             (ConnectionClose, self.connection_close),
             (Goaway, self.goaway),
+            (AddressGone, self.address_gone),
         ]
     }
 
@@ -245,6 +250,7 @@ impl Closes {
             CloseReason::FleetReleased => &mut self.fleet_released,
             CloseReason::ConnectionClose => &mut self.connection_close,
             CloseReason::Goaway => &mut self.goaway,
+            CloseReason::AddressGone => &mut self.address_gone,
         }
     }
 }
@@ -270,6 +276,7 @@ pub(crate) enum CloseReason {
     FleetReleased,
     ConnectionClose,
     Goaway,
+    AddressGone,
 }
 
 impl CloseReason {
@@ -294,6 +301,7 @@ impl CloseReason {
             CloseReason::FleetReleased => "fleet_released",
             CloseReason::ConnectionClose => "connection_close",
             CloseReason::Goaway => "goaway",
+            CloseReason::AddressGone => "address_gone",
         }
     }
 }

@@ -147,6 +147,10 @@ struct Sim {
     fleet_waiting: std::collections::HashSet<RequestId>,
     /// What `keep_warm` asked of each key kept warm.
     warm: HashMap<Target, usize>,
+    /// The first address each connect in flight was given, and how many
+    /// lookups were answered.
+    dialed: HashMap<RequestId, SocketAddr>,
+    answers: u32,
 }
 
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -178,6 +182,7 @@ impl Sim {
                 jitter_seed: 0,
                 learn_idle_timeouts: true,
                 spread_addresses: false,
+                refresh_dns: None,
             }),
             now: Instant::now(),
             next_name: 0,
@@ -201,6 +206,8 @@ impl Sim {
             fleet: (0, Duration::ZERO, 0),
             fleet_waiting: Default::default(),
             warm: HashMap::new(),
+            dialed: HashMap::new(),
+            answers: 0,
         }
     }
 
@@ -262,7 +269,13 @@ impl Sim {
                     };
                     assert!(self.outcomes.insert(responder, Outcome::Failed(why)).is_none());
                 }
-                Action::Connect { request, target, .. } => {
+                Action::Connect {
+                    request,
+                    target,
+                    addrs,
+                    ..
+                } => {
+                    self.dialed.extend(addrs.first().map(|a| (request, *a)));
                     assert!(self
                         .state
                         .attach(TaskOwner::Connect(request), RequestOrLookup::Request(request))
@@ -364,7 +377,9 @@ impl Sim {
             self.key_of.insert(self.next_name, target.clone());
             self.healths.insert(self.next_name, health.clone());
             let socket = FakeSocket::new(self.next_name, health, &target);
-            self.state.connected(request, &target, socket, self.now, &mut out);
+            let peer = self.dialed.remove(&request);
+            self.state
+                .connected(request, &target, (socket, peer), self.now, &mut out);
         } else {
             let error = Error::Connect {
                 target: target.to_string(),
@@ -379,8 +394,12 @@ impl Sim {
 
     fn resolve(&mut self, i: usize, ok: bool) {
         let lookup = self.resolving.remove(i);
+        // With refresh_dns, the names move between two addresses.
+        self.answers += 1;
+        let moves = self.state.limits.refresh_dns.is_some();
+        let last = if moves && self.answers % 2 == 0 { 2 } else { 1 };
         let answer = if ok {
-            Ok(vec![SocketAddr::from(([127, 0, 0, 1], 80))])
+            Ok(vec![SocketAddr::from(([127, 0, 0, last], 80))])
         } else {
             Err(std::io::ErrorKind::NotFound.into())
         };
@@ -985,8 +1004,13 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     let health = Rc::new(Cell::new(Health::Usable));
     sim.alive.insert(99);
     sim.connected += 1;
-    sim.state
-        .connected(request, &t, FakeSocket::new(99, health, &t), sim.now, &mut out);
+    sim.state.connected(
+        request,
+        &t,
+        (FakeSocket::new(99, health, &t), None),
+        sim.now,
+        &mut out,
+    );
     sim.apply(out);
     assert_eq!((sim.state.idle, sim.state.counts.connects), (1, 1));
 }
@@ -1072,6 +1096,43 @@ fn a_warm_key_is_filled_refilled_and_never_makes_a_request_wait() {
     sim.server_closes(2);
     sim.advance(Duration::ZERO);
     assert_eq!(sim.connecting.len(), 1);
+}
+
+#[test]
+fn refresh_dns_closes_what_left_the_answer_idle_now_on_loan_when_back() {
+    let mut sim = Sim::new(3, 10);
+    sim.state.limits.refresh_dns = Some(Duration::from_secs(5));
+    let t = named(0);
+    sim.allocate(&t, 1);
+    sim.allocate(&t, 2);
+    sim.resolve(0, true); // the first answer: 127.0.0.1, for both
+    sim.connect(0, true);
+    sim.connect(0, true);
+    sim.give_back(1);
+    assert_eq!(sim.state.stats().dns_lookups, 1);
+    // Not yet due; then due: one lookup, whose answer moved to .2.
+    sim.advance(Duration::from_secs(4));
+    assert!(sim.resolving.is_empty());
+    sim.advance(Duration::from_secs(1));
+    assert_eq!((sim.resolving.len(), sim.state.stats().dns_lookups), (1, 2));
+    sim.resolve(0, true);
+    assert_eq!(
+        sim.close_reason.get(&1),
+        Some(&CloseReason::AddressGone),
+        "idle: closed"
+    );
+    assert_eq!(sim.close_reason.get(&2), None, "on loan: not under its user");
+    sim.give_back(2);
+    assert_eq!(
+        sim.close_reason.get(&2),
+        Some(&CloseReason::AddressGone),
+        "closed as it came back"
+    );
+    // No connection left: the next due time ends the schedule.
+    sim.advance(Duration::from_secs(5));
+    sim.advance(Duration::from_secs(5));
+    assert!(sim.resolving.is_empty());
+    assert_eq!(sim.state.stats().closes.address_gone, 2);
 }
 
 #[test]
@@ -1406,10 +1467,12 @@ proptest! {
         max_per_host in 1..=3usize,
         max_open in 1..=4usize,
         max_lifetime in prop::option::of(5..40u64),
+        refresh in any::<bool>(),
         ops in prop::collection::vec(op(), 1..250),
     ) {
         let lifetime = max_lifetime.map(Duration::from_secs);
         let mut sim = Sim::with_lifetime(max_per_host, max_open, lifetime);
+        sim.state.limits.refresh_dns = refresh.then(|| Duration::from_secs(5));
         let mut labels = 0;
         for op in &ops {
             sim.apply_op(op, &mut labels);
