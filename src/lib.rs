@@ -48,6 +48,10 @@ pub use hickory::HickoryResolver;
 pub use hickory_resolver;
 pub use loan::{Allocation, Connection, FromCache, RequestId};
 pub use manager::{Closes, Manager, Stats};
+#[cfg(feature = "metrics")]
+/// The metrics crate, re-exported so that a recorder installed for the
+/// pool's metrics (feature `metrics`) matches the version keepalive uses.
+pub use metrics;
 pub use pooled::{Health, Plain, Pooled, Protocol};
 pub use proxy::Proxy;
 pub use redact::redact_url;

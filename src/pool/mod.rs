@@ -100,7 +100,7 @@ impl<C: Pooled> Shared<C> {
             #[cfg(not(feature = "fleet"))]
             let _ = weak;
             Shared {
-                state: Mutex::new(State::new(limits(&config))),
+                state: Mutex::new(new_state(&config)),
                 #[cfg(feature = "fleet")]
                 fleet: join_fleet(&config, weak.clone()),
                 config,
@@ -279,6 +279,15 @@ impl<C: Pooled> Drop for Shared<C> {
         // Ends the background task, which holds only a weak reference.
         self.signal.close();
     }
+}
+
+/// The pool's state, with the builder's settings.
+fn new_state<C: Pooled>(config: &Config) -> State<Live<C>> {
+    #[allow(unused_mut)]
+    let mut state = State::new(limits(config));
+    #[cfg(feature = "metrics")]
+    state.set_name(config.name.clone());
+    state
 }
 
 /// The state's limits, from the builder's settings.

@@ -57,6 +57,7 @@ impl<P: Handles> State<P> {
         self.learn_capacity(key, &socket);
         if !self.shut_down && self.room(key) == Room::Free {
             self.keys[key].open += 1;
+            self.meter_gauges(key);
             self.in_use += 1;
             let sid = self.new_socket(key, peer, now);
             if peer.is_some() {
@@ -72,7 +73,7 @@ impl<P: Handles> State<P> {
             CloseReason::Unneeded
         };
         self.count_connect(key);
-        self.count_close(key, reason);
+        self.count_close(key, reason, now);
         out.push(Action::Close {
             socket,
             reset: false,

@@ -94,6 +94,7 @@ mod idle_lists;
 mod ids;
 mod inputs;
 mod lookups;
+mod meters;
 mod refresh;
 mod requests;
 mod room;
@@ -117,8 +118,9 @@ struct Key {
     /// This key's sockets: idle + in use + connecting. Never above
     /// `max_per_host`.
     open: usize,
-    /// This key's idle sockets, oldest first.
+    /// This key's idle sockets, oldest first, and how many.
     idle: Ends,
+    idle_n: usize,
     /// Requests waiting for a socket of this key, first come first served.
     waiters: VecDeque<RequestId>,
     /// Live requests naming this key, in any phase; the key turns dormant
@@ -142,6 +144,9 @@ struct Key {
     shared: Vec<usize>,
     /// This key's share of the counters.
     counts: Counts,
+    /// This key's metrics' handles.
+    #[cfg(feature = "metrics")]
+    meters: meters::KeyMeters,
     /// What `keep_warm` asked of this key, while it keeps connections.
     warm: Option<warm::Warm>,
     /// This key's warm connects still waiting for their lookup (the others
@@ -206,6 +211,8 @@ struct SocketEntry<S> {
     /// On loan when its address left its name's answer: closed as it
     /// comes back (`refresh_dns`).
     gone: bool,
+    /// When it connected.
+    opened: Instant,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -221,6 +228,8 @@ struct Request<P: Handles> {
     seq: u64,
     deadline: Deadline,
     timeout: Duration,
+    /// When `allocate` was called, for the time in queue.
+    start: Instant,
     /// Who hears the outcome: `None` for a warm connect nobody awaits.
     responder: Option<P::Responder>,
     /// A connect for `keep_warm`: it never takes an idle socket or a share,
@@ -292,6 +301,9 @@ pub(crate) struct State<P: Handles> {
     /// `in_use` plus these.
     extra_loans: usize,
     counts: Counts,
+    /// The pool's name in its metrics (`pool.name`).
+    #[cfg(feature = "metrics")]
+    name: Option<Arc<str>>,
 }
 
 impl<P: Handles> State<P> {
@@ -323,7 +335,15 @@ impl<P: Handles> State<P> {
             queued: 0,
             extra_loans: 0,
             counts: Counts::default(),
+            #[cfg(feature = "metrics")]
+            name: None,
         }
+    }
+
+    /// Names the pool in its metrics' series (`Builder::name`).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn set_name(&mut self, name: Option<Arc<str>>) {
+        self.name = name;
     }
 
     pub(super) fn open(&self) -> usize {
@@ -372,6 +392,7 @@ impl<P: Handles> State<P> {
     /// refilled by the background task, which this wakes.
     pub(super) fn release_slot(&mut self, key: usize, out: &mut Actions<P>) {
         self.keys[key].open -= 1;
+        self.meter_gauges(key);
         if self.keys[key].warm.is_some() {
             out.rearm = true;
         }
@@ -398,6 +419,7 @@ impl<P: Handles> State<P> {
             dialed: 0,
             open: 0,
             idle: Ends::default(),
+            idle_n: 0,
             waiters: VecDeque::new(),
             pending: 0,
             eligible: None,
@@ -407,6 +429,8 @@ impl<P: Handles> State<P> {
             expect: 1,
             shared: Vec::new(),
             counts: Counts::default(),
+            #[cfg(feature = "metrics")]
+            meters: meters::KeyMeters::new(target, self.name.as_ref()),
             warm: None,
             warm_resolving: 0,
             refresh_at: None,

@@ -19,6 +19,7 @@ pub(super) struct Asked<P: Handles> {
     pub(super) responder: Option<P::Responder>,
     pub(super) deadline: Deadline,
     pub(super) timeout: Duration,
+    pub(super) start: Instant,
     pub(super) warm: bool,
 }
 
@@ -28,6 +29,7 @@ impl<P: Handles> From<NewRequest<P>> for Asked<P> {
             responder: Some(new.responder),
             deadline: new.deadline,
             timeout: new.timeout,
+            start: new.now,
             warm: false,
         }
     }
@@ -114,6 +116,7 @@ impl<P: Handles> State<P> {
             seq,
             deadline: asked.deadline,
             timeout: asked.timeout,
+            start: asked.start,
             responder: asked.responder,
             warm: asked.warm,
             phase,
@@ -185,6 +188,7 @@ impl<P: Handles> State<P> {
         k.open += 1;
         k.connecting += 1;
         self.connecting += 1;
+        self.meter_gauges(key);
         out.push(Action::Connect {
             request: id,
             target: self.keys[key].target.clone(),
@@ -354,6 +358,7 @@ impl<P: Handles> State<P> {
         out: &mut Actions<P>,
     ) {
         let req = self.finish(id);
+        self.meter_queue(req.key, Some(req.start));
         let responder = req
             .responder
             .expect("only warm connects have no responder, and none is delivered to");

@@ -73,6 +73,7 @@ impl<P: Handles> State<P> {
         let Some((socket, sid)) = self.take_fit(key, now, out) else {
             return Ok(None);
         };
+        self.meter_queue(key, None);
         Ok(Some((self.hand_out(sid, socket), sid)))
     }
 
@@ -267,6 +268,8 @@ impl<P: Handles> State<P> {
     /// sure the background task wakes for its keep-alive.
     fn make_idle(&mut self, key: usize, idx: usize, socket: P::Socket, now: Instant, out: &mut Actions<P>) {
         self.idle += 1;
+        self.keys[key].idle_n += 1;
+        self.meter_gauges(key);
         self.sockets[idx].idle = Some((socket, now));
         lists::push_back(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
         lists::push_back(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
@@ -282,8 +285,8 @@ impl<P: Handles> State<P> {
             return;
         };
         self.in_use -= 1;
-        self.count_close(key, reason);
-        self.sockets.remove(sid.index as usize);
+        let opened = self.sockets.remove(sid.index as usize).opened;
+        self.count_close(key, reason, opened);
         self.release_slot(key, out);
         self.serve_waiters(out);
     }
@@ -363,6 +366,7 @@ impl<P: Handles> State<P> {
             retired: None,
             peer,
             gone: false,
+            opened: now,
         });
         self.socket_id(idx)
     }
@@ -373,6 +377,8 @@ impl<P: Handles> State<P> {
         lists::unlink(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
         lists::unlink(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
         self.idle -= 1;
+        self.keys[key].idle_n -= 1;
+        self.meter_gauges(key);
         self.sockets[idx]
             .idle
             .take()
@@ -405,8 +411,9 @@ impl<P: Handles> State<P> {
         reset: bool,
         out: &mut Actions<P>,
     ) {
-        let key = self.sockets.remove(idx).key;
-        self.count_close(key, reason);
+        let entry = self.sockets.remove(idx);
+        let key = entry.key;
+        self.count_close(key, reason, entry.opened);
         out.push(Action::Close {
             socket,
             reset,
@@ -430,7 +437,8 @@ impl<P: Handles> State<P> {
     }
 
     /// Counts a close, for the manager and for its key.
-    pub(super) fn count_close(&mut self, key: usize, reason: CloseReason) {
+    pub(super) fn count_close(&mut self, key: usize, reason: CloseReason, opened: Instant) {
+        self.meter_close(key, reason, opened);
         self.counts.closes.count(reason);
         self.keys[key].counts.closes.count(reason);
     }

@@ -183,6 +183,7 @@ impl<P: Handles> State<P> {
             responder,
             deadline: Deadline::after(now, plan.timeout),
             timeout: plan.timeout,
+            start: now,
             warm: true,
         };
         let (id, queued) = self.store_request(key, asked, addrs, (host, port), out);
