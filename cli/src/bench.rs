@@ -44,6 +44,8 @@ pub(crate) struct Plan {
     pub(crate) progress: bool,
     /// `--http1`, `--http2`, or ALPN's choice on `https`.
     pub(crate) http: Choice,
+    /// `--metrics`: where the pool's metrics are served for Prometheus.
+    pub(crate) metrics: Option<std::net::SocketAddr>,
 }
 
 impl Plan {
@@ -62,6 +64,7 @@ impl Plan {
     pub(crate) fn pool(&self) -> keepalive::Builder {
         let c = self.workers();
         let mut builder = Manager::builder()
+            .name("bench")
             .max_per_host(self.max_per_host.unwrap_or(c))
             .max_open(self.max_open.unwrap_or(c.max(keepalive::DEFAULT_MAX_OPEN)))
             .timeout(self.connect_timeout);
@@ -76,6 +79,15 @@ impl Plan {
         }
         builder
     }
+}
+
+/// Installs the Prometheus exporter, listening on `addr`, as the
+/// process's metrics recorder, before the pool registers its series.
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("--metrics {addr}: {e}"))
 }
 
 /// Runs the load and returns what it measured.
@@ -105,6 +117,9 @@ pub(crate) async fn run(plan: Plan) -> Result<Summary, String> {
             format!("http://{addr}/")
         }
     };
+    if let Some(addr) = plan.metrics {
+        serve_metrics(addr)?;
+    }
     let url = Url::parse_via(&text, &proxies)?;
     let url = Arc::new(match &plan.unix_socket {
         Some(path) => url.over_unix(path),

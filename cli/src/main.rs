@@ -178,6 +178,10 @@ struct BenchArgs {
     /// offer h2 alone. Without --http1 or --http2, https URLs negotiate HTTP/2 or HTTP/1.1 by ALPN.
     #[arg(long)]
     http2: bool,
+    /// Serve the pool's metrics for Prometheus at http://ADDR/metrics while the bench runs
+    /// (OpenTelemetry's names: http_client_open_connections, ...; pool_name="bench").
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl BenchArgs {
@@ -210,6 +214,7 @@ impl BenchArgs {
             connect_timeout: self.connect_timeout,
             progress: bench::wants_progress(self.json),
             http: engine::Choice::from_flags(self.http1, self.http2),
+            metrics: self.metrics,
         })
     }
 }

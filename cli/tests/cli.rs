@@ -384,3 +384,52 @@ fn a_self_signed_server_is_reached_with_cacert_or_insecure_and_refused_in_plain_
     assert!(String::from_utf8_lossy(&insecure.stderr).contains("warning: --insecure"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /metrics` from `port`, once it listens (bounded: 10 s).
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing served metrics on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bench_serves_its_pools_metrics_for_prometheus_while_it_runs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(BIN)
+        .args(["bench", "-d", "2", "-c", "4", "--json", "--metrics", &addr])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = scrape(port);
+    let output = child.wait_with_output().unwrap();
+    let report = json(&output);
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    let gauge = text
+        .lines()
+        .find(|l| l.starts_with("http_client_open_connections{") && l.contains("state=\"active\""))
+        .unwrap_or_else(|| panic!("no open-connections gauge in:\n{text}"));
+    assert!(gauge.contains("pool_name=\"bench\"") && gauge.contains("url_scheme=\"http\""), "{gauge}");
+    assert!(text.contains("http_client_request_time_in_queue_count{"), "{text}");
+    // An address already in use is a clear error, not a panic.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let out = run(&["bench", "-n", "10", "--metrics", &busy_addr]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--metrics") && !stderr.contains("panicked"), "{stderr}");
+}
