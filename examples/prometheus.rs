@@ -49,7 +49,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(text)
     })
     .await??;
-    for line in scrape.lines().filter(|l| l.starts_with("http_client") || l.starts_with("keepalive")) {
+    for line in scrape
+        .lines()
+        .filter(|l| l.starts_with("http_client") || l.starts_with("keepalive"))
+    {
         println!("{line}");
     }
     Ok(())

@@ -134,3 +134,36 @@ async fn bad_input_is_an_error_and_shutdown_ends_it() {
     assert!(after.is_shutdown());
     assert_eq!(server.pending_accepts(), 0, "nothing replaced after shutdown");
 }
+
+#[tokio::test]
+async fn a_warm_connection_returned_from_a_loan_is_replaced_at_its_lifetime() {
+    let mut server = Server::start("127.0.0.1").await;
+    let mut other = Server::start("127.0.0.1").await;
+    let manager = Manager::builder()
+        .max_lifetime(Duration::from_millis(800))
+        .keep_alive(Duration::from_secs(60))
+        .build();
+    // An older idle connection: the background task's next keep-alive
+    // expiry is its, a minute away.
+    drop(manager.allocate(target(&other)).await.unwrap());
+    manager.keep_warm(target(&server), 1).await.unwrap();
+    let mut old = server.accepted().await;
+    let conn = manager.allocate(target(&server)).await.unwrap();
+    // While it is on loan the background task plans again (another idle
+    // connection is reset), without it.
+    let second = manager.allocate(target(&other)).await.unwrap();
+    let first = manager.allocate(target(&other)).await.unwrap();
+    drop((first, second));
+    other.accepted().await;
+    other.accepted().await.send(Cmd::Reset);
+    until("the reset to be seen", || {
+        manager.stats_for(&target(&other)).closes.closed_by_peer == 1
+    })
+    .await;
+    // Back and idle: it still ends at its lifetime, long before
+    // keep-alive, without anyone asking for it.
+    drop(conn);
+    old.client_closed().await;
+    server.accepted().await;
+    assert_eq!(manager.stats_for(&target(&server)).closes.lifetime, 1);
+}

@@ -397,7 +397,10 @@ fn scrape(port: u16) -> String {
             s.read_to_string(&mut body).unwrap();
             return body;
         }
-        assert!(std::time::Instant::now() < deadline, "nothing served metrics on {port}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing served metrics on {port}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -423,13 +426,22 @@ fn bench_serves_its_pools_metrics_for_prometheus_while_it_runs() {
         .lines()
         .find(|l| l.starts_with("http_client_open_connections{") && l.contains("state=\"active\""))
         .unwrap_or_else(|| panic!("no open-connections gauge in:\n{text}"));
-    assert!(gauge.contains("pool_name=\"bench\"") && gauge.contains("url_scheme=\"http\""), "{gauge}");
-    assert!(text.contains("http_client_request_time_in_queue_count{"), "{text}");
+    assert!(
+        gauge.contains("pool_name=\"bench\"") && gauge.contains("url_scheme=\"http\""),
+        "{gauge}"
+    );
+    assert!(
+        text.contains("http_client_request_time_in_queue_count{"),
+        "{text}"
+    );
     // An address already in use is a clear error, not a panic.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
     let out = run(&["bench", "-n", "10", "--metrics", &busy_addr]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--metrics") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("--metrics") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }

@@ -276,6 +276,13 @@ impl<P: Handles> State<P> {
         if let Some(at) = Deadline::after(now, self.limits.keep_alive).instant() {
             self.arm(at, out);
         }
+        // A warm key's idle socket is closed and replaced when it turns
+        // unfit, which may come before keep-alive.
+        if self.keys[key].warm.is_some() {
+            if let Some(at) = self.fit_until(idx, now, now) {
+                self.arm(at, out);
+            }
+        }
     }
 
     /// A `Connection` was dropped unfit for reuse (discarded, an I/O error,
