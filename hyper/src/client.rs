@@ -19,6 +19,7 @@ use crate::builder::ClientBuilder;
 use crate::conn::{BoxError, Conn, Outgoing};
 use crate::error::Error;
 use crate::handshake::{Http, Version};
+use crate::live::Live;
 use crate::origin::{self, to_form, Origin, Origins};
 use crate::replay::{self, Replay};
 use crate::retry::{self, Failure, Resend};
@@ -77,6 +78,8 @@ where
     pub(crate) retries: AtomicU64,
     /// [`ClientBuilder::timeout`]: a whole request's time.
     timeout: Option<Duration>,
+    /// The connections made, for a drain to cut at its deadline.
+    pub(crate) live: Arc<Live>,
 }
 
 impl<B> Clone for Client<B>
@@ -157,12 +160,14 @@ where
 
     #[track_caller]
     pub(crate) fn start(pool: keepalive::Builder, timeout: Option<Duration>, version: Version) -> Client<B> {
+        let live = Arc::new(Live::default());
         Client {
             shared: Arc::new(Shared {
-                manager: pool.protocol(Http::new(version)).build(),
+                manager: pool.protocol(Http::new(version, live.clone())).build(),
                 origins: Origins::default(),
                 retries: AtomicU64::new(0),
                 timeout,
+                live,
             }),
         }
     }

@@ -109,7 +109,10 @@ where
     /// no new requests (they fail with [`Error::pool`](crate::Error::pool)
     /// `Some` and `is_shutdown()`), queued ones failed, idle connections
     /// closed, and responses on loan (HTTP/2 streams count one each) given
-    /// until `deadline` to end. Returns how many were still out then.
+    /// until `deadline` to end. Returns how many were still out then; at
+    /// the deadline their connections' sockets are shut down under them,
+    /// so requests and bodies still in progress fail and every connection
+    /// closes.
     ///
     /// # Examples
     ///
@@ -121,7 +124,11 @@ where
     /// # }
     /// ```
     pub async fn drain(&self, deadline: std::time::Duration) -> usize {
-        self.shared.manager.drain(deadline).await
+        let left = self.shared.manager.drain(deadline).await;
+        if left > 0 {
+            self.shared.live.cut();
+        }
+        left
     }
 
     /// Keeps `n` connections to `target` open in the client's pool, as

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use keepalive::{Protocol, Stream, Target};
 
 use crate::conn::{Body2, Conn, SendBody, Sender, Task};
+use crate::live::Live;
 use crate::settings::{Boxed, Http2Settings};
 use crate::wire::{SharedIo, Wire};
 
@@ -61,13 +62,16 @@ const DEFAULT_STREAMS: usize = 100;
 /// HTTP/2 by prior knowledge), and its connection task.
 pub(crate) struct Http<B> {
     version: Version,
+    /// The client's live connections, each added as it is made.
+    live: Arc<Live>,
     body: PhantomData<fn() -> B>,
 }
 
 impl<B> Http<B> {
-    pub(crate) fn new(version: Version) -> Http<B> {
+    pub(crate) fn new(version: Version, live: Arc<Live>) -> Http<B> {
         Http {
             version,
+            live,
             body: PhantomData,
         }
     }
@@ -117,10 +121,12 @@ where
     type Error = io::Error;
 
     async fn handshake(&self, target: &Target, stream: Stream) -> io::Result<Conn<B>> {
-        match self.speaks_http2(target, &stream)? {
-            true => handshake2(stream, &self.version.http2).await,
-            false => handshake1(stream).await.map_err(io::Error::other),
-        }
+        let conn = match self.speaks_http2(target, &stream)? {
+            true => handshake2(stream, &self.version.http2).await?,
+            false => handshake1(stream).await.map_err(io::Error::other)?,
+        };
+        self.live.add(&conn.wire);
+        Ok(conn)
     }
 
     /// Before a key's first connection: its stream limit where it may

@@ -94,6 +94,7 @@ mod control;
 mod error;
 mod frames;
 mod handshake;
+mod live;
 mod lock;
 mod origin;
 mod replay;

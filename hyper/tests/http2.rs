@@ -362,3 +362,50 @@ async fn warm_http2_connections_have_their_handshake_done_and_share_the_load() {
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn drain_cuts_what_is_still_running_at_its_deadline() {
+    let (url, _) = h2c(100, None).await;
+    let client: Client = Client::builder().http2_prior_knowledge().build();
+    let done = client.request(get(&url)).await.unwrap();
+    let stuck = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.request(get(&format!("{url}never"))).await }
+    });
+    support::until("both streams out", || client.stats().loans == 2).await;
+    drop(done);
+    // One stream still out at the deadline: its connection is shut down
+    // under it, so the request fails instead of hanging.
+    assert_eq!(client.drain(std::time::Duration::from_millis(100)).await, 1);
+    // Its connection lost, a GET is sent again, which the drained pool
+    // refuses: that is the error it ends with.
+    let error = support::within("the stuck request to fail", stuck)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(error.pool().is_some_and(keepalive::Error::is_shutdown), "{error}");
+    support::until("every connection closed", || client.stats().open == 0).await;
+    assert_eq!(client.stats().loans, 0);
+}
+
+#[tokio::test]
+async fn drain_cuts_an_http1_body_still_being_read_at_its_deadline() {
+    let origin = support::Origin::start().await;
+    let client: Client = Client::new();
+    let url = origin.url("/");
+    let server = tokio::spawn(async move {
+        let mut side = origin.accept().await;
+        side.request().await.unwrap();
+        // A body of 10 bytes, of which 3 are sent; then silence.
+        use tokio::io::AsyncWriteExt;
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+        side.stream.write_all(head).await.unwrap();
+        side
+    });
+    let response = client.request(get(&url)).await.unwrap();
+    let _side = server.await.unwrap();
+    assert_eq!(client.drain(std::time::Duration::from_millis(100)).await, 1);
+    let body = support::within("the body to fail", response.into_body().collect()).await;
+    assert!(body.is_err(), "the cut body ends in an error");
+    support::until("the connection closed", || client.stats().open == 0).await;
+}
