@@ -17,7 +17,11 @@ where
     /// each loan as it comes back, and waits for the loans to end, at most
     /// `deadline` (a duration too long for the clock: until they end).
     /// Returns how many loans were still out then (0 when all ended, at
-    /// once when none was out); those close when their users drop them.
+    /// once when none was out). At the deadline, the pool's own streams
+    /// still out (the `Plain` protocol on the pool's `Dialer`) are shut
+    /// down both ways under their users: reads end, writes fail; dropping
+    /// them afterwards is fine. Other pooled objects close when their
+    /// users drop them (keepalive-hyper's `Client::drain` cuts its own).
     /// The future is `Send`.
     ///
     /// # Examples
@@ -59,10 +63,22 @@ where
                 }
             };
             if timed_out {
-                return self.stats().loans;
+                return self.cut_loans();
             }
             drained.set(self.shared.drained.notified());
             drained.as_mut().enable();
         }
+    }
+
+    /// At a drain's deadline: the loans still out, each of the pool's own
+    /// streams among them shut down both ways under its user (through the
+    /// second descriptor the pool keeps of it, under the lock, so that the
+    /// socket is still the loan's). Returns how many loans were out.
+    fn cut_loans(&self) -> usize {
+        let state = self.shared.lock();
+        for handle in state.loan_handles() {
+            let _ = socket2::SockRef::from(handle).shutdown(std::net::Shutdown::Both);
+        }
+        state.stats().loans
     }
 }

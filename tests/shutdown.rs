@@ -109,22 +109,39 @@ async fn drain_refuses_new_work_fails_the_queue_and_waits_for_the_loans() {
 }
 
 #[tokio::test]
-async fn drain_returns_at_its_deadline_with_the_loans_still_out() {
-    let server = Server::start("127.0.0.1").await;
+async fn drain_returns_at_its_deadline_and_shuts_the_loans_down_under_their_users() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = Server::start("127.0.0.1").await;
     let manager = Manager::new();
     let target = Target::new("tcp", "127.0.0.1", server.addr.port());
-    let held = [
-        manager.allocate(target.clone()).await.unwrap(),
-        manager.allocate(target.clone()).await.unwrap(),
-    ];
+    let fds = support::open_fds();
+    let mut writer = manager.allocate(target.clone()).await.unwrap();
+    let mut reader = manager.allocate(target.clone()).await.unwrap();
     drop(manager.allocate(target).await.unwrap()); // idle: closed by the drain
+                                                   // One user is reading (nothing will come) when the deadline comes.
+    let read = tokio::spawn(async move {
+        let mut buf = [0u8; 16];
+        let read = reader.read(&mut buf).await;
+        (read, reader)
+    });
     assert_eq!(
         within("the drain", manager.drain(Duration::from_millis(100))).await,
         2
     );
-    assert_eq!(manager.stats().open, 2);
-    drop(held);
+    // Shut down under them: the read in progress ends, a write fails.
+    let (read, reader) = within("the read to end", read).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        writer.write_all(b"x").await.is_err(),
+        "a write after the cut fails"
+    );
+    let (mut a, mut b) = (server.accepted().await, server.accepted().await);
+    a.client_closed().await;
+    b.client_closed().await;
+    assert_eq!(manager.stats().open, 2, "still theirs until dropped");
+    drop((writer, reader));
     assert_eq!(manager.stats().open, 0);
+    until("every descriptor back", || support::open_fds() <= fds).await;
     // Nothing out: at once.
     assert_eq!(within("a second drain", manager.drain(Duration::MAX)).await, 0);
 }

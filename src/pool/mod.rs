@@ -183,6 +183,9 @@ impl<C: Pooled> Shared<C> {
         deadline: Deadline,
     ) -> (TaskOwner, Spawned) {
         let progress = Arc::new(Progress::default());
+        if self.maker.lends_streams() {
+            progress.want_handle();
+        }
         let dial = Dialing {
             target,
             addrs,

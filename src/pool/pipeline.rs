@@ -31,6 +31,11 @@ pub(crate) trait Make<C>: Send + Sync + 'static {
 
     /// [`Protocol::expected_capacity`].
     fn expected_capacity(&self, target: &Target) -> usize;
+
+    /// Whether the objects lent are the pool's own dialer's streams
+    /// themselves (the `Plain` protocol on the `Dialer`): their sockets
+    /// are the pool's to shut down at a drain's deadline.
+    fn lends_streams(&self) -> bool;
 }
 
 /// What a connect task is given: where to, the addresses found, the
@@ -62,6 +67,12 @@ where
 
     fn expected_capacity(&self, target: &Target) -> usize {
         self.protocol.expected_capacity(target)
+    }
+
+    fn lends_streams(&self) -> bool {
+        use std::any::TypeId;
+        TypeId::of::<P>() == TypeId::of::<crate::pooled::Plain>()
+            && TypeId::of::<T>() == TypeId::of::<crate::transport::Dialer>()
     }
 
     fn make<'a>(&'a self, dialing: &'a Dialing) -> Making<'a, P::Conn> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use tokio::time::Instant;
 
 use super::pipeline::Dialing;
-use super::state::{LookupId, RequestId};
+use super::state::{Dialed, LookupId, RequestId};
 use super::{Make, Shared, Signal, Watched};
 use crate::error::Error;
 use crate::pooled::Pooled;
@@ -54,7 +54,11 @@ pub(super) async fn connect<C: Pooled>(shared: Weak<Shared<C>>, request: Request
             let socket = Watched::new(object, shared.signal.clone());
             #[cfg(feature = "fleet")]
             let socket = socket.with_slot(slot);
-            state.connected(request, target, (socket, dialing.progress.dialed()), now, out);
+            let dialed = Dialed {
+                peer: dialing.progress.dialed(),
+                handle: dialing.progress.take_handle(),
+            };
+            state.connected(request, target, (socket, dialed), now, out);
         }
         Err(error) => state.connect_failed(request, error, now, out),
     });

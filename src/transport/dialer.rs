@@ -144,7 +144,9 @@ impl Transport for Dialer {
         let target = dial.target;
         if target.is_unix() {
             // The pool makes the OS error an `Error::Connect` for the target.
-            return UnixStream::connect(target.host()).await.map(Stream::unix);
+            let unix = UnixStream::connect(target.host()).await?;
+            dial.progress.keep_handle(&unix);
+            return Ok(Stream::unix(unix));
         }
         let plan = Plan {
             bind: dial.options.bind,
@@ -158,6 +160,7 @@ impl Transport for Dialer {
         if let Ok(peer) = tcp.peer_addr() {
             dial.progress.set_dialed(peer);
         }
+        dial.progress.keep_handle(&tcp);
         let Some(proxy) = target.proxy() else {
             return secure(dial.options, target, tcp).await.map_err(in_io);
         };

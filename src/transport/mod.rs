@@ -123,13 +123,19 @@ pub struct Dial<'a> {
 }
 
 /// Where a connect is, for the error of a timeout that stops it: set by
-/// the [`Dialer`] around a proxy's tunnel step.
+/// the [`Dialer`] around a proxy's tunnel step; and what the dialer tells
+/// the pool of the socket it made.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     in_proxy: AtomicBool,
     /// The address the pool's own dialer connected to (a proxy's, for a
     /// target via one), for `refresh_dns`.
     dialed: std::sync::OnceLock<SocketAddr>,
+    /// Set by the pool when it lends the dialer's streams themselves: the
+    /// dialer then keeps a second descriptor of the socket, with which
+    /// `drain` shuts it down under its user at the deadline.
+    wants_handle: AtomicBool,
+    handle: std::sync::Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 impl Progress {
@@ -151,6 +157,24 @@ impl Progress {
     /// The address the connect reached, if the pool's dialer noted it.
     pub(crate) fn dialed(&self) -> Option<SocketAddr> {
         self.dialed.get().copied()
+    }
+
+    /// Asks the dialer for a second descriptor of the socket it makes.
+    pub(crate) fn want_handle(&self) {
+        self.wants_handle.store(true, Ordering::Relaxed);
+    }
+
+    /// Keeps a second descriptor of `socket`, if the pool asked for one
+    /// (failing to make one only means the socket cannot be cut).
+    pub(crate) fn keep_handle(&self, socket: &impl std::os::fd::AsFd) {
+        if self.wants_handle.load(Ordering::Relaxed) {
+            *crate::lock::lock(&self.handle) = socket.as_fd().try_clone_to_owned().ok();
+        }
+    }
+
+    /// The second descriptor the dialer kept, if any.
+    pub(crate) fn take_handle(&self) -> Option<std::os::fd::OwnedFd> {
+        crate::lock::lock(&self.handle).take()
     }
 }
 

@@ -1,11 +1,11 @@
 //! A connect's success: the new socket goes to its request (or, for a
 //! warm connect or a request that left, to a waiter or the pool).
 
-use std::net::SocketAddr;
-
 use tokio::time::Instant;
 
-use super::{Action, Actions, CloseReason, FromCache, Handles, Hints, Poolable, RequestId, Room, State};
+use super::{
+    Action, Actions, CloseReason, Dialed, FromCache, Handles, Hints, Poolable, RequestId, Room, State,
+};
 use crate::target::Target;
 
 impl<P: Handles> State<P> {
@@ -15,14 +15,15 @@ impl<P: Handles> State<P> {
         &mut self,
         request: RequestId,
         target: &Target,
-        (socket, peer): (P::Socket, Option<SocketAddr>),
+        (socket, dialed): (P::Socket, Dialed),
         now: Instant,
         out: &mut Actions<P>,
     ) {
         if let Some(key) = self.connecting_key(request) {
             self.connect_ended(key);
             self.in_use += 1;
-            let sid = self.new_socket(key, peer, now);
+            let peer = dialed.peer;
+            let sid = self.new_socket(key, dialed, now);
             if peer.is_some() {
                 self.schedule_refresh(key, now, out);
             }
@@ -36,7 +37,7 @@ impl<P: Handles> State<P> {
             self.deliver(request, socket, sid, FromCache::Fresh, out);
             self.serve_shares(key, now, out);
         } else {
-            self.connected_unasked(target, socket, peer, now, out);
+            self.connected_unasked(target, socket, dialed, now, out);
         }
         self.serve_waiters(out);
     }
@@ -49,7 +50,7 @@ impl<P: Handles> State<P> {
         &mut self,
         target: &Target,
         mut socket: P::Socket,
-        peer: Option<SocketAddr>,
+        dialed: Dialed,
         now: Instant,
         out: &mut Actions<P>,
     ) {
@@ -59,7 +60,8 @@ impl<P: Handles> State<P> {
             self.keys[key].open += 1;
             self.meter_gauges(key);
             self.in_use += 1;
-            let sid = self.new_socket(key, peer, now);
+            let peer = dialed.peer;
+            let sid = self.new_socket(key, dialed, now);
             if peer.is_some() {
                 self.schedule_refresh(key, now, out);
             }

@@ -63,6 +63,16 @@ pub(crate) struct Hints {
     pub(crate) server_idle_timeout: Option<Duration>,
 }
 
+/// What the pool's own dialer says of a socket it made: the address it
+/// reached (for `refresh_dns`), and a second descriptor of it when the
+/// pool lends the stream itself (for a drain to shut it down under its
+/// user); both `None` for other transports.
+#[derive(Debug, Default)]
+pub(crate) struct Dialed {
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) handle: Option<std::os::fd::OwnedFd>,
+}
+
 /// The addresses a request connects to, in order of preference.
 pub(crate) type Addrs = Arc<[SocketAddr]>;
 

@@ -74,7 +74,7 @@ pub(crate) use actions::{Action, Actions, TaskOwner};
 use dns_cache::DnsCache;
 use idle_lists::{Ends, Linked, Links};
 pub(crate) use ids::{LookupId, SocketId, NO_SLOT};
-pub(crate) use inputs::{Addrs, Handles, Health, Hints, Limits, NewRequest, Poolable, Staged};
+pub(crate) use inputs::{Addrs, Dialed, Handles, Health, Hints, Limits, NewRequest, Poolable, Staged};
 use room::Room;
 pub(crate) use stats::CloseReason;
 pub(crate) use warm::WarmPlan;
@@ -213,6 +213,9 @@ struct SocketEntry<S> {
     gone: bool,
     /// When it connected.
     opened: Instant,
+    /// A second descriptor of its socket, when the pool lends the stream
+    /// itself: `drain` shuts a loan down with it at its deadline.
+    handle: Option<std::os::fd::OwnedFd>,
 }
 
 impl<S> Linked for SocketEntry<S> {
@@ -373,6 +376,15 @@ impl<P: Handles> State<P> {
             let (socket, _) = self.unidle(idx);
             self.close(idx, socket, CloseReason::Shutdown, out);
         }
+    }
+
+    /// The second descriptors of the streams lent whole that are out now:
+    /// what `Manager::drain` shuts down at its deadline.
+    pub(crate) fn loan_handles(&self) -> impl Iterator<Item = &std::os::fd::OwnedFd> {
+        self.sockets
+            .iter()
+            .filter(|(_, e)| e.idle.is_none() && e.kept.is_none())
+            .filter_map(|(_, e)| e.handle.as_ref())
     }
 
     /// Shut down, with no loan left out: what `Manager::drain` waits for.

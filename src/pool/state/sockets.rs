@@ -1,13 +1,11 @@
 //! Socket decisions: checkout, return, idle events.
 
-use std::net::SocketAddr;
-
 use tokio::time::Instant;
 
 use super::idle_lists::{self as lists, Chain};
 use super::{
-    Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, SocketEntry,
-    SocketId, State,
+    Action, Actions, CloseReason, Dialed, FromCache, Handles, Health, Hints, Poolable, RequestId,
+    SocketEntry, SocketId, State,
 };
 use crate::deadline::Deadline;
 use crate::error::Error;
@@ -350,8 +348,9 @@ impl<P: Handles> State<P> {
         }
     }
 
-    /// Accounts for a socket of `key` connected to `peer` at `now`.
-    pub(super) fn new_socket(&mut self, key: usize, peer: Option<SocketAddr>, now: Instant) -> SocketId {
+    /// Accounts for a socket of `key` connected at `now`, as its dialer
+    /// described it.
+    pub(super) fn new_socket(&mut self, key: usize, dialed: Dialed, now: Instant) -> SocketId {
         self.next_generation = self.next_generation.wrapping_add(1);
         self.count_connect(key);
         let expires = match self.limits.lifetime(self.next_generation) {
@@ -371,9 +370,10 @@ impl<P: Handles> State<P> {
             kept: None,
             loans: 0,
             retired: None,
-            peer,
+            peer: dialed.peer,
             gone: false,
             opened: now,
+            handle: dialed.handle,
         });
         self.socket_id(idx)
     }

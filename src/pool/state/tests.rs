@@ -377,9 +377,12 @@ impl Sim {
             self.key_of.insert(self.next_name, target.clone());
             self.healths.insert(self.next_name, health.clone());
             let socket = FakeSocket::new(self.next_name, health, &target);
-            let peer = self.dialed.remove(&request);
+            let dialed = Dialed {
+                peer: self.dialed.remove(&request),
+                handle: None,
+            };
             self.state
-                .connected(request, &target, (socket, peer), self.now, &mut out);
+                .connected(request, &target, (socket, dialed), self.now, &mut out);
         } else {
             let error = Error::Connect {
                 target: target.to_string(),
@@ -1007,7 +1010,7 @@ fn a_connect_that_finishes_after_its_request_left_is_pooled_if_there_is_room() {
     sim.state.connected(
         request,
         &t,
-        (FakeSocket::new(99, health, &t), None),
+        (FakeSocket::new(99, health, &t), Dialed::default()),
         sim.now,
         &mut out,
     );
