@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 filter=${2:-warm/1_key}
+# `-p keepalive`: without it the workspace's other members (the command
+# asks for the feature) unify it into both builds.
 bin() {
-    cargo bench --bench checkout --no-run --message-format=json "$@" 2>/dev/null |
+    cargo bench -p keepalive --bench checkout --no-run --message-format=json "$@" 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
