@@ -9,8 +9,10 @@ use crate::deadline::Deadline;
 use crate::error::Error;
 
 impl<P: Handles> State<P> {
-    /// Closes idle sockets past keep-alive and fails requests past their
-    /// deadline. Returns when to call again.
+    /// Closes idle sockets past keep-alive, fails requests past their
+    /// deadline, refills the keys kept warm (closing their idle sockets
+    /// past their lifetime or server limit) and starts the `refresh_dns`
+    /// lookups that are due. Returns when to call again.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Actions<P>) -> Option<Instant> {
         self.expire_idle(now, out);
         self.expire_requests(now, out);
