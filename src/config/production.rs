@@ -65,7 +65,9 @@ impl<P, T> Builder<P, T> {
     /// failed lookup or an empty answer closes nothing. For a target via a
     /// proxy, the proxy's name is looked up; IP literals, Unix sockets and
     /// connections made by another [`Transport`](crate::Transport) (whose
-    /// address the pool does not know) never are.
+    /// address the pool does not know) never are. Each answer is checked
+    /// against every pooled connection, under the pool's lock: meant for a
+    /// service's few names, not a crawler's thousands.
     ///
     /// # Panics
     ///
