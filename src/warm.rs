@@ -91,16 +91,7 @@ where
 
     /// Stops keeping `target`'s key warm, as `keep_warm(target, 0)` does.
     fn stop_warm(&self, target: &Target) {
-        let plan = WarmPlan {
-            addrs: None,
-            timeout: self.shared.config.timeout,
-            expect: 1,
-        };
-        let now = Instant::now();
-        let mut none = || oneshot::channel().0;
-        let _ = self
-            .shared
-            .decide(|state, out| state.keep_warm(target, 0, plan, now, &mut none, out));
+        self.shared.decide(|state, out| state.stop_warm(target, out));
     }
 }
 

@@ -78,11 +78,11 @@ impl<P: Handles> State<P> {
         if self.shut_down {
             return Err(Error::Shutdown);
         }
-        let key = self.intern(target);
         if n == 0 {
-            self.stop_warm(key, out);
+            self.stop_warm(target, out);
             return Ok(0);
         }
+        let key = self.intern(target);
         if self.keys[key].counts.connects == 0 {
             self.keys[key].expect = plan.expect.max(1);
         }
@@ -102,9 +102,13 @@ impl<P: Handles> State<P> {
         Ok(started)
     }
 
-    /// Stops keeping `key` warm: its warm connects in flight are cancelled
-    /// (their callers hear [`Action::Warmed`]); its connections stay.
-    fn stop_warm(&mut self, key: usize, out: &mut Actions<P>) {
+    /// Stops keeping `target`'s key warm: its warm connects in flight are
+    /// cancelled (their callers hear [`Action::Warmed`]); its connections
+    /// stay.
+    pub(crate) fn stop_warm(&mut self, target: &Target, out: &mut Actions<P>) {
+        let Some(&key) = self.key_index.get(target) else {
+            return;
+        };
         self.keys[key].warm = None;
         self.warm_keys.remove(&key);
         let warm: Vec<RequestId> = self
