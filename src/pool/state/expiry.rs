@@ -62,15 +62,12 @@ impl<P: Handles> State<P> {
                 _ => false,
             };
             let req = self.abandon(id, out);
-            if req.warm {
-                self.warm_failed(req.key, now);
-            }
             let error = Error::Timeout {
                 target,
                 after: req.timeout,
                 in_proxy,
             };
-            Self::answer(req, error, out);
+            self.failed(req, error, now, out);
         }
     }
 }

@@ -64,10 +64,7 @@ impl<P: Handles> State<P> {
         for id in l.waiting {
             self.left_resolving(id);
             let req = self.finish(id);
-            if req.warm {
-                self.warm_failed(req.key, now);
-            }
-            Self::answer(req, error.clone(), out);
+            self.failed(req, error.clone(), now, out);
         }
     }
 

@@ -400,6 +400,15 @@ impl<P: Handles> State<P> {
         }
     }
 
+    /// A request's connect, lookup or time failed at `now`: it is failed
+    /// with `error`, and a warm one makes its key's refills back off.
+    fn failed(&mut self, req: Request<P>, error: Error, now: Instant, out: &mut Actions<P>) {
+        if req.warm {
+            self.warm_failed(req.key, now);
+        }
+        Self::answer(req, error, out);
+    }
+
     /// A socket or connect attempt of `key` is gone. A key kept warm is
     /// refilled by the background task, which this wakes.
     pub(super) fn release_slot(&mut self, key: usize, out: &mut Actions<P>) {

@@ -209,10 +209,7 @@ impl<P: Handles> State<P> {
         if let Some(key) = self.connecting_key(request) {
             self.connect_ended(key);
             let req = self.finish(request);
-            if req.warm {
-                self.warm_failed(key, now);
-            }
-            Self::answer(req, error, out);
+            self.failed(req, error, now, out);
             self.release_slot(key, out);
         }
         self.serve_waiters(out);
