@@ -152,8 +152,9 @@ impl Engine {
 
     /// Closes the pool's connections.
     pub(crate) async fn shutdown(&self) {
-        if let Engine::Http1(manager) = self {
-            manager.shutdown().await;
+        match self {
+            Engine::Http1(manager) => manager.shutdown().await,
+            Engine::Hyper(client) => client.shutdown().await,
         }
     }
 }
