@@ -32,6 +32,8 @@ mod on {
 
     /// One key's handles, registered when the key is made.
     pub(crate) struct KeyMeters {
+        /// The key's idle sockets: the gauges' split of its `open`.
+        pub(super) idle_count: usize,
         pub(super) labels: Labels,
         pub(super) idle: Gauge,
         pub(super) active: Gauge,
@@ -53,6 +55,7 @@ mod on {
                 l
             };
             KeyMeters {
+                idle_count: 0,
                 idle: metrics::gauge!("http.client.open_connections", state("idle")),
                 active: metrics::gauge!("http.client.open_connections", state("active")),
                 in_queue: metrics::histogram!("http.client.request.time_in_queue", labels.clone()),
@@ -71,12 +74,25 @@ impl<P: Handles> State<P> {
         #[cfg(feature = "metrics")]
         {
             let k = &self.keys[key];
-            let idle = k.idle_n;
+            let idle = k.meters.idle_count;
             k.meters.idle.set(idle as f64);
             k.meters.active.set(k.open.saturating_sub(idle) as f64);
         }
         #[cfg(not(feature = "metrics"))]
         let _ = key;
+    }
+
+    /// One of `key`'s sockets went idle (`true`) or left the idle list.
+    #[inline(always)]
+    pub(super) fn meter_idle(&mut self, key: usize, went_idle: bool) {
+        #[cfg(feature = "metrics")]
+        {
+            let count = &mut self.keys[key].meters.idle_count;
+            *count = if went_idle { *count + 1 } else { *count - 1 };
+            self.meter_gauges(key);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (key, went_idle);
     }
 
     /// A connection of `key`, opened at `opened`, closed for `reason`.

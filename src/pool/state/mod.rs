@@ -118,9 +118,8 @@ struct Key {
     /// This key's sockets: idle + in use + connecting. Never above
     /// `max_per_host`.
     open: usize,
-    /// This key's idle sockets, oldest first, and how many.
+    /// This key's idle sockets, oldest first.
     idle: Ends,
-    idle_n: usize,
     /// Requests waiting for a socket of this key, first come first served.
     waiters: VecDeque<RequestId>,
     /// Live requests naming this key, in any phase; the key turns dormant
@@ -440,7 +439,6 @@ impl<P: Handles> State<P> {
             dialed: 0,
             open: 0,
             idle: Ends::default(),
-            idle_n: 0,
             waiters: VecDeque::new(),
             pending: 0,
             eligible: None,

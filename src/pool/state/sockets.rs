@@ -266,8 +266,7 @@ impl<P: Handles> State<P> {
     /// sure the background task wakes for its keep-alive.
     fn make_idle(&mut self, key: usize, idx: usize, socket: P::Socket, now: Instant, out: &mut Actions<P>) {
         self.idle += 1;
-        self.keys[key].idle_n += 1;
-        self.meter_gauges(key);
+        self.meter_idle(key, true);
         self.sockets[idx].idle = Some((socket, now));
         lists::push_back(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
         lists::push_back(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
@@ -384,8 +383,7 @@ impl<P: Handles> State<P> {
         lists::unlink(&mut self.sockets, &mut self.lru, idx, Chain::Lru);
         lists::unlink(&mut self.sockets, &mut self.keys[key].idle, idx, Chain::ByKey);
         self.idle -= 1;
-        self.keys[key].idle_n -= 1;
-        self.meter_gauges(key);
+        self.meter_idle(key, false);
         self.sockets[idx]
             .idle
             .take()
