@@ -3,10 +3,10 @@
 //! separate OS processes where it matters (this test binary re-run as
 //! `member_process`), managers in this process elsewhere.
 //!
-//! The origin counts the connections the kernel has established on its
-//! port at every accept (a connection whose FIN has arrived is no longer
-//! counted, whether or not the server task has read it yet), so "never
-//! more than the cap" is what the origin's kernel saw.
+//! The origin counts, at every accept, the client ends the kernel has
+//! established to its port (an end leaves ESTABLISHED when its process
+//! closes it), so "never more than the cap" is what the members held open
+//! at once, all processes together.
 #![cfg(feature = "fleet")]
 
 mod support;
@@ -28,7 +28,7 @@ use support::{until, within};
 /// The member process's settings, from its environment.
 const ROLE: &str = "KEEPALIVE_FLEET_MEMBER";
 
-/// An origin that counts established connections at each accept.
+/// An origin that counts the open connections to it at each accept.
 struct Origin {
     port: u16,
     peak: Arc<AtomicUsize>,
@@ -48,7 +48,7 @@ impl Origin {
                 // Two readings, the lower kept: a walk of /proc/net/tcp is
                 // not atomic, and one that meets a close and a connect
                 // (in different buckets) can count both.
-                p.fetch_max(established(port).min(established(port)), Ordering::SeqCst);
+                p.fetch_max(open_clients(port).min(open_clients(port)), Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = [0u8; 64];
                     while let Ok(1..) = stream.read(&mut buf).await {}
@@ -67,16 +67,22 @@ impl Origin {
     }
 }
 
-/// Server-side sockets on `port` in ESTABLISHED, from /proc/net/tcp.
-fn established(port: u16) -> usize {
+/// Client ends connected to `port` (ESTABLISHED), from /proc/net/tcp.
+/// What the fleet caps is the connections its members hold open, and a
+/// client's end leaves ESTABLISHED in `close()` itself, before the pool
+/// gives its slot back. The server's end leaves only when the FIN is
+/// processed, which a loaded machine may defer past the next member's
+/// connect: counted there, a close and the connect it made room for can
+/// overlap (the likely reading of a CI run that saw 3 for a cap of 2).
+fn open_clients(port: u16) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = format!("0100007F:{port:04X}");
+    let remote = format!("0100007F:{port:04X}");
     table
         .lines()
         .skip(1)
         .filter(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            cols.get(1) == Some(&local.as_str()) && cols.get(3) == Some(&"01")
+            cols.get(2) == Some(&remote.as_str()) && cols.get(3) == Some(&"01")
         })
         .count()
 }
@@ -313,7 +319,7 @@ async fn a_killed_member_frees_its_share_within_the_lease() {
     drop(conn);
     let stats = b.stats_for(&target);
     assert_eq!(stats.fleet_waits, 1, "{stats:?}");
-    assert!(origin.peak() <= 2);
+    assert!(origin.peak() <= 2, "peak {}: {stats:?}", origin.peak());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,8 +548,9 @@ async fn a_busy_holder_gives_a_connection_up_for_another_member() {
     }
     let released = a.stats_for(&target).closes.fleet_released;
     assert!(released >= 1, "a gave a connection up: {released}");
-    assert_eq!(b.stats_for(&target).fleet_waits, 1);
-    assert!(origin.peak() <= 2);
+    let (a, b) = (a.stats_for(&target), b.stats_for(&target));
+    assert_eq!(b.fleet_waits, 1, "{b:?}");
+    assert!(origin.peak() <= 2, "peak {}: a {a:?}, b {b:?}", origin.peak());
 }
 
 /// Commands Redis has processed so far (the `INFO` asking counts too).
