@@ -396,7 +396,7 @@ impl<C: Pooled> Drop for Connection<C> {
             return self.end_share(socket, lost);
         }
         if lost {
-            socket.close(false);
+            let _slot = socket.close_before_forgotten();
             let now = Instant::now();
             self.shared.decide(|state, out| state.lost(id, now, out));
             return;
@@ -426,9 +426,9 @@ impl<C: Pooled> Connection<C> {
             Reuse::ServerClosed => CloseReason::ConnectionClose,
             Reuse::Failed => CloseReason::IoError,
         };
-        // Closed before its slot is released, so the count of open sockets
-        // never runs behind the real one.
-        socket.close(false);
+        // Closed before the pool forgets it, so the count of open sockets
+        // never runs behind the real one; its fleet slot goes back after.
+        let _slot = socket.close_before_forgotten();
         self.shared.decide(|state, out| state.discard(id, reason, out));
     }
 

@@ -69,6 +69,14 @@ impl Wake for SocketWake {
     }
 }
 
+/// What outlives a closed object until the pool forgets its socket: the
+/// fleet's slot, given back when this drops.
+#[must_use = "dropped at once, it gives the fleet's slot back before the socket closes"]
+pub(crate) struct Leftover {
+    #[cfg(feature = "fleet")]
+    _slot: Option<crate::fleet::Slot>,
+}
+
 /// A pooled object as the pool holds it, with the waker its idle watch
 /// reports through.
 #[derive(Debug)]
@@ -117,6 +125,25 @@ impl<T: Pooled> Watched<T> {
     pub(crate) fn close(mut self, reset: bool) {
         if reset {
             self.object.abort();
+        }
+    }
+
+    /// Drops the object of a loan whose socket the pool still records,
+    /// and returns the fleet's slot, for the caller to drop once the pool
+    /// has forgotten the socket: the pool may keep a second descriptor of
+    /// it until then (for `drain`), so the socket is closed only then, and
+    /// the slot must not go back to the fleet before.
+    pub(crate) fn close_before_forgotten(self) -> Leftover {
+        #[cfg(feature = "fleet")]
+        {
+            let Watched { object, fleet, .. } = self;
+            drop(object);
+            Leftover { _slot: fleet }
+        }
+        #[cfg(not(feature = "fleet"))]
+        {
+            drop(self);
+            Leftover {}
         }
     }
 }
