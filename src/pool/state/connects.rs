@@ -4,8 +4,10 @@
 use tokio::time::Instant;
 
 use super::{
-    Action, Actions, CloseReason, Dialed, FromCache, Handles, Hints, Poolable, RequestId, Room, State,
+    Action, Actions, CloseReason, Dialed, FromCache, Handles, Hints, Poolable, RequestId, Room, SocketEntry,
+    SocketId, State,
 };
+use crate::deadline::Deadline;
 use crate::target::Target;
 
 impl<P: Handles> State<P> {
@@ -21,12 +23,7 @@ impl<P: Handles> State<P> {
     ) {
         if let Some(key) = self.connecting_key(request) {
             self.connect_ended(key);
-            self.in_use += 1;
-            let peer = dialed.peer;
-            let sid = self.new_socket(key, dialed, now);
-            if peer.is_some() {
-                self.schedule_refresh(key, now, out);
-            }
+            let sid = self.new_socket(key, dialed, now, out);
             self.learn_capacity(key, &socket);
             if self.requests[request.slot()].warm {
                 self.warm_connected(request, sid, socket, now, out);
@@ -59,12 +56,7 @@ impl<P: Handles> State<P> {
         if !self.shut_down && self.room(key) == Room::Free {
             self.keys[key].open += 1;
             self.meter_gauges(key);
-            self.in_use += 1;
-            let peer = dialed.peer;
-            let sid = self.new_socket(key, dialed, now);
-            if peer.is_some() {
-                self.schedule_refresh(key, now, out);
-            }
+            let sid = self.new_socket(key, dialed, now, out);
             let health = socket.watch(sid.token());
             self.put_back(sid, socket, health, Hints::default(), now, out);
             return;
@@ -83,5 +75,40 @@ impl<P: Handles> State<P> {
             target: Some(target.clone()),
         });
         self.forget_key_if_unused(key);
+    }
+
+    /// Accounts for a socket of `key` connected at `now`, as its dialer
+    /// described it: in use (lent or put back at once by the caller), and
+    /// its name's refresh scheduled when the dialer noted its address.
+    fn new_socket(&mut self, key: usize, dialed: Dialed, now: Instant, out: &mut Actions<P>) -> SocketId {
+        self.in_use += 1;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.count_connect(key);
+        let expires = match self.limits.lifetime(self.next_generation) {
+            Some(d) => Deadline::after(now, d),
+            None => Deadline::Never,
+        };
+        let idx = self.sockets.insert(SocketEntry {
+            key,
+            generation: self.next_generation,
+            links: Default::default(),
+            idle: None,
+            event: false,
+            expires,
+            remaining_uses: None,
+            server_idle_timeout: None,
+            lent: None,
+            kept: None,
+            loans: 0,
+            retired: None,
+            peer: dialed.peer,
+            gone: false,
+            opened: now,
+            handle: dialed.handle,
+        });
+        if self.sockets[idx].peer.is_some() {
+            self.schedule_refresh(key, now, out);
+        }
+        self.socket_id(idx)
     }
 }

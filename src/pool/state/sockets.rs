@@ -4,8 +4,7 @@ use tokio::time::Instant;
 
 use super::idle_lists::{self as lists, Chain};
 use super::{
-    Action, Actions, CloseReason, Dialed, FromCache, Handles, Health, Hints, Poolable, RequestId,
-    SocketEntry, SocketId, State,
+    Action, Actions, CloseReason, FromCache, Handles, Health, Hints, Poolable, RequestId, SocketId, State,
 };
 use crate::deadline::Deadline;
 use crate::error::Error;
@@ -345,36 +344,6 @@ impl<P: Handles> State<P> {
             index: idx as u32,
             generation: self.sockets[idx].generation,
         }
-    }
-
-    /// Accounts for a socket of `key` connected at `now`, as its dialer
-    /// described it.
-    pub(super) fn new_socket(&mut self, key: usize, dialed: Dialed, now: Instant) -> SocketId {
-        self.next_generation = self.next_generation.wrapping_add(1);
-        self.count_connect(key);
-        let expires = match self.limits.lifetime(self.next_generation) {
-            Some(d) => Deadline::after(now, d),
-            None => Deadline::Never,
-        };
-        let idx = self.sockets.insert(SocketEntry {
-            key,
-            generation: self.next_generation,
-            links: Default::default(),
-            idle: None,
-            event: false,
-            expires,
-            remaining_uses: None,
-            server_idle_timeout: None,
-            lent: None,
-            kept: None,
-            loans: 0,
-            retired: None,
-            peer: dialed.peer,
-            gone: false,
-            opened: now,
-            handle: dialed.handle,
-        });
-        self.socket_id(idx)
     }
 
     /// Takes an idle socket off both lists; it stays accounted for.
